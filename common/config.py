@@ -1,0 +1,60 @@
+"""Configuration from environment variables, with defaults that run locally."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, got {raw!r}") from None
+
+
+@dataclass(frozen=True)
+class RegistryConfig:
+    """What every registry needs; each service reads it under its own prefix,
+    e.g. LIENTHONG_POPULATION_PORT, LIENTHONG_POPULATION_DB."""
+
+    name: str
+    host: str
+    port: int
+    database: Path
+    grace_seconds: float
+    verbose: bool
+
+    @classmethod
+    def from_env(cls, name: str, default_port: int) -> RegistryConfig:
+        prefix = f"LIENTHONG_{name.upper()}_"
+        data_dir = Path(env_str("LIENTHONG_DATA_DIR", "data"))
+        return cls(
+            name=name,
+            host=env_str(prefix + "HOST", "127.0.0.1"),
+            port=env_int(prefix + "PORT", default_port),
+            database=Path(env_str(prefix + "DB", str(data_dir / f"{name}.sqlite3"))),
+            grace_seconds=env_float("LIENTHONG_GRACE_SECONDS", 5.0),
+            verbose=env_str("LIENTHONG_VERBOSE", "1") not in ("0", "false", "no"),
+        )
+
+
+DEFAULT_PORTS = {"gateway": 50050, "population": 50051, "insurance": 50052, "health": 50053}

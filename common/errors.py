@@ -1,0 +1,56 @@
+"""Domain errors and their gRPC statuses.
+
+Handlers raise these; the server interceptor (common.rpc) turns them into a
+gRPC status carrying google.rpc details, so a client gets the code, a reason a
+person understands and, for malformed input, which field is wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import grpc
+
+
+@dataclass(frozen=True)
+class FieldViolation:
+    field: str
+    description: str
+
+
+class DomainError(Exception):
+    """A request the registry refuses. Never a bug: a bug is INTERNAL."""
+
+    code: grpc.StatusCode = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, message: str, *, reason: str) -> None:
+        super().__init__(message)
+        self.message = message
+        # A stable machine-readable reason (google.rpc.ErrorInfo.reason),
+        # e.g. "MOTHER_ID_MISMATCH"; tests and the gateway branch on it.
+        self.reason = reason
+
+
+class InvalidArgument(DomainError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        summary = "; ".join(f"{v.field}: {v.description}" for v in violations)
+        super().__init__(f"invalid request: {summary}", reason="INVALID_ARGUMENT")
+        self.violations = violations
+
+    @classmethod
+    def field(cls, field: str, description: str) -> InvalidArgument:
+        return cls([FieldViolation(field, description)])
+
+
+class FailedPrecondition(DomainError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NotFound(DomainError):
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(DomainError):
+    code = grpc.StatusCode.ALREADY_EXISTS

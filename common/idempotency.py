@@ -1,0 +1,70 @@
+"""Idempotent mutations: a request id answered once is answered the same way.
+
+Every mutating RPC carries a request_id. The first successful answer is stored
+in the same SQLite transaction as the change it describes, so either both are
+written or neither. A repeat returns the stored answer and changes nothing; a
+request id reused for a different request is refused rather than guessed at.
+Refusals are not stored: nothing changed, so a repeat is judged afresh.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from collections.abc import Callable
+from typing import TypeVar
+
+from google.protobuf.message import Message
+
+from common.errors import InvalidArgument
+from common.sqlite import transaction
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS idempotent_requests (
+    request_id  TEXT PRIMARY KEY,
+    method      TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    response    BLOB NOT NULL
+);
+"""
+
+ResponseT = TypeVar("ResponseT", bound=Message)
+
+
+def _fingerprint(method: str, request: Message) -> bytes:
+    copy = request.__class__()
+    copy.CopyFrom(request)
+    copy.ClearField("request_id")
+    return hashlib.sha256(method.encode() + copy.SerializeToString(deterministic=True)).digest()
+
+
+def run_once(
+    conn: sqlite3.Connection,
+    method: str,
+    request: Message,
+    response_type: type[ResponseT],
+    mutate: Callable[[], ResponseT],
+) -> ResponseT:
+    """Run `mutate` in one transaction unless this request id was answered before."""
+    request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has it
+    fingerprint = _fingerprint(method, request)
+    with transaction(conn):
+        row = conn.execute(
+            "SELECT method, fingerprint, response FROM idempotent_requests WHERE request_id = ?",
+            (request_id,),
+        ).fetchone()
+        if row is not None:
+            if row["method"] != method or row["fingerprint"] != fingerprint:
+                raise InvalidArgument.field(
+                    "request_id",
+                    "this request id was already used for a different request; "
+                    "use a new request id for a new request",
+                )
+            return response_type.FromString(row["response"])
+        response = mutate()
+        conn.execute(
+            "INSERT INTO idempotent_requests (request_id, method, fingerprint, response) "
+            "VALUES (?, ?, ?, ?)",
+            (request_id, method, fingerprint, response.SerializeToString(deterministic=True)),
+        )
+        return response

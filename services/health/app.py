@@ -1,0 +1,26 @@
+"""Wire the hospital registry together: store, rules, servicer, server."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+from common.server import ServiceBinding
+from lienthong.health.v1 import health_pb2, health_pb2_grpc
+from services.health.registry import HospitalRegistry
+from services.health.servicer import HealthRegistryServicer
+from services.health.store import HospitalStore
+
+SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["HealthRegistryService"].full_name
+
+
+def build(
+    database: Path | str, today: Callable[[], dt.date] = dt.date.today
+) -> tuple[list[ServiceBinding], HospitalStore]:
+    store = HospitalStore(database)
+    servicer = HealthRegistryServicer(HospitalRegistry(store, today))
+    binding = ServiceBinding(
+        servicer, health_pb2_grpc.add_HealthRegistryServiceServicer_to_server, SERVICE_NAME
+    )
+    return [binding], store
