@@ -1,0 +1,19 @@
+"""python -m gateway: one gateway process (API, saga worker, step executor)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from common.logging import configure_logging
+from gateway.app import run_gateway
+from gateway.config import GatewayConfig
+
+
+def main() -> None:
+    config = GatewayConfig.from_env()
+    configure_logging(service="gateway", verbose=config.verbose)
+    asyncio.run(run_gateway(config))
+
+
+if __name__ == "__main__":
+    main()

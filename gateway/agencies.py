@@ -1,0 +1,99 @@
+"""Channels and stubs to the three registries, and how their answers are read.
+
+UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED are transient:
+the call is retried. Any other failure is the agency's decision about this
+dossier and rejects it, with the agency's reason (google.rpc.ErrorInfo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from lienthong.health.v1 import health_pb2_grpc
+from lienthong.insurance.v1 import insurance_pb2_grpc
+from lienthong.population.v1 import population_pb2_grpc
+
+TRANSIENT = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        grpc.StatusCode.ABORTED,
+    }
+)
+
+T = TypeVar("T")
+
+
+class TransientAgencyError(Exception):
+    """Worth retrying: the agency may answer later."""
+
+
+class AgencyRefusalError(Exception):
+    """The agency refused for this dossier; the dossier is rejected."""
+
+    def __init__(self, agency: str, reason: str, message: str) -> None:
+        super().__init__(f"{agency}: {reason}: {message}")
+        self.agency = agency
+        self.reason = reason
+        self.message = message
+
+
+def reason_of(error: grpc.aio.AioRpcError) -> str:
+    status = rpc_status.from_call(error)
+    if status is not None:
+        for detail in status.details:
+            info = error_details_pb2.ErrorInfo()
+            if detail.Unpack(info):
+                return str(info.reason)
+    return error.code().name
+
+
+@dataclass
+class Agencies:
+    population: population_pb2_grpc.PopulationRegistryServiceAsyncStub
+    insurance: insurance_pb2_grpc.InsuranceRegistryServiceAsyncStub
+    health: health_pb2_grpc.HealthRegistryServiceAsyncStub
+    channels: list[grpc.aio.Channel]
+    deadline_seconds: float
+
+    @classmethod
+    def connect(
+        cls, *, population: str, insurance: str, health: str, deadline_seconds: float
+    ) -> Agencies:
+        channels = [grpc.aio.insecure_channel(a) for a in (population, insurance, health)]
+        return cls(
+            population_pb2_grpc.PopulationRegistryServiceStub(channels[0]),
+            insurance_pb2_grpc.InsuranceRegistryServiceStub(channels[1]),
+            health_pb2_grpc.HealthRegistryServiceStub(channels[2]),
+            channels,
+            deadline_seconds,
+        )
+
+    async def close(self) -> None:
+        for channel in self.channels:
+            await channel.close()
+
+    async def call(
+        self,
+        agency: str,
+        method: grpc.aio.UnaryUnaryMultiCallable[Any, T],
+        request: Any,
+        correlation_id: str,
+    ) -> T:
+        """One agency call with a deadline, its failure classified."""
+        try:
+            return await method(
+                request,
+                timeout=self.deadline_seconds,
+                metadata=(("x-correlation-id", correlation_id),),
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() in TRANSIENT:
+                raise TransientAgencyError(f"{agency}: {error.code().name}") from error
+            raise AgencyRefusalError(agency, reason_of(error), error.details() or "") from error

@@ -1,0 +1,181 @@
+"""The gateway's public gRPC API: submissions answer at once with a dossier
+id; the saga does the rest over Kafka."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import grpc
+from aiokafka import AIOKafkaProducer
+
+from common.dates import parse_date
+from common.errors import FailedPrecondition, InvalidArgument, NotFound
+from gateway import saga
+from gateway.clock import Clock
+from gateway.events import Event, Topics
+from gateway.kafka import publish
+from gateway.store import DossierStore, fingerprint
+from lienthong.events.v1 import events_pb2 as ev
+from lienthong.gateway.v1 import gateway_pb2 as pb
+from lienthong.gateway.v1 import gateway_pb2_grpc as pb_grpc
+
+Context = grpc.aio.ServicerContext[Any, Any]
+WATCH_POLL_SECONDS = 0.05
+
+
+def _check_dates(fields: dict[str, str]) -> None:
+    for name, value in fields.items():
+        if value:
+            parse_date(name, value)
+
+
+class GatewayServicer(pb_grpc.GatewayServiceServicer):
+    def __init__(
+        self,
+        store: DossierStore,
+        producer: AIOKafkaProducer,
+        topics: Topics,
+        clock: Clock,
+        changed: asyncio.Condition,
+    ) -> None:
+        self.store = store
+        self.producer = producer
+        self.topics = topics
+        self.clock = clock
+        self.changed = changed
+
+    async def _submit(self, key: str, dossier: pb.Dossier, declaration: bytes) -> str:
+        kind = pb.DossierKind.Name(dossier.kind)
+        stored = self.store.submit(key, fingerprint(kind, declaration), dossier)
+        if stored.state == pb.DOSSIER_STATE_RECEIVED:
+            # Also on a repeat: the first attempt may have died before Kafka
+            # acknowledged. The event id makes the saga apply it once.
+            await publish(
+                self.producer,
+                self.topics.dossiers,
+                [
+                    Event(
+                        f"{stored.dossier_id}/submitted",
+                        stored.dossier_id,
+                        ev.DossierSubmitted(dossier=stored),
+                        self.clock.now(),
+                    )
+                ],
+            )
+        return stored.dossier_id
+
+    def _new_dossier(self, kind: pb.DossierKind.ValueType, prefix: str) -> pb.Dossier:
+        now = saga.timestamp(self.clock.now())
+        return pb.Dossier(
+            dossier_id=f"{prefix}-{uuid.uuid4().hex[:16]}",
+            kind=kind,
+            state=pb.DOSSIER_STATE_RECEIVED,
+            submitted_at=now,
+            updated_at=now,
+            version=1,
+        )
+
+    async def SubmitBirthDeclaration(
+        self, request: pb.SubmitBirthDeclarationRequest, context: Context
+    ) -> pb.SubmitBirthDeclarationResponse:
+        form = request.declaration
+        _check_dates({"declaration.child_date_of_birth": form.child_date_of_birth})
+        dossier = self._new_dossier(pb.DOSSIER_KIND_BIRTH, "birth")
+        dossier.birth_declaration.CopyFrom(form)
+        dossier_id = await self._submit(
+            request.idempotency_key, dossier, form.SerializeToString(deterministic=True)
+        )
+        return pb.SubmitBirthDeclarationResponse(dossier_id=dossier_id)
+
+    async def SubmitDeathDeclaration(
+        self, request: pb.SubmitDeathDeclarationRequest, context: Context
+    ) -> pb.SubmitDeathDeclarationResponse:
+        form = request.declaration
+        _check_dates({"declaration.date_of_death": form.date_of_death})
+        dossier = self._new_dossier(pb.DOSSIER_KIND_DEATH, "death")
+        dossier.death_declaration.CopyFrom(form)
+        dossier_id = await self._submit(
+            request.idempotency_key, dossier, form.SerializeToString(deterministic=True)
+        )
+        return pb.SubmitDeathDeclarationResponse(dossier_id=dossier_id)
+
+    def _load(self, dossier_id: str) -> pb.Dossier:
+        dossier = self.store.load(dossier_id)
+        if dossier is None:
+            raise NotFound(f"no dossier has id {dossier_id}", reason="DOSSIER_NOT_FOUND")
+        dossier.deadline_breached = saga.breached(dossier, self.clock.now())
+        return dossier
+
+    async def GetDossier(
+        self, request: pb.GetDossierRequest, context: Context
+    ) -> pb.GetDossierResponse:
+        return pb.GetDossierResponse(dossier=self._load(request.dossier_id))
+
+    async def WatchDossier(
+        self, request: pb.WatchDossierRequest, context: Context
+    ) -> AsyncIterator[pb.WatchDossierResponse]:
+        if self.store.version(request.dossier_id) is None:
+            await context.abort(
+                grpc.StatusCode.NOT_FOUND, f"no dossier has id {request.dossier_id}"
+            )
+        seen = -1
+        while True:
+            version = self.store.version(request.dossier_id)
+            if version is not None and version != seen:
+                seen = version
+                dossier = self._load(request.dossier_id)
+                yield pb.WatchDossierResponse(dossier=dossier)
+                if dossier.state in saga.TERMINAL:
+                    return
+            # Woken at once when this process changed a dossier; the timeout
+            # catches changes made by another gateway process sharing the store.
+            async with self.changed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.changed.wait(), WATCH_POLL_SECONDS)
+
+    async def SupplementDossier(
+        self, request: pb.SupplementDossierRequest, context: Context
+    ) -> pb.SupplementDossierResponse:
+        dossier = self._load(request.dossier_id)
+        if dossier.state != pb.DOSSIER_STATE_NEEDS_SUPPLEMENT:
+            raise FailedPrecondition(
+                "the dossier is not waiting for a supplement "
+                f"(it is {pb.DossierState.Name(dossier.state)})",
+                reason="NOT_AWAITING_SUPPLEMENT",
+            )
+        if self.clock.now() > dossier.supplement.due_at.ToDatetime(dt.UTC):
+            raise FailedPrecondition(
+                "the 7-working-day window for the supplement has closed",
+                reason="SUPPLEMENT_WINDOW_CLOSED",
+            )
+        birth = request.HasField("birth_declaration")
+        if birth != (dossier.kind == pb.DOSSIER_KIND_BIRTH):
+            raise InvalidArgument.field(
+                "birth_declaration" if birth else "death_declaration",
+                "does not match the dossier's kind",
+            )
+        event = ev.DossierSupplemented(
+            dossier_id=dossier.dossier_id, supplement_id=request.idempotency_key
+        )
+        if birth:
+            event.birth_declaration.CopyFrom(request.birth_declaration)
+        else:
+            event.death_declaration.CopyFrom(request.death_declaration)
+        await publish(
+            self.producer,
+            self.topics.dossiers,
+            [
+                Event(
+                    f"{dossier.dossier_id}/supplement/{request.idempotency_key}",
+                    dossier.dossier_id,
+                    event,
+                    self.clock.now(),
+                )
+            ],
+        )
+        return pb.SupplementDossierResponse(dossier_id=dossier.dossier_id)

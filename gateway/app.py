@@ -1,0 +1,140 @@
+"""Wire a gateway process: store, Kafka producer and consumers, agency
+channels, the public API, the supplement-window sweeper."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from common.server import ServiceBinding, start_registry
+from gateway.agencies import Agencies
+from gateway.api import GatewayServicer
+from gateway.clock import Clock, make_clock
+from gateway.config import GatewayConfig
+from gateway.events import Event, Topics
+from gateway.executor import StepExecutor
+from gateway.kafka import PartitionedConsumer, ensure_topics, make_producer, publish
+from gateway.store import DossierStore
+from gateway.worker import SagaWorker
+from lienthong.events.v1 import events_pb2 as ev
+from lienthong.gateway.v1 import gateway_pb2, gateway_pb2_grpc
+
+log = structlog.get_logger("gateway")
+SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+# A step may retry for a long time while an agency is down; the consumer must
+# not be evicted from its group meanwhile.
+STEP_MAX_POLL_INTERVAL_MS = 3_600_000
+
+
+async def sweep_supplement_windows(
+    store: DossierStore, producer: AIOKafkaProducer, topics: Topics, clock: Clock, every: float
+) -> None:
+    """Every gateway sweeps; the event id makes a second report harmless."""
+    while True:
+        now = clock.now()
+        expired = store.expired_supplements(now)
+        if expired:
+            await publish(
+                producer,
+                topics.dossiers,
+                [
+                    Event(
+                        f"{d}/supplement-expired", d, ev.SupplementWindowExpired(dossier_id=d), now
+                    )
+                    for d in expired
+                ],
+            )
+        await asyncio.sleep(every)
+
+
+async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
+    clock = clock or make_clock(config.clock_speedup, config.clock_start)
+    topics = Topics.with_prefix(config.topic_prefix)
+    store = DossierStore(config.database)
+    await ensure_topics(config.bootstrap_servers, topics.all(), config.partitions)
+    producer = make_producer(config.bootstrap_servers)
+    await producer.start()
+    agencies = Agencies.connect(
+        population=config.population_address,
+        insurance=config.insurance_address,
+        health=config.health_address,
+        deadline_seconds=config.call_deadline_seconds,
+    )
+    changed = asyncio.Condition()
+    worker = SagaWorker(store, producer, topics, clock, changed)
+    executor = StepExecutor(
+        agencies,
+        producer,
+        topics,
+        clock,
+        retry_base_seconds=config.retry_base_seconds,
+        retry_cap_seconds=config.retry_cap_seconds,
+    )
+    consumers = [
+        PartitionedConsumer(
+            name="saga",
+            bootstrap=config.bootstrap_servers,
+            group_id=f"{config.topic_prefix}-saga",
+            topics=[topics.dossiers, topics.step_outcomes],
+            handle=worker.handle,
+            producer=producer,
+            deadletter_topic=topics.deadletter,
+        ),
+        PartitionedConsumer(
+            name="steps",
+            bootstrap=config.bootstrap_servers,
+            group_id=f"{config.topic_prefix}-steps",
+            topics=[topics.step_commands],
+            handle=executor.handle,
+            producer=producer,
+            deadletter_topic=topics.deadletter,
+            max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
+        ),
+    ]
+    for consumer in consumers:
+        await consumer.start()
+    servicer = GatewayServicer(store, producer, topics, clock, changed)
+    running = await start_registry(
+        [
+            ServiceBinding(
+                servicer, gateway_pb2_grpc.add_GatewayServiceServicer_to_server, SERVICE_NAME
+            )
+        ],
+        host=config.host,
+        port=config.port,
+    )
+    log.info("listening", address=f"{config.host}:{running.port}", kafka=config.bootstrap_servers)
+    tasks = [asyncio.create_task(c.run(), name=c.name) for c in consumers]
+    tasks.append(
+        asyncio.create_task(
+            sweep_supplement_windows(store, producer, topics, clock, config.sweep_interval_seconds)
+        )
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    crashed = asyncio.ensure_future(asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION))
+    await asyncio.wait(
+        [crashed, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+    )
+    for task in tasks:
+        if task.done() and not task.cancelled() and task.exception():
+            log.error("component crashed", component=task.get_name(), error=repr(task.exception()))
+    log.info("stopping", grace_seconds=config.grace_seconds)
+    await running.stop(config.grace_seconds)
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    for consumer in consumers:
+        await consumer.stop()
+    await producer.stop()
+    await agencies.close()
+    store.close()
+    log.info("stopped")

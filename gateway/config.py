@@ -1,0 +1,68 @@
+"""Gateway settings from environment variables, with defaults that run locally."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from common.config import DEFAULT_PORTS, env_float, env_int, env_str
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    host: str
+    port: int
+    bootstrap_servers: str
+    population_address: str
+    insurance_address: str
+    health_address: str
+    database: Path
+    topic_prefix: str
+    partitions: int
+    # Per agency call; a call past it counts as a transient failure and is retried.
+    call_deadline_seconds: float
+    # Exponential backoff between retries: base × 2^n, capped, with full jitter.
+    retry_base_seconds: float
+    retry_cap_seconds: float
+    # Retries inside one command delivery; past them the command is re-queued
+    # so the consumer keeps polling (Kafka evicts a consumer that stops).
+    retries_per_delivery: int
+    # Scenarios compress time: simulated seconds per real second.
+    clock_speedup: float
+    clock_start: dt.datetime | None
+    sweep_interval_seconds: float
+    grace_seconds: float
+    verbose: bool
+
+    @classmethod
+    def from_env(cls) -> GatewayConfig:
+        data_dir = Path(env_str("LIENTHONG_DATA_DIR", "data"))
+        start = os.environ.get("LIENTHONG_CLOCK_START")
+        return cls(
+            host=env_str("LIENTHONG_GATEWAY_HOST", "127.0.0.1"),
+            port=env_int("LIENTHONG_GATEWAY_PORT", DEFAULT_PORTS["gateway"]),
+            bootstrap_servers=env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
+            population_address=env_str(
+                "LIENTHONG_POPULATION_ADDRESS", f"127.0.0.1:{DEFAULT_PORTS['population']}"
+            ),
+            insurance_address=env_str(
+                "LIENTHONG_INSURANCE_ADDRESS", f"127.0.0.1:{DEFAULT_PORTS['insurance']}"
+            ),
+            health_address=env_str(
+                "LIENTHONG_HEALTH_ADDRESS", f"127.0.0.1:{DEFAULT_PORTS['health']}"
+            ),
+            database=Path(env_str("LIENTHONG_GATEWAY_DB", str(data_dir / "gateway.sqlite3"))),
+            topic_prefix=env_str("LIENTHONG_TOPIC_PREFIX", "lienthong"),
+            partitions=env_int("LIENTHONG_KAFKA_PARTITIONS", 12),
+            call_deadline_seconds=env_float("LIENTHONG_CALL_DEADLINE_SECONDS", 5.0),
+            retry_base_seconds=env_float("LIENTHONG_RETRY_BASE_SECONDS", 0.1),
+            retry_cap_seconds=env_float("LIENTHONG_RETRY_CAP_SECONDS", 5.0),
+            retries_per_delivery=env_int("LIENTHONG_RETRIES_PER_DELIVERY", 8),
+            clock_speedup=env_float("LIENTHONG_CLOCK_SPEEDUP", 1.0),
+            clock_start=dt.datetime.fromisoformat(start) if start else None,
+            sweep_interval_seconds=env_float("LIENTHONG_SWEEP_INTERVAL_SECONDS", 1.0),
+            grace_seconds=env_float("LIENTHONG_GRACE_SECONDS", 5.0),
+            verbose=env_str("LIENTHONG_VERBOSE", "1") not in ("0", "false", "no"),
+        )

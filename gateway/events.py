@@ -1,0 +1,102 @@
+"""Kafka records of the sagas: topics, CloudEvents headers, protobuf bodies.
+
+Every record is keyed by dossier id, so the default partitioner keeps one
+dossier's events in order on one partition. Headers follow the CloudEvents
+Kafka protocol binding in binary mode (ce_id, ce_type, ce_source, ce_time,
+ce_specversion; content-type for the body).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from google.protobuf.message import DecodeError, Message
+
+from lienthong.events.v1 import events_pb2
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/protobuf"
+SOURCE = "/lienthong/gateway"
+
+# ce_type → message class. The type names the schema version, so a consumer
+# can refuse what it does not understand instead of misreading it.
+EVENT_TYPES: dict[str, type[Message]] = {
+    "vn.lienthong.dossier.submitted.v1": events_pb2.DossierSubmitted,
+    "vn.lienthong.dossier.supplemented.v1": events_pb2.DossierSupplemented,
+    "vn.lienthong.dossier.supplement_window_expired.v1": events_pb2.SupplementWindowExpired,
+    "vn.lienthong.step.command.v1": events_pb2.StepCommand,
+    "vn.lienthong.step.outcome.v1": events_pb2.StepOutcome,
+}
+TYPE_OF = {cls: name for name, cls in EVENT_TYPES.items()}
+
+
+@dataclass(frozen=True)
+class Topics:
+    dossiers: str
+    step_commands: str
+    step_outcomes: str
+    deadletter: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str) -> Topics:
+        return cls(
+            dossiers=f"{prefix}.dossiers",
+            step_commands=f"{prefix}.step-commands",
+            step_outcomes=f"{prefix}.step-outcomes",
+            deadletter=f"{prefix}.deadletter",
+        )
+
+    def all(self) -> list[str]:
+        return [self.dossiers, self.step_commands, self.step_outcomes, self.deadletter]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event to send or one received: its id, the dossier key, the body."""
+
+    event_id: str
+    dossier_id: str
+    message: Message
+    time: dt.datetime
+
+    @property
+    def type(self) -> str:
+        return TYPE_OF[type(self.message)]
+
+
+class PoisonEventError(Exception):
+    """A record that can never be processed: it goes to the dead-letter topic."""
+
+
+def encode(event: Event) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    headers = [
+        ("ce_id", event.event_id.encode()),
+        ("ce_type", event.type.encode()),
+        ("ce_source", SOURCE.encode()),
+        ("ce_time", event.time.isoformat().encode()),
+        ("ce_specversion", SPEC_VERSION.encode()),
+        ("ce_subject", event.dossier_id.encode()),
+        ("content-type", CONTENT_TYPE.encode()),
+    ]
+    return event.dossier_id.encode(), event.message.SerializeToString(), headers
+
+
+def decode(key: bytes | None, value: bytes | None, headers: tuple[tuple[str, bytes], ...]) -> Event:
+    found = {name: raw.decode(errors="replace") for name, raw in headers}
+    missing = [h for h in ("ce_id", "ce_type", "ce_time", "ce_specversion") if h not in found]
+    if missing:
+        raise PoisonEventError(f"missing CloudEvents headers: {', '.join(missing)}")
+    if found["ce_specversion"] != SPEC_VERSION:
+        raise PoisonEventError(f"unsupported ce_specversion {found['ce_specversion']}")
+    cls = EVENT_TYPES.get(found["ce_type"])
+    if cls is None:
+        raise PoisonEventError(f"unknown ce_type {found['ce_type']}")
+    if key is None or value is None:
+        raise PoisonEventError("record without key or value")
+    try:
+        message = cls.FromString(value)
+        time = dt.datetime.fromisoformat(found["ce_time"])
+    except (DecodeError, ValueError) as error:
+        raise PoisonEventError(f"undecodable {found['ce_type']}: {error}") from None
+    return Event(found["ce_id"], key.decode(), message, time)

@@ -1,0 +1,113 @@
+"""The step executor: runs each step command at its agency and sends the
+outcome. Transient agency failures are retried with exponential backoff and
+full jitter, each call under a deadline; the agency's own refusals become a
+REJECTED outcome with its reason."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from gateway.agencies import Agencies, AgencyRefusalError, TransientAgencyError
+from gateway.clock import Clock
+from gateway.events import Event, PoisonEventError, Topics
+from gateway.kafka import publish
+from gateway.steps import HANDLERS, StepDone, StepInput
+from lienthong.events.v1 import events_pb2 as ev
+
+log = structlog.get_logger("steps")
+
+
+class StepExecutor:
+    def __init__(
+        self,
+        agencies: Agencies,
+        producer: AIOKafkaProducer,
+        topics: Topics,
+        clock: Clock,
+        *,
+        retry_base_seconds: float,
+        retry_cap_seconds: float,
+    ) -> None:
+        self.agencies = agencies
+        self.producer = producer
+        self.topics = topics
+        self.clock = clock
+        self.retry_base = retry_base_seconds
+        self.retry_cap = retry_cap_seconds
+
+    def backoff(self, attempt: int) -> float:
+        """Full jitter (AWS architecture blog): spreads retries of many dossiers."""
+        return random.uniform(0, min(self.retry_cap, self.retry_base * 2**attempt))
+
+    async def handle(self, event: Event) -> None:
+        command = event.message
+        if not isinstance(command, ev.StepCommand):
+            raise PoisonEventError(f"the executor does not handle {event.type}")
+        if command.step not in HANDLERS or not command.dossier.timeline:
+            raise PoisonEventError(f"unknown step {command.step!r}")
+        agency, handler = HANDLERS[command.step]
+        started = self.clock.now()
+        began = time.perf_counter()
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                done = await handler(self.agencies, StepInput(command.dossier, command.step))
+                break
+            except TransientAgencyError as error:
+                pause = self.backoff(attempts)
+                log.warning(
+                    "agency unavailable; retrying",
+                    step=command.step,
+                    error=str(error),
+                    attempt=attempts,
+                    pause_s=round(pause, 3),
+                )
+                await asyncio.sleep(pause)
+            except AgencyRefusalError as refusal:
+                agency = refusal.agency
+                done = StepDone(ev.STEP_OUTCOME_KIND_REJECTED, refusal.message, refusal.reason)
+                break
+        finished = self.clock.now()
+        outcome = ev.StepOutcome(
+            dossier_id=command.dossier_id,
+            step=command.step,
+            agency=agency,
+            kind=done.kind,
+            attempts=attempts,
+            outcome=done.outcome,
+            reason=done.reason,
+            message=done.outcome if done.kind == ev.STEP_OUTCOME_KIND_REJECTED else "",
+            started_at_unix_ms=int(started.timestamp() * 1000),
+            finished_at_unix_ms=int(finished.timestamp() * 1000),
+        )
+        if done.birth is not None:
+            outcome.birth_result.CopyFrom(done.birth)
+        if done.death is not None:
+            outcome.death_result.CopyFrom(done.death)
+        await publish(
+            self.producer,
+            self.topics.step_outcomes,
+            [
+                Event(
+                    f"{command.dossier_id}/{command.step}/outcome",
+                    command.dossier_id,
+                    outcome,
+                    finished,
+                )
+            ],
+        )
+        log.info(
+            "step",
+            step=command.step,
+            agency=agency,
+            outcome=ev.StepOutcomeKind.Name(done.kind),
+            reason=done.reason or None,
+            attempts=attempts,
+            duration_ms=round((time.perf_counter() - began) * 1000, 2),
+        )

@@ -1,0 +1,91 @@
+"""The two procedure groups as ordered steps, and what each form must hold.
+
+Group 1 (birth): verify the e-birth certificate (hospital) → register the
+birth and assign the ID number (civil status) → register the child's permanent
+residence (police) → issue the child's health insurance card (VSS) → deliver
+the result. Group 2 (death): verify the death notice → register the death →
+remove the permanent residence → end card and pension, settle the funeral
+allowance (VSS) → deliver. Decree 63/2024/ND-CP; Decision 296/QD-VPCP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lienthong.common.v1 import common_pb2
+from lienthong.gateway.v1 import gateway_pb2 as pb
+
+
+@dataclass(frozen=True)
+class StepPlan:
+    name: str
+    agency: str
+
+
+BIRTH_STEPS = (
+    StepPlan("verify_birth_certificate", "health"),
+    StepPlan("register_birth", "population"),
+    StepPlan("register_permanent_residence", "population"),
+    StepPlan("issue_health_insurance_card", "insurance"),
+    StepPlan("deliver_result", "gateway"),
+)
+DEATH_STEPS = (
+    StepPlan("verify_death_notice", "health"),
+    StepPlan("register_death", "population"),
+    StepPlan("remove_permanent_residence", "population"),
+    StepPlan("settle_insurance", "insurance"),
+    StepPlan("deliver_result", "gateway"),
+)
+
+# Legal limits for the whole group, in working days from a complete dossier.
+BIRTH_DUE_WORKING_DAYS = 3
+DEATH_DUE_WORKING_DAYS = 10  # VSS settles within 10 working days (Decree 63/2024)
+SUPPLEMENT_WINDOW_WORKING_DAYS = 7
+
+
+def steps_for(dossier: pb.Dossier) -> tuple[StepPlan, ...]:
+    return BIRTH_STEPS if dossier.kind == pb.DOSSIER_KIND_BIRTH else DEATH_STEPS
+
+
+def missing_birth_fields(form: pb.BirthDeclaration) -> list[str]:
+    """Form 01 fields the procedures cannot run without."""
+    required = {
+        "child_full_name": form.child_full_name,
+        "child_date_of_birth": form.child_date_of_birth,
+        "place_of_birth": form.place_of_birth,
+        "ethnicity": form.ethnicity,
+        "nationality": form.nationality,
+        "birth_certificate_number": form.birth_certificate_number,
+        "mother_id_number": form.mother_id_number,
+        "registration_province_code": form.registration_province_code,
+        "initial_facility_code": form.initial_facility_code,
+    }
+    missing = [name for name, value in required.items() if not value]
+    if form.child_sex == common_pb2.SEX_UNSPECIFIED:
+        missing.append("child_sex")
+    if form.delivery_method == pb.DELIVERY_METHOD_UNSPECIFIED:
+        missing.append("delivery_method")
+    return missing
+
+
+def missing_death_fields(form: pb.DeathDeclaration) -> list[str]:
+    """Form 02 fields the chosen procedures cannot run without."""
+    missing = [
+        name
+        for name, value in {
+            "date_of_death": form.date_of_death,
+            "place_of_death": form.place_of_death,
+        }.items()
+        if not value
+    ]
+    if form.claim_funeral_allowance and not form.HasField("payee"):
+        missing.append("payee")
+    if form.delivery_method == pb.DELIVERY_METHOD_UNSPECIFIED:
+        missing.append("delivery_method")
+    return missing
+
+
+def missing_fields(dossier: pb.Dossier) -> list[str]:
+    if dossier.HasField("birth_declaration"):
+        return missing_birth_fields(dossier.birth_declaration)
+    return missing_death_fields(dossier.death_declaration)

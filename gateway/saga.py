@@ -1,0 +1,182 @@
+"""The saga state machine: pure functions from (dossier, event, now) to the
+updated dossier and the step commands to send. No I/O here, so every
+transition is unit-tested without a broker and replayed safely."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from gateway.procedures import (
+    BIRTH_DUE_WORKING_DAYS,
+    DEATH_DUE_WORKING_DAYS,
+    SUPPLEMENT_WINDOW_WORKING_DAYS,
+    missing_fields,
+    steps_for,
+)
+from gateway.working_days import add_working_days
+from lienthong.events.v1 import events_pb2 as ev
+from lienthong.gateway.v1 import gateway_pb2 as pb
+
+Transition = tuple[pb.Dossier | None, list[ev.StepCommand]]
+TERMINAL = (pb.DOSSIER_STATE_COMPLETED, pb.DOSSIER_STATE_REJECTED)
+
+
+def timestamp(at: dt.datetime) -> Timestamp:
+    ts = Timestamp()
+    ts.FromDatetime(at)
+    return ts
+
+
+def _touch(dossier: pb.Dossier, now: dt.datetime) -> None:
+    dossier.version += 1
+    dossier.updated_at.CopyFrom(timestamp(now))
+
+
+def _finish(dossier: pb.Dossier, state: pb.DossierState.ValueType, now: dt.datetime) -> None:
+    dossier.state = state
+    dossier.finished_at.CopyFrom(timestamp(now))
+    dossier.deadline_breached = now > dossier.due_at.ToDatetime(dt.UTC)
+
+
+def _start_next_step(dossier: pb.Dossier, now: dt.datetime) -> list[ev.StepCommand]:
+    """Start the first step not yet in the timeline, or complete the dossier."""
+    plans = steps_for(dossier)
+    done = len(dossier.timeline)
+    if done == len(plans):
+        _finish(dossier, pb.DOSSIER_STATE_COMPLETED, now)
+        return []
+    plan = plans[done]
+    dossier.timeline.append(
+        pb.Step(
+            name=plan.name,
+            agency=plan.agency,
+            state=pb.STEP_STATE_RUNNING,
+            started_at=timestamp(now),
+        )
+    )
+    snapshot = pb.Dossier()
+    snapshot.CopyFrom(dossier)
+    return [ev.StepCommand(dossier_id=dossier.dossier_id, step=plan.name, dossier=snapshot)]
+
+
+def _begin_or_ask(dossier: pb.Dossier, now: dt.datetime) -> list[ev.StepCommand]:
+    missing = missing_fields(dossier)
+    if missing:
+        dossier.state = pb.DOSSIER_STATE_NEEDS_SUPPLEMENT
+        dossier.supplement.CopyFrom(
+            pb.SupplementRequest(
+                missing_fields=missing,
+                requested_at=timestamp(now),
+                due_at=timestamp(add_working_days(now, SUPPLEMENT_WINDOW_WORKING_DAYS)),
+            )
+        )
+        return []
+    dossier.state = pb.DOSSIER_STATE_IN_PROGRESS
+    dossier.ClearField("supplement")
+    # The legal limit runs from the day the dossier is complete.
+    days = (
+        BIRTH_DUE_WORKING_DAYS if dossier.kind == pb.DOSSIER_KIND_BIRTH else DEATH_DUE_WORKING_DAYS
+    )
+    dossier.due_at.CopyFrom(timestamp(add_working_days(now, days)))
+    return _start_next_step(dossier, now)
+
+
+def on_submitted(
+    current: pb.Dossier | None, event: ev.DossierSubmitted, now: dt.datetime
+) -> Transition:
+    dossier = pb.Dossier()
+    dossier.CopyFrom(current if current is not None else event.dossier)
+    if dossier.state != pb.DOSSIER_STATE_RECEIVED:
+        return None, []  # already under way: a repeated submission changes nothing
+    commands = _begin_or_ask(dossier, now)
+    _touch(dossier, now)
+    return dossier, commands
+
+
+def on_supplemented(
+    current: pb.Dossier | None, event: ev.DossierSupplemented, now: dt.datetime
+) -> Transition:
+    if current is None or current.state != pb.DOSSIER_STATE_NEEDS_SUPPLEMENT:
+        return None, []
+    dossier = pb.Dossier()
+    dossier.CopyFrom(current)
+    # MergeFrom copies only the fields the declarant filled in, which is what
+    # a supplement is: the rest stays as first declared.
+    if event.HasField("birth_declaration"):
+        dossier.birth_declaration.MergeFrom(event.birth_declaration)
+    elif event.HasField("death_declaration"):
+        dossier.death_declaration.MergeFrom(event.death_declaration)
+    commands = _begin_or_ask(dossier, now)
+    _touch(dossier, now)
+    return dossier, commands
+
+
+def on_supplement_window_expired(
+    current: pb.Dossier | None, _event: ev.SupplementWindowExpired, now: dt.datetime
+) -> Transition:
+    if current is None or current.state != pb.DOSSIER_STATE_NEEDS_SUPPLEMENT:
+        return None, []
+    if now < current.supplement.due_at.ToDatetime(dt.UTC):
+        return None, []
+    dossier = pb.Dossier()
+    dossier.CopyFrom(current)
+    dossier.rejection.CopyFrom(
+        pb.Rejection(
+            agency="gateway",
+            reason="SUPPLEMENT_NOT_RECEIVED",
+            message=f"the missing data ({', '.join(dossier.supplement.missing_fields)}) was "
+            f"not supplied within {SUPPLEMENT_WINDOW_WORKING_DAYS} working days",
+        )
+    )
+    _finish(dossier, pb.DOSSIER_STATE_REJECTED, now)
+    _touch(dossier, now)
+    return dossier, []
+
+
+def on_step_outcome(
+    current: pb.Dossier | None, outcome: ev.StepOutcome, now: dt.datetime
+) -> Transition:
+    if current is None or current.state != pb.DOSSIER_STATE_IN_PROGRESS or not current.timeline:
+        return None, []
+    last = current.timeline[-1]
+    if last.name != outcome.step or last.state != pb.STEP_STATE_RUNNING:
+        return None, []  # a stale or repeated outcome
+    dossier = pb.Dossier()
+    dossier.CopyFrom(current)
+    step = dossier.timeline[-1]
+    step.attempts = outcome.attempts
+    step.outcome = outcome.outcome
+    step.reason = outcome.reason
+    step.finished_at.CopyFrom(
+        timestamp(dt.datetime.fromtimestamp(outcome.finished_at_unix_ms / 1000, dt.UTC))
+        if outcome.finished_at_unix_ms
+        else timestamp(now)
+    )
+    if outcome.HasField("birth_result"):
+        dossier.birth_result.MergeFrom(outcome.birth_result)
+    elif outcome.HasField("death_result"):
+        dossier.death_result.MergeFrom(outcome.death_result)
+    commands: list[ev.StepCommand] = []
+    if outcome.kind == ev.STEP_OUTCOME_KIND_REJECTED:
+        step.state = pb.STEP_STATE_REJECTED
+        dossier.rejection.CopyFrom(
+            pb.Rejection(agency=outcome.agency, reason=outcome.reason, message=outcome.message)
+        )
+        _finish(dossier, pb.DOSSIER_STATE_REJECTED, now)
+    else:
+        skipped = outcome.kind == ev.STEP_OUTCOME_KIND_SKIPPED
+        step.state = pb.STEP_STATE_SKIPPED if skipped else pb.STEP_STATE_SUCCEEDED
+        commands = _start_next_step(dossier, now)
+    _touch(dossier, now)
+    return dossier, commands
+
+
+def breached(dossier: pb.Dossier, now: dt.datetime) -> bool:
+    """A breach is visible while the dossier is still open past its due date."""
+    if not dossier.HasField("due_at"):
+        return False
+    if dossier.state in TERMINAL:
+        return dossier.deadline_breached
+    return now > dossier.due_at.ToDatetime(dt.UTC)

@@ -1,0 +1,179 @@
+"""The gateway's saga store: one SQLite file shared by every gateway process.
+
+A dossier is kept whole as its protobuf (the timeline, results, due dates),
+with the columns queries need beside it. Each event is applied in one
+transaction together with the record that it was processed and the events it
+caused, so a redelivered event changes nothing and re-sends the same events.
+Several gateway processes on one host share the file (WAL, busy timeout);
+partition ownership keeps one dossier with one process at a time, and the
+version column catches a stale writer if ownership moved mid-flight.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from pathlib import Path
+
+from common.errors import InvalidArgument
+from common.sqlite import open_database, transaction
+from lienthong.events.v1 import events_pb2
+from lienthong.gateway.v1 import gateway_pb2 as pb
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS dossiers (
+    dossier_id      TEXT PRIMARY KEY,
+    idempotency_key TEXT NOT NULL UNIQUE,
+    fingerprint     BLOB NOT NULL,
+    kind            INTEGER NOT NULL,
+    state           INTEGER NOT NULL,
+    supplement_due  TEXT,
+    version         INTEGER NOT NULL,
+    body            BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS dossiers_waiting ON dossiers (state, supplement_due);
+CREATE TABLE IF NOT EXISTS processed_events (
+    event_id TEXT PRIMARY KEY,
+    caused   BLOB NOT NULL
+);
+"""
+
+# The events an applied event caused, kept so a redelivery re-sends them.
+Caused = list[events_pb2.StepCommand]
+
+
+def fingerprint(kind: str, declaration: bytes) -> bytes:
+    return hashlib.sha256(kind.encode() + declaration).digest()
+
+
+class DossierStore:
+    def __init__(self, path: Path | str) -> None:
+        self.conn = open_database(path, SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def _save(self, dossier: pb.Dossier, *, expected_version: int | None) -> None:
+        due = (
+            dossier.supplement.due_at.ToDatetime(dt.UTC).isoformat()
+            if dossier.state == pb.DOSSIER_STATE_NEEDS_SUPPLEMENT
+            else None
+        )
+        cursor = self.conn.execute(
+            "UPDATE dossiers SET state = ?, supplement_due = ?, version = ?, body = ? "
+            "WHERE dossier_id = ? AND version = ?",
+            (
+                dossier.state,
+                due,
+                dossier.version,
+                dossier.SerializeToString(),
+                dossier.dossier_id,
+                expected_version,
+            ),
+        )
+        if cursor.rowcount != 1:
+            raise StaleDossierError(dossier.dossier_id)
+
+    def submit(self, idempotency_key: str, print_: bytes, dossier: pb.Dossier) -> pb.Dossier:
+        """Insert a new dossier, or return the one this key already made."""
+        with transaction(self.conn):
+            row = self.conn.execute(
+                "SELECT fingerprint, body FROM dossiers WHERE idempotency_key = ?",
+                (idempotency_key,),
+            ).fetchone()
+            if row is not None:
+                if row["fingerprint"] != print_:
+                    raise InvalidArgument.field(
+                        "idempotency_key",
+                        "this key was already used for a different declaration; "
+                        "use a new key for a new declaration",
+                    )
+                return pb.Dossier.FromString(row["body"])
+            self.conn.execute(
+                "INSERT INTO dossiers (dossier_id, idempotency_key, fingerprint, kind, state, "
+                "version, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    dossier.dossier_id,
+                    idempotency_key,
+                    print_,
+                    dossier.kind,
+                    dossier.state,
+                    dossier.version,
+                    dossier.SerializeToString(),
+                ),
+            )
+            return dossier
+
+    def load(self, dossier_id: str) -> pb.Dossier | None:
+        row = self.conn.execute(
+            "SELECT body FROM dossiers WHERE dossier_id = ?", (dossier_id,)
+        ).fetchone()
+        return None if row is None else pb.Dossier.FromString(row["body"])
+
+    def version(self, dossier_id: str) -> int | None:
+        row = self.conn.execute(
+            "SELECT version FROM dossiers WHERE dossier_id = ?", (dossier_id,)
+        ).fetchone()
+        return None if row is None else int(row["version"])
+
+    def apply(
+        self,
+        event_id: str,
+        dossier_id: str,
+        transition: Callable[[pb.Dossier | None], tuple[pb.Dossier | None, Caused]],
+    ) -> Caused:
+        """Apply one event once. Returns the commands to send: the new ones, or
+        on a redelivery the ones the first delivery caused."""
+        with transaction(self.conn):
+            done = self.conn.execute(
+                "SELECT caused FROM processed_events WHERE event_id = ?", (event_id,)
+            ).fetchone()
+            if done is not None:
+                return _decode_caused(done["caused"])
+            current = self.load(dossier_id)
+            updated, caused = transition(current)
+            if updated is not None:
+                if current is None:
+                    self.conn.execute(
+                        "INSERT INTO dossiers (dossier_id, idempotency_key, fingerprint, kind, "
+                        "state, version, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (
+                            updated.dossier_id,
+                            f"event:{event_id}",
+                            b"",
+                            updated.kind,
+                            updated.state,
+                            updated.version,
+                            updated.SerializeToString(),
+                        ),
+                    )
+                self._save(updated, expected_version=None if current is None else current.version)
+            self.conn.execute(
+                "INSERT INTO processed_events (event_id, caused) VALUES (?, ?)",
+                (event_id, _encode_caused(caused)),
+            )
+            return caused
+
+    def expired_supplements(self, now: dt.datetime) -> list[str]:
+        rows = self.conn.execute(
+            "SELECT dossier_id FROM dossiers WHERE state = ? AND supplement_due < ?",
+            (pb.DOSSIER_STATE_NEEDS_SUPPLEMENT, now.isoformat()),
+        ).fetchall()
+        return [str(r["dossier_id"]) for r in rows]
+
+    def count_by_state(self) -> dict[int, int]:
+        rows = self.conn.execute("SELECT state, COUNT(*) AS n FROM dossiers GROUP BY state")
+        return {int(r["state"]): int(r["n"]) for r in rows}
+
+
+class StaleDossierError(Exception):
+    """Another writer changed the dossier first; the event will be redelivered."""
+
+
+def _encode_caused(caused: Caused) -> bytes:
+    return events_pb2.CausedCommands(commands=caused).SerializeToString()
+
+
+def _decode_caused(blob: bytes) -> Caused:
+    return list(events_pb2.CausedCommands.FromString(blob).commands)
