@@ -13,10 +13,10 @@ from typing import Any
 import grpc
 from aiokafka import AIOKafkaProducer
 
+from common.clock import Clock
 from common.dates import parse_date
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
 from gateway import saga
-from gateway.clock import Clock
 from gateway.events import Event, Topics
 from gateway.kafka import publish
 from gateway.store import DossierStore, fingerprint

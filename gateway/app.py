@@ -10,10 +10,10 @@ import signal
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from common.clock import Clock, clock_from_env
 from common.server import ServiceBinding, start_registry
 from gateway.agencies import Agencies
 from gateway.api import GatewayServicer
-from gateway.clock import Clock, make_clock
 from gateway.config import GatewayConfig
 from gateway.events import Event, Topics
 from gateway.executor import StepExecutor
@@ -52,7 +52,7 @@ async def sweep_supplement_windows(
 
 
 async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
-    clock = clock or make_clock(config.clock_speedup, config.clock_start)
+    clock = clock or clock_from_env()
     topics = Topics.with_prefix(config.topic_prefix)
     store = DossierStore(config.database)
     await ensure_topics(config.bootstrap_servers, topics.all(), config.partitions)

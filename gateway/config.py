@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,9 +27,6 @@ class GatewayConfig:
     # Retries inside one command delivery; past them the command is re-queued
     # so the consumer keeps polling (Kafka evicts a consumer that stops).
     retries_per_delivery: int
-    # Scenarios compress time: simulated seconds per real second.
-    clock_speedup: float
-    clock_start: dt.datetime | None
     sweep_interval_seconds: float
     grace_seconds: float
     verbose: bool
@@ -39,7 +34,6 @@ class GatewayConfig:
     @classmethod
     def from_env(cls) -> GatewayConfig:
         data_dir = Path(env_str("LIENTHONG_DATA_DIR", "data"))
-        start = os.environ.get("LIENTHONG_CLOCK_START")
         return cls(
             host=env_str("LIENTHONG_GATEWAY_HOST", "127.0.0.1"),
             port=env_int("LIENTHONG_GATEWAY_PORT", DEFAULT_PORTS["gateway"]),
@@ -60,8 +54,6 @@ class GatewayConfig:
             retry_base_seconds=env_float("LIENTHONG_RETRY_BASE_SECONDS", 0.1),
             retry_cap_seconds=env_float("LIENTHONG_RETRY_CAP_SECONDS", 5.0),
             retries_per_delivery=env_int("LIENTHONG_RETRIES_PER_DELIVERY", 8),
-            clock_speedup=env_float("LIENTHONG_CLOCK_SPEEDUP", 1.0),
-            clock_start=dt.datetime.fromisoformat(start) if start else None,
             sweep_interval_seconds=env_float("LIENTHONG_SWEEP_INTERVAL_SECONDS", 1.0),
             grace_seconds=env_float("LIENTHONG_GRACE_SECONDS", 5.0),
             verbose=env_str("LIENTHONG_VERBOSE", "1") not in ("0", "false", "no"),

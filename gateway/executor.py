@@ -12,8 +12,8 @@ import time
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from common.clock import Clock
 from gateway.agencies import Agencies, AgencyRefusalError, TransientAgencyError
-from gateway.clock import Clock
 from gateway.events import Event, PoisonEventError, Topics
 from gateway.kafka import publish
 from gateway.steps import HANDLERS, StepDone, StepInput

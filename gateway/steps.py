@@ -12,16 +12,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from zoneinfo import ZoneInfo
 
+from common.clock import VIETNAM
 from gateway.agencies import Agencies, AgencyRefusalError
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 from lienthong.health.v1 import health_pb2
 from lienthong.insurance.v1 import insurance_pb2
 from lienthong.population.v1 import population_pb2
-
-VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
 @dataclass

@@ -10,8 +10,8 @@ from collections.abc import Callable
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from common.clock import Clock
 from gateway import saga
-from gateway.clock import Clock
 from gateway.events import Event, PoisonEventError, Topics
 from gateway.kafka import publish
 from gateway.store import DossierStore
