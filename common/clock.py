@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
+from collections.abc import Callable
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
@@ -69,3 +70,9 @@ def clock_from_env() -> Clock:
 
 def vietnam_today(clock: Clock) -> dt.date:
     return clock.now().astimezone(VIETNAM).date()
+
+
+def civil_today() -> Callable[[], dt.date]:
+    """'Today' for a registry: the Vietnamese calendar day on the shared clock."""
+    clock = clock_from_env()
+    return lambda: vietnam_today(clock)

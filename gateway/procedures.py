@@ -61,6 +61,8 @@ def missing_birth_fields(form: pb.BirthDeclaration) -> list[str]:
         "initial_facility_code": form.initial_facility_code,
     }
     missing = [name for name, value in required.items() if not value]
+    if not form.HasField("declarant"):
+        missing.insert(0, "declarant")
     if form.child_sex == common_pb2.SEX_UNSPECIFIED:
         missing.append("child_sex")
     if form.delivery_method == pb.DELIVERY_METHOD_UNSPECIFIED:
@@ -78,6 +80,8 @@ def missing_death_fields(form: pb.DeathDeclaration) -> list[str]:
         }.items()
         if not value
     ]
+    if not form.HasField("declarant"):
+        missing.insert(0, "declarant")
     if form.claim_funeral_allowance and not form.HasField("payee"):
         missing.append("payee")
     if form.delivery_method == pb.DELIVERY_METHOD_UNSPECIFIED:

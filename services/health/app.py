@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from common.clock import clock_from_env, vietnam_today
+from common.clock import civil_today
 from common.server import ServiceBinding
 from lienthong.health.v1 import health_pb2, health_pb2_grpc
 from services.health.registry import HospitalRegistry
@@ -19,9 +19,7 @@ SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["HealthRegistryService"].f
 def build(
     database: Path | str, today: Callable[[], dt.date] | None = None
 ) -> tuple[list[ServiceBinding], HospitalStore]:
-    if today is None:
-        clock = clock_from_env()
-        today = lambda: vietnam_today(clock)  # noqa: E731 - the registry's idea of "today"
+    today = today or civil_today()
     store = HospitalStore(database)
     servicer = HealthRegistryServicer(HospitalRegistry(store, today))
     binding = ServiceBinding(

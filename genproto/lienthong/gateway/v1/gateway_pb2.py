@@ -28,7 +28,7 @@ from lienthong.common.v1 import common_pb2 as lienthong_dot_common_dot_v1_dot_co
 from lienthong.insurance.v1 import insurance_pb2 as lienthong_dot_insurance_dot_v1_dot_insurance__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lienthong/gateway/v1/gateway.proto\x12\x14lienthong.gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lienthong/common/v1/common.proto\x1a&lienthong/insurance/v1/insurance.proto\"\xa4\x01\n\tDeclarant\x12.\n\x12personal_id_number\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{12}$\x12\x1c\n\tfull_name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x64\x12\x1f\n\x0crelationship\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x32\x12(\n\x05phone\x18\x04 \x01(\tB\x19\xbaH\x16r\x14\x32\x12^([0-9+ ]{8,16})?$\"\xfe\x05\n\x10\x42irthDeclaration\x12:\n\tdeclarant\x18\x01 \x01(\x0b\x32\x1f.lienthong.gateway.v1.DeclarantB\x06\xbaH\x03\xc8\x01\x01\x12 \n\x0f\x63hild_full_name\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\x12\x35\n\tchild_sex\x18\x03 \x01(\x0e\x32\x18.lienthong.common.v1.SexB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x43\n\x13\x63hild_date_of_birth\x18\x04 \x01(\tB&\xbaH#r!2\x1f^([0-9]{4}-[0-9]{2}-[0-9]{2})?$\x12 \n\x0eplace_of_birth\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x1a\n\tethnicity\x18\x06 \x01(\tB\x07\xbaH\x04r\x02\x18\x32\x12\x1c\n\x0bnationality\x18\x07 \x01(\tB\x07\xbaH\x04r\x02\x18\x32\x12=\n\x18\x62irth_certificate_number\x18\x08 \x01(\tB\x1b\xbaH\x18r\x16\x32\x14^([A-Z0-9-]{4,40})?$\x12/\n\x10mother_id_number\x18\t \x01(\tB\x15\xbaH\x12r\x10\x32\x0e^([0-9]{12})?$\x12/\n\x10\x66\x61ther_id_number\x18\n \x01(\tB\x15\xbaH\x12r\x10\x32\x0e^([0-9]{12})?$\x12\x38\n\x1aregistration_province_code\x18\x0b \x01(\tB\x14\xbaH\x11r\x0f\x32\r^([0-9]{3})?$\x12\'\n\x16residence_household_id\x18\x0c \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x33\n\x15initial_facility_code\x18\r \x01(\tB\x14\xbaH\x11r\x0f\x32\r^([0-9]{5})?$\x12\x32\n!poor_household_certificate_number\x18\x0e \x01(\tB\x07\xbaH\x04r\x02\x18(\x12G\n\x0f\x64\x65livery_method\x18\x0f \x01(\x0e\x32$.lienthong.gateway.v1.DeliveryMethodB\x08\xbaH\x05\x82\x01\x02\x10\x01\"\xf3\x03\n\x10\x44\x65\x61thDeclaration\x12:\n\tdeclarant\x18\x01 \x01(\x0b\x32\x1f.lienthong.gateway.v1.DeclarantB\x06\xbaH\x03\xc8\x01\x01\x12.\n\x12\x64\x65\x63\x65\x61sed_id_number\x18\x02 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{12}$\x12=\n\rdate_of_death\x18\x03 \x01(\tB&\xbaH#r!2\x1f^([0-9]{4}-[0-9]{2}-[0-9]{2})?$\x12@\n\rtime_of_death\x18\x04 \x01(\tB)\xbaH&r$2\"^(([01][0-9]|2[0-3]):[0-5][0-9])?$\x12 \n\x0eplace_of_death\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x38\n\x13\x64\x65\x61th_notice_number\x18\x06 \x01(\tB\x1b\xbaH\x18r\x16\x32\x14^([A-Z0-9-]{4,40})?$\x12\x1f\n\x17\x63laim_funeral_allowance\x18\x07 \x01(\x08\x12,\n\x05payee\x18\x08 \x01(\x0b\x32\x1d.lienthong.insurance.v1.Payee\x12G\n\x0f\x64\x65livery_method\x18\t \x01(\x0e\x32$.lienthong.gateway.v1.DeliveryMethodB\x08\xbaH\x05\x82\x01\x02\x10\x01\"\x89\x01\n\x1dSubmitBirthDeclarationRequest\x12#\n\x0fidempotency_key\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x43\n\x0b\x64\x65\x63laration\x18\x02 \x01(\x0b\x32&.lienthong.gateway.v1.BirthDeclarationB\x06\xbaH\x03\xc8\x01\x01\"4\n\x1eSubmitBirthDeclarationResponse\x12\x12\n\ndossier_id\x18\x01 \x01(\t\"\x89\x01\n\x1dSubmitDeathDeclarationRequest\x12#\n\x0fidempotency_key\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x43\n\x0b\x64\x65\x63laration\x18\x02 \x01(\x0b\x32&.lienthong.gateway.v1.DeathDeclarationB\x06\xbaH\x03\xc8\x01\x01\"4\n\x1eSubmitDeathDeclarationResponse\x12\x12\n\ndossier_id\x18\x01 \x01(\t\"\xe8\x01\n\x04Step\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61gency\x18\x02 \x01(\t\x12.\n\x05state\x18\x03 \x01(\x0e\x32\x1f.lienthong.gateway.v1.StepState\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x0f\n\x07outcome\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\"\x89\x01\n\x11SupplementRequest\x12\x16\n\x0emissing_fields\x18\x01 \x03(\t\x12\x30\n\x0crequested_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\tRejection\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x95\x01\n\x0b\x42irthResult\x12\x1a\n\x12personal_id_number\x18\x01 \x01(\t\x12\x14\n\x0chousehold_id\x18\x02 \x01(\t\x12\x19\n\x11residence_address\x18\x03 \x01(\t\x12\x39\n\x04\x63\x61rd\x18\x04 \x01(\x0b\x32+.lienthong.insurance.v1.HealthInsuranceCard\"\xd8\x01\n\x0b\x44\x65\x61thResult\x12\x1b\n\x13\x64\x65\x61th_registered_on\x18\x01 \x01(\t\x12\x15\n\rdeclared_late\x18\x02 \x01(\x08\x12\x1e\n\x16residence_removed_from\x18\x03 \x01(\t\x12\x12\n\ncard_ended\x18\x04 \x01(\x08\x12\x1c\n\x14pension_stopped_from\x18\x05 \x01(\t\x12\x43\n\x11\x66uneral_allowance\x18\x06 \x01(\x0b\x32(.lienthong.insurance.v1.FuneralAllowance\"\xa4\x06\n\x07\x44ossier\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.lienthong.gateway.v1.DossierKind\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\".lienthong.gateway.v1.DossierState\x12\x30\n\x0csubmitted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08timeline\x18\x06 \x03(\x0b\x32\x1a.lienthong.gateway.v1.Step\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x65\x61\x64line_breached\x18\x08 \x01(\x08\x12;\n\nsupplement\x18\t \x01(\x0b\x32\'.lienthong.gateway.v1.SupplementRequest\x12\x32\n\trejection\x18\n \x01(\x0b\x32\x1f.lienthong.gateway.v1.Rejection\x12\x43\n\x11\x62irth_declaration\x18\x0b \x01(\x0b\x32&.lienthong.gateway.v1.BirthDeclarationH\x00\x12\x43\n\x11\x64\x65\x61th_declaration\x18\x0c \x01(\x0b\x32&.lienthong.gateway.v1.DeathDeclarationH\x00\x12\x39\n\x0c\x62irth_result\x18\r \x01(\x0b\x32!.lienthong.gateway.v1.BirthResultH\x01\x12\x39\n\x0c\x64\x65\x61th_result\x18\x0e \x01(\x0b\x32!.lienthong.gateway.v1.DeathResultH\x01\x12/\n\x0b\x66inished_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x10 \x01(\x03\x42\r\n\x0b\x64\x65\x63larationB\x08\n\x06result\"2\n\x11GetDossierRequest\x12\x1d\n\ndossier_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"D\n\x12GetDossierResponse\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lienthong.gateway.v1.Dossier\"4\n\x13WatchDossierRequest\x12\x1d\n\ndossier_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"F\n\x14WatchDossierResponse\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lienthong.gateway.v1.Dossier\"\xfe\x01\n\x18SupplementDossierRequest\x12\x1d\n\ndossier_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12#\n\x0fidempotency_key\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x43\n\x11\x62irth_declaration\x18\x03 \x01(\x0b\x32&.lienthong.gateway.v1.BirthDeclarationH\x00\x12\x43\n\x11\x64\x65\x61th_declaration\x18\x04 \x01(\x0b\x32&.lienthong.gateway.v1.DeathDeclarationH\x00\x42\x14\n\x0b\x64\x65\x63laration\x12\x05\xbaH\x02\x08\x01\"/\n\x19SupplementDossierResponse\x12\x12\n\ndossier_id\x18\x01 \x01(\t*g\n\x0e\x44\x65liveryMethod\x12\x1f\n\x1b\x44\x45LIVERY_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_METHOD_ONLINE\x10\x01\x12\x18\n\x14\x44\x45LIVERY_METHOD_POST\x10\x02*[\n\x0b\x44ossierKind\x12\x1c\n\x18\x44OSSIER_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44OSSIER_KIND_BIRTH\x10\x01\x12\x16\n\x12\x44OSSIER_KIND_DEATH\x10\x02*\xc5\x01\n\x0c\x44ossierState\x12\x1d\n\x19\x44OSSIER_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44OSSIER_STATE_RECEIVED\x10\x01\x12\x1d\n\x19\x44OSSIER_STATE_IN_PROGRESS\x10\x02\x12\"\n\x1e\x44OSSIER_STATE_NEEDS_SUPPLEMENT\x10\x03\x12\x1b\n\x17\x44OSSIER_STATE_COMPLETED\x10\x04\x12\x1a\n\x16\x44OSSIER_STATE_REJECTED\x10\x05*\x8a\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_RUNNING\x10\x01\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x02\x12\x17\n\x13STEP_STATE_REJECTED\x10\x03\x12\x16\n\x12STEP_STATE_SKIPPED\x10\x04\x32\xdc\x04\n\x0eGatewayService\x12\x83\x01\n\x16SubmitBirthDeclaration\x12\x33.lienthong.gateway.v1.SubmitBirthDeclarationRequest\x1a\x34.lienthong.gateway.v1.SubmitBirthDeclarationResponse\x12\x83\x01\n\x16SubmitDeathDeclaration\x12\x33.lienthong.gateway.v1.SubmitDeathDeclarationRequest\x1a\x34.lienthong.gateway.v1.SubmitDeathDeclarationResponse\x12_\n\nGetDossier\x12\'.lienthong.gateway.v1.GetDossierRequest\x1a(.lienthong.gateway.v1.GetDossierResponse\x12g\n\x0cWatchDossier\x12).lienthong.gateway.v1.WatchDossierRequest\x1a*.lienthong.gateway.v1.WatchDossierResponse0\x01\x12t\n\x11SupplementDossier\x12..lienthong.gateway.v1.SupplementDossierRequest\x1a/.lienthong.gateway.v1.SupplementDossierResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"lienthong/gateway/v1/gateway.proto\x12\x14lienthong.gateway.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a lienthong/common/v1/common.proto\x1a&lienthong/insurance/v1/insurance.proto\"\xa4\x01\n\tDeclarant\x12.\n\x12personal_id_number\x18\x01 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{12}$\x12\x1c\n\tfull_name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x64\x12\x1f\n\x0crelationship\x18\x03 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x32\x12(\n\x05phone\x18\x04 \x01(\tB\x19\xbaH\x16r\x14\x32\x12^([0-9+ ]{8,16})?$\"\xf6\x05\n\x10\x42irthDeclaration\x12\x32\n\tdeclarant\x18\x01 \x01(\x0b\x32\x1f.lienthong.gateway.v1.Declarant\x12 \n\x0f\x63hild_full_name\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\x12\x35\n\tchild_sex\x18\x03 \x01(\x0e\x32\x18.lienthong.common.v1.SexB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x43\n\x13\x63hild_date_of_birth\x18\x04 \x01(\tB&\xbaH#r!2\x1f^([0-9]{4}-[0-9]{2}-[0-9]{2})?$\x12 \n\x0eplace_of_birth\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x1a\n\tethnicity\x18\x06 \x01(\tB\x07\xbaH\x04r\x02\x18\x32\x12\x1c\n\x0bnationality\x18\x07 \x01(\tB\x07\xbaH\x04r\x02\x18\x32\x12=\n\x18\x62irth_certificate_number\x18\x08 \x01(\tB\x1b\xbaH\x18r\x16\x32\x14^([A-Z0-9-]{4,40})?$\x12/\n\x10mother_id_number\x18\t \x01(\tB\x15\xbaH\x12r\x10\x32\x0e^([0-9]{12})?$\x12/\n\x10\x66\x61ther_id_number\x18\n \x01(\tB\x15\xbaH\x12r\x10\x32\x0e^([0-9]{12})?$\x12\x38\n\x1aregistration_province_code\x18\x0b \x01(\tB\x14\xbaH\x11r\x0f\x32\r^([0-9]{3})?$\x12\'\n\x16residence_household_id\x18\x0c \x01(\tB\x07\xbaH\x04r\x02\x18@\x12\x33\n\x15initial_facility_code\x18\r \x01(\tB\x14\xbaH\x11r\x0f\x32\r^([0-9]{5})?$\x12\x32\n!poor_household_certificate_number\x18\x0e \x01(\tB\x07\xbaH\x04r\x02\x18(\x12G\n\x0f\x64\x65livery_method\x18\x0f \x01(\x0e\x32$.lienthong.gateway.v1.DeliveryMethodB\x08\xbaH\x05\x82\x01\x02\x10\x01\"\xeb\x03\n\x10\x44\x65\x61thDeclaration\x12\x32\n\tdeclarant\x18\x01 \x01(\x0b\x32\x1f.lienthong.gateway.v1.Declarant\x12.\n\x12\x64\x65\x63\x65\x61sed_id_number\x18\x02 \x01(\tB\x12\xbaH\x0fr\r2\x0b^[0-9]{12}$\x12=\n\rdate_of_death\x18\x03 \x01(\tB&\xbaH#r!2\x1f^([0-9]{4}-[0-9]{2}-[0-9]{2})?$\x12@\n\rtime_of_death\x18\x04 \x01(\tB)\xbaH&r$2\"^(([01][0-9]|2[0-3]):[0-5][0-9])?$\x12 \n\x0eplace_of_death\x18\x05 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\x12\x38\n\x13\x64\x65\x61th_notice_number\x18\x06 \x01(\tB\x1b\xbaH\x18r\x16\x32\x14^([A-Z0-9-]{4,40})?$\x12\x1f\n\x17\x63laim_funeral_allowance\x18\x07 \x01(\x08\x12,\n\x05payee\x18\x08 \x01(\x0b\x32\x1d.lienthong.insurance.v1.Payee\x12G\n\x0f\x64\x65livery_method\x18\t \x01(\x0e\x32$.lienthong.gateway.v1.DeliveryMethodB\x08\xbaH\x05\x82\x01\x02\x10\x01\"\x89\x01\n\x1dSubmitBirthDeclarationRequest\x12#\n\x0fidempotency_key\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x43\n\x0b\x64\x65\x63laration\x18\x02 \x01(\x0b\x32&.lienthong.gateway.v1.BirthDeclarationB\x06\xbaH\x03\xc8\x01\x01\"4\n\x1eSubmitBirthDeclarationResponse\x12\x12\n\ndossier_id\x18\x01 \x01(\t\"\x89\x01\n\x1dSubmitDeathDeclarationRequest\x12#\n\x0fidempotency_key\x18\x01 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x43\n\x0b\x64\x65\x63laration\x18\x02 \x01(\x0b\x32&.lienthong.gateway.v1.DeathDeclarationB\x06\xbaH\x03\xc8\x01\x01\"4\n\x1eSubmitDeathDeclarationResponse\x12\x12\n\ndossier_id\x18\x01 \x01(\t\"\xe8\x01\n\x04Step\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0e\n\x06\x61gency\x18\x02 \x01(\t\x12.\n\x05state\x18\x03 \x01(\x0e\x32\x1f.lienthong.gateway.v1.StepState\x12.\n\nstarted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08\x61ttempts\x18\x06 \x01(\x05\x12\x0f\n\x07outcome\x18\x07 \x01(\t\x12\x0e\n\x06reason\x18\x08 \x01(\t\"\x89\x01\n\x11SupplementRequest\x12\x16\n\x0emissing_fields\x18\x01 \x03(\t\x12\x30\n\x0crequested_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12*\n\x06\x64ue_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"<\n\tRejection\x12\x0e\n\x06\x61gency\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\"\x95\x01\n\x0b\x42irthResult\x12\x1a\n\x12personal_id_number\x18\x01 \x01(\t\x12\x14\n\x0chousehold_id\x18\x02 \x01(\t\x12\x19\n\x11residence_address\x18\x03 \x01(\t\x12\x39\n\x04\x63\x61rd\x18\x04 \x01(\x0b\x32+.lienthong.insurance.v1.HealthInsuranceCard\"\xd8\x01\n\x0b\x44\x65\x61thResult\x12\x1b\n\x13\x64\x65\x61th_registered_on\x18\x01 \x01(\t\x12\x15\n\rdeclared_late\x18\x02 \x01(\x08\x12\x1e\n\x16residence_removed_from\x18\x03 \x01(\t\x12\x12\n\ncard_ended\x18\x04 \x01(\x08\x12\x1c\n\x14pension_stopped_from\x18\x05 \x01(\t\x12\x43\n\x11\x66uneral_allowance\x18\x06 \x01(\x0b\x32(.lienthong.insurance.v1.FuneralAllowance\"\xa4\x06\n\x07\x44ossier\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.lienthong.gateway.v1.DossierKind\x12\x31\n\x05state\x18\x03 \x01(\x0e\x32\".lienthong.gateway.v1.DossierState\x12\x30\n\x0csubmitted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08timeline\x18\x06 \x03(\x0b\x32\x1a.lienthong.gateway.v1.Step\x12*\n\x06\x64ue_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x19\n\x11\x64\x65\x61\x64line_breached\x18\x08 \x01(\x08\x12;\n\nsupplement\x18\t \x01(\x0b\x32\'.lienthong.gateway.v1.SupplementRequest\x12\x32\n\trejection\x18\n \x01(\x0b\x32\x1f.lienthong.gateway.v1.Rejection\x12\x43\n\x11\x62irth_declaration\x18\x0b \x01(\x0b\x32&.lienthong.gateway.v1.BirthDeclarationH\x00\x12\x43\n\x11\x64\x65\x61th_declaration\x18\x0c \x01(\x0b\x32&.lienthong.gateway.v1.DeathDeclarationH\x00\x12\x39\n\x0c\x62irth_result\x18\r \x01(\x0b\x32!.lienthong.gateway.v1.BirthResultH\x01\x12\x39\n\x0c\x64\x65\x61th_result\x18\x0e \x01(\x0b\x32!.lienthong.gateway.v1.DeathResultH\x01\x12/\n\x0b\x66inished_at\x18\x0f \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07version\x18\x10 \x01(\x03\x42\r\n\x0b\x64\x65\x63larationB\x08\n\x06result\"2\n\x11GetDossierRequest\x12\x1d\n\ndossier_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"D\n\x12GetDossierResponse\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lienthong.gateway.v1.Dossier\"4\n\x13WatchDossierRequest\x12\x1d\n\ndossier_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\"F\n\x14WatchDossierResponse\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lienthong.gateway.v1.Dossier\"\xfe\x01\n\x18SupplementDossierRequest\x12\x1d\n\ndossier_id\x18\x01 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18@\x12#\n\x0fidempotency_key\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\x80\x01\x12\x43\n\x11\x62irth_declaration\x18\x03 \x01(\x0b\x32&.lienthong.gateway.v1.BirthDeclarationH\x00\x12\x43\n\x11\x64\x65\x61th_declaration\x18\x04 \x01(\x0b\x32&.lienthong.gateway.v1.DeathDeclarationH\x00\x42\x14\n\x0b\x64\x65\x63laration\x12\x05\xbaH\x02\x08\x01\"/\n\x19SupplementDossierResponse\x12\x12\n\ndossier_id\x18\x01 \x01(\t*g\n\x0e\x44\x65liveryMethod\x12\x1f\n\x1b\x44\x45LIVERY_METHOD_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44\x45LIVERY_METHOD_ONLINE\x10\x01\x12\x18\n\x14\x44\x45LIVERY_METHOD_POST\x10\x02*[\n\x0b\x44ossierKind\x12\x1c\n\x18\x44OSSIER_KIND_UNSPECIFIED\x10\x00\x12\x16\n\x12\x44OSSIER_KIND_BIRTH\x10\x01\x12\x16\n\x12\x44OSSIER_KIND_DEATH\x10\x02*\xc5\x01\n\x0c\x44ossierState\x12\x1d\n\x19\x44OSSIER_STATE_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x44OSSIER_STATE_RECEIVED\x10\x01\x12\x1d\n\x19\x44OSSIER_STATE_IN_PROGRESS\x10\x02\x12\"\n\x1e\x44OSSIER_STATE_NEEDS_SUPPLEMENT\x10\x03\x12\x1b\n\x17\x44OSSIER_STATE_COMPLETED\x10\x04\x12\x1a\n\x16\x44OSSIER_STATE_REJECTED\x10\x05*\x8a\x01\n\tStepState\x12\x1a\n\x16STEP_STATE_UNSPECIFIED\x10\x00\x12\x16\n\x12STEP_STATE_RUNNING\x10\x01\x12\x18\n\x14STEP_STATE_SUCCEEDED\x10\x02\x12\x17\n\x13STEP_STATE_REJECTED\x10\x03\x12\x16\n\x12STEP_STATE_SKIPPED\x10\x04\x32\xdc\x04\n\x0eGatewayService\x12\x83\x01\n\x16SubmitBirthDeclaration\x12\x33.lienthong.gateway.v1.SubmitBirthDeclarationRequest\x1a\x34.lienthong.gateway.v1.SubmitBirthDeclarationResponse\x12\x83\x01\n\x16SubmitDeathDeclaration\x12\x33.lienthong.gateway.v1.SubmitDeathDeclarationRequest\x1a\x34.lienthong.gateway.v1.SubmitDeathDeclarationResponse\x12_\n\nGetDossier\x12\'.lienthong.gateway.v1.GetDossierRequest\x1a(.lienthong.gateway.v1.GetDossierResponse\x12g\n\x0cWatchDossier\x12).lienthong.gateway.v1.WatchDossierRequest\x1a*.lienthong.gateway.v1.WatchDossierResponse0\x01\x12t\n\x11SupplementDossier\x12..lienthong.gateway.v1.SupplementDossierRequest\x1a/.lienthong.gateway.v1.SupplementDossierResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -43,8 +43,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DECLARANT'].fields_by_name['relationship']._serialized_options = b'\272H\006r\004\020\001\0302'
   _globals['_DECLARANT'].fields_by_name['phone']._loaded_options = None
   _globals['_DECLARANT'].fields_by_name['phone']._serialized_options = b'\272H\026r\0242\022^([0-9+ ]{8,16})?$'
-  _globals['_BIRTHDECLARATION'].fields_by_name['declarant']._loaded_options = None
-  _globals['_BIRTHDECLARATION'].fields_by_name['declarant']._serialized_options = b'\272H\003\310\001\001'
   _globals['_BIRTHDECLARATION'].fields_by_name['child_full_name']._loaded_options = None
   _globals['_BIRTHDECLARATION'].fields_by_name['child_full_name']._serialized_options = b'\272H\004r\002\030d'
   _globals['_BIRTHDECLARATION'].fields_by_name['child_sex']._loaded_options = None
@@ -73,8 +71,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_BIRTHDECLARATION'].fields_by_name['poor_household_certificate_number']._serialized_options = b'\272H\004r\002\030('
   _globals['_BIRTHDECLARATION'].fields_by_name['delivery_method']._loaded_options = None
   _globals['_BIRTHDECLARATION'].fields_by_name['delivery_method']._serialized_options = b'\272H\005\202\001\002\020\001'
-  _globals['_DEATHDECLARATION'].fields_by_name['declarant']._loaded_options = None
-  _globals['_DEATHDECLARATION'].fields_by_name['declarant']._serialized_options = b'\272H\003\310\001\001'
   _globals['_DEATHDECLARATION'].fields_by_name['deceased_id_number']._loaded_options = None
   _globals['_DEATHDECLARATION'].fields_by_name['deceased_id_number']._serialized_options = b'\272H\017r\r2\013^[0-9]{12}$'
   _globals['_DEATHDECLARATION'].fields_by_name['date_of_death']._loaded_options = None
@@ -105,52 +101,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SUPPLEMENTDOSSIERREQUEST'].fields_by_name['dossier_id']._serialized_options = b'\272H\006r\004\020\001\030@'
   _globals['_SUPPLEMENTDOSSIERREQUEST'].fields_by_name['idempotency_key']._loaded_options = None
   _globals['_SUPPLEMENTDOSSIERREQUEST'].fields_by_name['idempotency_key']._serialized_options = b'\272H\007r\005\020\001\030\200\001'
-  _globals['_DELIVERYMETHOD']._serialized_start=4191
-  _globals['_DELIVERYMETHOD']._serialized_end=4294
-  _globals['_DOSSIERKIND']._serialized_start=4296
-  _globals['_DOSSIERKIND']._serialized_end=4387
-  _globals['_DOSSIERSTATE']._serialized_start=4390
-  _globals['_DOSSIERSTATE']._serialized_end=4587
-  _globals['_STEPSTATE']._serialized_start=4590
-  _globals['_STEPSTATE']._serialized_end=4728
+  _globals['_DELIVERYMETHOD']._serialized_start=4175
+  _globals['_DELIVERYMETHOD']._serialized_end=4278
+  _globals['_DOSSIERKIND']._serialized_start=4280
+  _globals['_DOSSIERKIND']._serialized_end=4371
+  _globals['_DOSSIERSTATE']._serialized_start=4374
+  _globals['_DOSSIERSTATE']._serialized_end=4571
+  _globals['_STEPSTATE']._serialized_start=4574
+  _globals['_STEPSTATE']._serialized_end=4712
   _globals['_DECLARANT']._serialized_start=197
   _globals['_DECLARANT']._serialized_end=361
   _globals['_BIRTHDECLARATION']._serialized_start=364
-  _globals['_BIRTHDECLARATION']._serialized_end=1130
-  _globals['_DEATHDECLARATION']._serialized_start=1133
-  _globals['_DEATHDECLARATION']._serialized_end=1632
-  _globals['_SUBMITBIRTHDECLARATIONREQUEST']._serialized_start=1635
-  _globals['_SUBMITBIRTHDECLARATIONREQUEST']._serialized_end=1772
-  _globals['_SUBMITBIRTHDECLARATIONRESPONSE']._serialized_start=1774
-  _globals['_SUBMITBIRTHDECLARATIONRESPONSE']._serialized_end=1826
-  _globals['_SUBMITDEATHDECLARATIONREQUEST']._serialized_start=1829
-  _globals['_SUBMITDEATHDECLARATIONREQUEST']._serialized_end=1966
-  _globals['_SUBMITDEATHDECLARATIONRESPONSE']._serialized_start=1968
-  _globals['_SUBMITDEATHDECLARATIONRESPONSE']._serialized_end=2020
-  _globals['_STEP']._serialized_start=2023
-  _globals['_STEP']._serialized_end=2255
-  _globals['_SUPPLEMENTREQUEST']._serialized_start=2258
-  _globals['_SUPPLEMENTREQUEST']._serialized_end=2395
-  _globals['_REJECTION']._serialized_start=2397
-  _globals['_REJECTION']._serialized_end=2457
-  _globals['_BIRTHRESULT']._serialized_start=2460
-  _globals['_BIRTHRESULT']._serialized_end=2609
-  _globals['_DEATHRESULT']._serialized_start=2612
-  _globals['_DEATHRESULT']._serialized_end=2828
-  _globals['_DOSSIER']._serialized_start=2831
-  _globals['_DOSSIER']._serialized_end=3635
-  _globals['_GETDOSSIERREQUEST']._serialized_start=3637
-  _globals['_GETDOSSIERREQUEST']._serialized_end=3687
-  _globals['_GETDOSSIERRESPONSE']._serialized_start=3689
-  _globals['_GETDOSSIERRESPONSE']._serialized_end=3757
-  _globals['_WATCHDOSSIERREQUEST']._serialized_start=3759
-  _globals['_WATCHDOSSIERREQUEST']._serialized_end=3811
-  _globals['_WATCHDOSSIERRESPONSE']._serialized_start=3813
-  _globals['_WATCHDOSSIERRESPONSE']._serialized_end=3883
-  _globals['_SUPPLEMENTDOSSIERREQUEST']._serialized_start=3886
-  _globals['_SUPPLEMENTDOSSIERREQUEST']._serialized_end=4140
-  _globals['_SUPPLEMENTDOSSIERRESPONSE']._serialized_start=4142
-  _globals['_SUPPLEMENTDOSSIERRESPONSE']._serialized_end=4189
-  _globals['_GATEWAYSERVICE']._serialized_start=4731
-  _globals['_GATEWAYSERVICE']._serialized_end=5335
+  _globals['_BIRTHDECLARATION']._serialized_end=1122
+  _globals['_DEATHDECLARATION']._serialized_start=1125
+  _globals['_DEATHDECLARATION']._serialized_end=1616
+  _globals['_SUBMITBIRTHDECLARATIONREQUEST']._serialized_start=1619
+  _globals['_SUBMITBIRTHDECLARATIONREQUEST']._serialized_end=1756
+  _globals['_SUBMITBIRTHDECLARATIONRESPONSE']._serialized_start=1758
+  _globals['_SUBMITBIRTHDECLARATIONRESPONSE']._serialized_end=1810
+  _globals['_SUBMITDEATHDECLARATIONREQUEST']._serialized_start=1813
+  _globals['_SUBMITDEATHDECLARATIONREQUEST']._serialized_end=1950
+  _globals['_SUBMITDEATHDECLARATIONRESPONSE']._serialized_start=1952
+  _globals['_SUBMITDEATHDECLARATIONRESPONSE']._serialized_end=2004
+  _globals['_STEP']._serialized_start=2007
+  _globals['_STEP']._serialized_end=2239
+  _globals['_SUPPLEMENTREQUEST']._serialized_start=2242
+  _globals['_SUPPLEMENTREQUEST']._serialized_end=2379
+  _globals['_REJECTION']._serialized_start=2381
+  _globals['_REJECTION']._serialized_end=2441
+  _globals['_BIRTHRESULT']._serialized_start=2444
+  _globals['_BIRTHRESULT']._serialized_end=2593
+  _globals['_DEATHRESULT']._serialized_start=2596
+  _globals['_DEATHRESULT']._serialized_end=2812
+  _globals['_DOSSIER']._serialized_start=2815
+  _globals['_DOSSIER']._serialized_end=3619
+  _globals['_GETDOSSIERREQUEST']._serialized_start=3621
+  _globals['_GETDOSSIERREQUEST']._serialized_end=3671
+  _globals['_GETDOSSIERRESPONSE']._serialized_start=3673
+  _globals['_GETDOSSIERRESPONSE']._serialized_end=3741
+  _globals['_WATCHDOSSIERREQUEST']._serialized_start=3743
+  _globals['_WATCHDOSSIERREQUEST']._serialized_end=3795
+  _globals['_WATCHDOSSIERRESPONSE']._serialized_start=3797
+  _globals['_WATCHDOSSIERRESPONSE']._serialized_end=3867
+  _globals['_SUPPLEMENTDOSSIERREQUEST']._serialized_start=3870
+  _globals['_SUPPLEMENTDOSSIERREQUEST']._serialized_end=4124
+  _globals['_SUPPLEMENTDOSSIERRESPONSE']._serialized_start=4126
+  _globals['_SUPPLEMENTDOSSIERRESPONSE']._serialized_end=4173
+  _globals['_GATEWAYSERVICE']._serialized_start=4715
+  _globals['_GATEWAYSERVICE']._serialized_end=5319
 # @@protoc_insertion_point(module_scope)

@@ -176,7 +176,11 @@ class BirthDeclaration(_message.Message):
     poor_household_certificate_number: _builtins.str
     delivery_method: Global___DeliveryMethod.ValueType
     @_builtins.property
-    def declarant(self) -> Global___Declarant: ...
+    def declarant(self) -> Global___Declarant:
+        """Checked for completeness, not by the contract, so that a supplement can
+        carry a partial form.
+        """
+
     def __init__(
         self,
         *,
@@ -231,7 +235,11 @@ class DeathDeclaration(_message.Message):
     """
     delivery_method: Global___DeliveryMethod.ValueType
     @_builtins.property
-    def declarant(self) -> Global___Declarant: ...
+    def declarant(self) -> Global___Declarant:
+        """Checked for completeness, not by the contract, so that a supplement can
+        carry a partial form.
+        """
+
     @_builtins.property
     def payee(self) -> _insurance_pb2.Payee:
         """The person who arranged the funeral; needed when the allowance is claimed."""

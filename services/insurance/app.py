@@ -1,0 +1,36 @@
+"""Wire the social security registry together: store, rules, servicer, server."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+from common.clock import civil_today
+from common.server import ServiceBinding
+from lienthong.insurance.v1 import insurance_pb2, insurance_pb2_grpc
+from services.insurance.base_salary import BaseSalaryTable, load_table
+from services.insurance.registry import InsuranceRegistry
+from services.insurance.servicer import InsuranceRegistryServicer
+from services.insurance.store import InsuranceStore
+
+SERVICE_NAME = insurance_pb2.DESCRIPTOR.services_by_name["InsuranceRegistryService"].full_name
+
+
+def build(
+    database: Path | str,
+    today: Callable[[], dt.date] | None = None,
+    base_salaries: BaseSalaryTable | None = None,
+) -> tuple[list[ServiceBinding], InsuranceStore]:
+    today = today or civil_today()
+    """`base_salaries` None reads the table this deployment configured
+    (LIENTHONG_BASE_SALARY_CSV or the bundled one)."""
+    table = base_salaries if base_salaries is not None else load_table()
+    store = InsuranceStore(database)
+    servicer = InsuranceRegistryServicer(InsuranceRegistry(store, table, today))
+    binding = ServiceBinding(
+        servicer,
+        insurance_pb2_grpc.add_InsuranceRegistryServiceServicer_to_server,
+        SERVICE_NAME,
+    )
+    return [binding], store

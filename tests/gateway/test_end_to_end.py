@@ -1,0 +1,343 @@
+"""The gateway end to end: real processes (three registries, gateway), a real
+Kafka broker (Apache Kafka when java and mvn are here, else the embedded one;
+LIENTHONG_TEST_BROKER chooses), real gRPC and SQLite files.
+
+Effects are counted in the registries' own databases, not from the gateway's
+view of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import shutil
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from cli.stack import Stack
+from common.clock import SystemClock, vietnam_today
+from lienthong.gateway.v1 import gateway_pb2 as g
+from lienthong.gateway.v1 import gateway_pb2_grpc as gg
+from tests.gateway.world import Family, birth_form, death_form, new_family, seed_families
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
+
+TODAY = vietnam_today(SystemClock())
+BORN = (TODAY - dt.timedelta(days=2)).isoformat()
+DIED = (TODAY - dt.timedelta(days=1)).isoformat()
+TERMINAL = (g.DOSSIER_STATE_COMPLETED, g.DOSSIER_STATE_REJECTED)
+
+
+def broker_kind() -> str:
+    chosen = os.environ.get("LIENTHONG_TEST_BROKER")
+    if chosen:
+        return chosen
+    return "apache" if shutil.which("java") and shutil.which("mvn") else "embedded"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with Stack(
+        broker=broker_kind(),
+        gateway_env={"LIENTHONG_RETRY_CAP_SECONDS": "0.5", "LIENTHONG_CALL_DEADLINE_SECONDS": "2"},
+    ) as running:
+        yield running
+
+
+@pytest.fixture
+async def channels(stack: Stack) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
+    opened = {
+        name: grpc.aio.insecure_channel(stack.address(name))
+        for name in ("population", "insurance", "health", "gateway")
+    }
+    yield opened
+    for channel in opened.values():
+        await channel.close()
+
+
+def gateway(channels: dict[str, grpc.aio.Channel]) -> gg.GatewayServiceAsyncStub:
+    return gg.GatewayServiceStub(channels["gateway"])
+
+
+async def finished(
+    stub: gg.GatewayServiceAsyncStub, dossier_id: str, within: float = 90
+) -> g.Dossier:
+    """Wait (with a deadline) until the dossier is COMPLETED or REJECTED."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            async for update in stub.WatchDossier(
+                g.WatchDossierRequest(dossier_id=dossier_id),
+                timeout=max(1.0, deadline - time.monotonic()),
+            ):
+                if update.dossier.state in TERMINAL:
+                    return update.dossier
+        except grpc.aio.AioRpcError as error:
+            # A restarted or killed gateway drops its streams: watch again.
+            if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.2)
+
+
+async def submit_birth(stub: gg.GatewayServiceAsyncStub, key: str, form: g.BirthDeclaration) -> str:
+    answer = await stub.SubmitBirthDeclaration(
+        g.SubmitBirthDeclarationRequest(idempotency_key=key, declaration=form)
+    )
+    return answer.dossier_id
+
+
+async def submit_death(stub: gg.GatewayServiceAsyncStub, key: str, form: g.DeathDeclaration) -> str:
+    answer = await stub.SubmitDeathDeclaration(
+        g.SubmitDeathDeclarationRequest(idempotency_key=key, declaration=form)
+    )
+    return answer.dossier_id
+
+
+def read_log(stack: Stack, name: str) -> str:
+    return Path(stack.log_file(name)).read_text(encoding="utf-8")
+
+
+def count(stack: Stack, registry: str, sql: str, *args: object) -> int:
+    with sqlite3.connect(
+        f"file:{stack.data_dir / f'{registry}.sqlite3'}?mode=ro", uri=True
+    ) as conn:
+        return int(conn.execute(sql, args).fetchone()[0])
+
+
+def births_recorded(stack: Stack, families: list[Family]) -> tuple[int, int, int]:
+    """(citizens, current residences, cards) the registries hold for these births."""
+    certs = [f.certificate for f in families]
+    marks = ",".join("?" * len(certs))
+    citizens = count(
+        stack,
+        "population",
+        f"SELECT COUNT(*) FROM citizens WHERE birth_certificate_number IN ({marks})",
+        *certs,
+    )
+    residences = count(
+        stack,
+        "population",
+        "SELECT COUNT(*) FROM residences r JOIN citizens c USING (personal_id_number) "
+        f"WHERE c.birth_certificate_number IN ({marks})",
+        *certs,
+    )
+    ids = [
+        r[0]
+        for r in sqlite3.connect(
+            f"file:{stack.data_dir / 'population.sqlite3'}?mode=ro", uri=True
+        ).execute(
+            f"SELECT personal_id_number FROM citizens WHERE birth_certificate_number IN ({marks})",
+            certs,
+        )
+    ]
+    id_marks = ",".join("?" * len(ids)) or "''"
+    cards = count(
+        stack,
+        "insurance",
+        "SELECT COUNT(*) FROM cards c JOIN participants p USING "
+        f"(social_insurance_number) WHERE p.personal_id_number IN ({id_marks})",
+        *ids,
+    )
+    return citizens, residences, cards
+
+
+async def test_birth_and_death_complete_with_every_result(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    family = new_family(1)
+    await seed_families(channels, [family], born=BORN, died=DIED)
+    stub = gateway(channels)
+    birth_id = await submit_birth(stub, "e2e-birth-1", birth_form(family, BORN))
+    death_id = await submit_death(stub, "e2e-death-1", death_form(family, DIED))
+
+    birth = await finished(stub, birth_id)
+    assert birth.state == g.DOSSIER_STATE_COMPLETED, birth.rejection
+    assert [s.name for s in birth.timeline] == [
+        "verify_birth_certificate",
+        "register_birth",
+        "register_permanent_residence",
+        "issue_health_insurance_card",
+        "deliver_result",
+    ]
+    assert all(s.HasField("started_at") and s.HasField("finished_at") for s in birth.timeline)
+    result = birth.birth_result
+    assert result.personal_id_number.startswith("0012" + BORN[2:4])  # Hà Nội, male, 21st c.
+    assert result.household_id == family.household
+    assert result.card.beneficiary_group == "TE"
+    assert result.card.valid_from == BORN
+
+    death = await finished(stub, death_id)
+    assert death.state == g.DOSSIER_STATE_COMPLETED, death.rejection
+    assert death.death_result.funeral_allowance.eligible
+    assert death.death_result.funeral_allowance.amount_vnd == 23_400_000
+    assert death.death_result.residence_removed_from == family.household
+    assert (
+        death.death_result.pension_stopped_from
+        == (dt.date.fromisoformat(DIED).replace(day=1) + dt.timedelta(days=32))
+        .replace(day=1)
+        .isoformat()
+    )
+    assert death.HasField("due_at") and not death.deadline_breached
+
+
+async def test_not_eligible_for_the_allowance_still_completes(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    family = new_family(2)
+    await seed_families(channels, [family], born=BORN, died=DIED, pensioner=False)
+    stub = gateway(channels)
+    death = await finished(stub, await submit_death(stub, "e2e-death-ne", death_form(family, DIED)))
+    assert death.state == g.DOSSIER_STATE_COMPLETED
+    allowance = death.death_result.funeral_allowance
+    assert not allowance.eligible and allowance.amount_vnd == 0 and allowance.reason
+
+
+@pytest.mark.parametrize(
+    ("kind", "agency", "reason"),
+    [
+        ("mother_mismatch", "health", "MOTHER_ID_MISMATCH"),
+        ("unknown_certificate", "health", "BIRTH_CERTIFICATE_NOT_FOUND"),
+        ("already_dead", "population", "ALREADY_DEAD"),
+    ],
+)
+async def test_rejections_name_the_agency_and_reason(
+    stack: Stack, channels: dict[str, grpc.aio.Channel], kind: str, agency: str, reason: str
+) -> None:
+    family, other = new_family(3), new_family(4)
+    await seed_families(channels, [family, other], born=BORN, died=DIED)
+    stub = gateway(channels)
+    if kind == "already_dead":
+        first = await finished(
+            stub, await submit_death(stub, f"e2e-{kind}-1", death_form(family, DIED))
+        )
+        assert first.state == g.DOSSIER_STATE_COMPLETED
+        dossier_id = await submit_death(
+            stub, f"e2e-{kind}-2", death_form(family, DIED, claim_funeral_allowance=False)
+        )
+    else:
+        form = (
+            birth_form(family, BORN, mother_id_number=other.mother)
+            if kind == "mother_mismatch"
+            else birth_form(family, BORN, birth_certificate_number="GCS-01001-NOPE")
+        )
+        dossier_id = await submit_birth(stub, f"e2e-{kind}", form)
+    dossier = await finished(stub, dossier_id)
+    assert dossier.state == g.DOSSIER_STATE_REJECTED
+    assert (dossier.rejection.agency, dossier.rejection.reason) == (agency, reason)
+    assert dossier.rejection.message
+
+
+async def test_duplicate_submission_returns_the_same_dossier_and_acts_once(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    family = new_family(5)
+    await seed_families(channels, [family], born=BORN, died=DIED)
+    stub = gateway(channels)
+    form = birth_form(family, BORN)
+    first = await submit_birth(stub, "e2e-dup", form)
+    second = await submit_birth(stub, "e2e-dup", form)
+    assert first == second
+    assert (await finished(stub, first)).state == g.DOSSIER_STATE_COMPLETED
+    assert births_recorded(stack, [family]) == (1, 1, 1)
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await submit_birth(stub, "e2e-dup", birth_form(family, BORN, child_full_name="Khác"))
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_missing_data_asks_for_a_supplement_then_completes(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    family = new_family(6)
+    await seed_families(channels, [family], born=BORN, died=DIED)
+    stub = gateway(channels)
+    dossier_id = await submit_birth(stub, "e2e-supp", birth_form(family, BORN, ethnicity=""))
+    deadline = time.monotonic() + 60
+    while True:
+        dossier = (await stub.GetDossier(g.GetDossierRequest(dossier_id=dossier_id))).dossier
+        if dossier.state == g.DOSSIER_STATE_NEEDS_SUPPLEMENT or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert dossier.state == g.DOSSIER_STATE_NEEDS_SUPPLEMENT
+    assert list(dossier.supplement.missing_fields) == ["ethnicity"]
+    await stub.SupplementDossier(
+        g.SupplementDossierRequest(
+            dossier_id=dossier_id,
+            idempotency_key="s1",
+            birth_declaration=g.BirthDeclaration(ethnicity="Tày"),
+        )
+    )
+    done = await finished(stub, dossier_id)
+    assert done.state == g.DOSSIER_STATE_COMPLETED
+    assert done.birth_declaration.ethnicity == "Tày"
+
+
+async def test_agency_down_for_a_while_then_back(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    family = new_family(7)
+    await seed_families(channels, [family], born=BORN, died=DIED)
+    stub = gateway(channels)
+    stack.stop_component("insurance")
+    try:
+        dossier_id = await submit_birth(stub, "e2e-down", birth_form(family, BORN))
+        deadline = time.monotonic() + 60
+        while True:
+            dossier = (await stub.GetDossier(g.GetDossierRequest(dossier_id=dossier_id))).dossier
+            if dossier.timeline and dossier.timeline[-1].name == "issue_health_insurance_card":
+                break
+            assert time.monotonic() < deadline, dossier
+            await asyncio.sleep(0.1)
+        assert dossier.state == g.DOSSIER_STATE_IN_PROGRESS
+    finally:
+        stack.start_component("insurance")
+    done = await finished(stub, dossier_id)
+    assert done.state == g.DOSSIER_STATE_COMPLETED
+    card_step = done.timeline[3]
+    assert card_step.attempts > 1
+
+
+async def test_gateway_killed_mid_saga_acts_exactly_once(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    families = [new_family(8) for _ in range(20)]
+    await seed_families(channels, families, born=BORN, died=DIED)
+    stub = gateway(channels)
+    ids = [
+        await submit_birth(stub, f"e2e-kill-{n}", birth_form(f, BORN))
+        for n, f in enumerate(families)
+    ]
+    stack.kill("gateway")
+    stack.start_component("gateway")
+    await channels["gateway"].close()
+    channels["gateway"] = grpc.aio.insecure_channel(stack.address("gateway"))
+    stub = gateway(channels)
+    for dossier_id in ids:
+        assert (await finished(stub, dossier_id, within=120)).state == g.DOSSIER_STATE_COMPLETED
+    assert births_recorded(stack, families) == (20, 20, 20)
+
+
+async def test_two_gateways_share_the_work(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    second = stack.add_gateway(database=stack.data_dir / "gateway.sqlite3")
+    families = [new_family(9) for _ in range(24)]
+    await seed_families(channels, families, born=BORN, died=DIED)
+    async with grpc.aio.insecure_channel(stack.address(second)) as other:
+        stubs = [gateway(channels), gg.GatewayServiceStub(other)]
+        ids = [
+            await submit_birth(stubs[n % 2], f"e2e-two-{n}", birth_form(f, BORN))
+            for n, f in enumerate(families)
+        ]
+        for n, dossier_id in enumerate(ids):
+            done = await finished(stubs[(n + 1) % 2], dossier_id, within=120)
+            assert done.state == g.DOSSIER_STATE_COMPLETED
+    assert births_recorded(stack, families) == (24, 24, 24)
+    logs = [read_log(stack, name) for name in ("gateway", second)]
+    assert all('"logger": "steps"' in log for log in logs), "both gateways ran steps"
+    stack.stop_component(second)
