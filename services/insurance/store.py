@@ -1,0 +1,194 @@
+"""The insurance registry's SQLite store: participants, cards, funeral allowances."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from common import idempotency
+from common.sqlite import open_database
+
+SCHEMA = (
+    """
+CREATE TABLE IF NOT EXISTS participants (
+    social_insurance_number                 TEXT PRIMARY KEY,
+    personal_id_number                      TEXT NOT NULL UNIQUE,
+    full_name                               TEXT NOT NULL,
+    date_of_birth                           TEXT NOT NULL,
+    compulsory_contribution_months          INTEGER NOT NULL,
+    voluntary_contribution_months           INTEGER NOT NULL,
+    pensioner                               INTEGER NOT NULL,
+    receives_monthly_occupational_allowance INTEGER NOT NULL,
+    receives_monthly_social_allowance       INTEGER NOT NULL,
+    pension_stopped_from                    TEXT NOT NULL,
+    date_of_death                           TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cards (
+    social_insurance_number TEXT PRIMARY KEY
+        REFERENCES participants (social_insurance_number),
+    card_code               TEXT NOT NULL,
+    beneficiary_group       TEXT NOT NULL,
+    benefit_level           INTEGER NOT NULL,
+    valid_from              TEXT NOT NULL,
+    valid_to                TEXT NOT NULL,
+    initial_facility_code   TEXT NOT NULL,
+    status                  INTEGER NOT NULL,
+    ended_on                TEXT NOT NULL,
+    issued_on               TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS funeral_allowances (
+    personal_id_number       TEXT PRIMARY KEY,
+    date_of_death            TEXT NOT NULL,
+    amount_vnd               INTEGER NOT NULL,
+    base_salary_vnd          INTEGER NOT NULL,
+    reason                   TEXT NOT NULL,
+    payment_reference        TEXT NOT NULL UNIQUE,
+    settled_on               TEXT NOT NULL,
+    payee_full_name          TEXT NOT NULL,
+    payee_personal_id_number TEXT NOT NULL,
+    payment_method           INTEGER NOT NULL,
+    bank_account             TEXT NOT NULL,
+    bank_name                TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sequences (
+    name TEXT PRIMARY KEY,
+    next INTEGER NOT NULL
+);
+"""
+    + idempotency.SCHEMA
+)
+
+PARTICIPANT_COLUMNS = (
+    "social_insurance_number, personal_id_number, full_name, date_of_birth, "
+    "compulsory_contribution_months, voluntary_contribution_months, pensioner, "
+    "receives_monthly_occupational_allowance, receives_monthly_social_allowance, "
+    "pension_stopped_from, date_of_death"
+)
+CARD_COLUMNS = (
+    "social_insurance_number, card_code, beneficiary_group, benefit_level, valid_from, "
+    "valid_to, initial_facility_code, status, ended_on, issued_on"
+)
+ALLOWANCE_COLUMNS = (
+    "personal_id_number, date_of_death, amount_vnd, base_salary_vnd, reason, "
+    "payment_reference, settled_on, payee_full_name, payee_personal_id_number, "
+    "payment_method, bank_account, bank_name"
+)
+SERIAL_DIGITS = 8
+
+
+class InsuranceStore:
+    def __init__(self, path: Path | str) -> None:
+        self.conn = open_database(path, SCHEMA)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def participant(self, personal_id_number: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(
+            f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE personal_id_number = ?",
+            (personal_id_number,),
+        ).fetchone()
+        return row
+
+    def card(self, social_insurance_number: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(
+            f"SELECT {CARD_COLUMNS} FROM cards WHERE social_insurance_number = ?",
+            (social_insurance_number,),
+        ).fetchone()
+        return row
+
+    def funeral_allowance(self, personal_id_number: str) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self.conn.execute(
+            f"SELECT {ALLOWANCE_COLUMNS} FROM funeral_allowances WHERE personal_id_number = ?",
+            (personal_id_number,),
+        ).fetchone()
+        return row
+
+    def next_serial(self, name: str) -> int:
+        """A per-name counter; call inside a transaction."""
+        self.conn.execute(
+            "INSERT INTO sequences (name, next) VALUES (?, 1) "
+            "ON CONFLICT(name) DO UPDATE SET next = next + 1",
+            (name,),
+        )
+        value: int = self.conn.execute(
+            "SELECT next FROM sequences WHERE name = ?", (name,)
+        ).fetchone()[0]
+        return value
+
+    def new_social_insurance_number(self, prefix: str) -> str:
+        """The next free `prefix` + 8-digit serial; call inside a transaction.
+
+        Seeded participants already hold numbers the counter knows nothing of.
+        One ordered scan of the primary key from the candidate on finds the
+        first gap, however long the run of taken numbers, and the counter
+        moves past it so the next call starts there.
+        """
+        name = f"social_insurance_number:{prefix}"
+        serial = self.next_serial(name)
+        taken = self.conn.execute(
+            "SELECT social_insurance_number FROM participants "
+            "WHERE social_insurance_number >= ? AND social_insurance_number <= ? "
+            "ORDER BY social_insurance_number",
+            (f"{prefix}{serial:0{SERIAL_DIGITS}d}", f"{prefix}{'9' * SERIAL_DIGITS}"),
+        )
+        for (number,) in taken:
+            if number != f"{prefix}{serial:0{SERIAL_DIGITS}d}":
+                break
+            serial += 1
+        if serial >= 10**SERIAL_DIGITS:
+            raise RuntimeError(f"no social insurance number left with prefix {prefix}")
+        self.conn.execute("UPDATE sequences SET next = ? WHERE name = ?", (serial, name))
+        return f"{prefix}{serial:0{SERIAL_DIGITS}d}"
+
+    def insert_child(
+        self,
+        social_insurance_number: str,
+        personal_id_number: str,
+        full_name: str,
+        date_of_birth: str,
+    ) -> None:
+        """A child new to social insurance: no contributions, no pension, no allowance."""
+        self.conn.execute(
+            f"INSERT INTO participants ({PARTICIPANT_COLUMNS}) "
+            "VALUES (?, ?, ?, ?, 0, 0, 0, 0, 0, '', '')",
+            (social_insurance_number, personal_id_number, full_name, date_of_birth),
+        )
+
+    def insert_card(self, row: Sequence[Any]) -> None:
+        self.conn.execute(f"INSERT INTO cards ({CARD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?)", row)
+
+    def insert_funeral_allowance(self, row: Sequence[Any]) -> None:
+        self.conn.execute(
+            f"INSERT INTO funeral_allowances ({ALLOWANCE_COLUMNS}) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            row,
+        )
+
+    def record_death(
+        self, social_insurance_number: str, date_of_death: str, pension_stopped_from: str
+    ) -> None:
+        self.conn.execute(
+            "UPDATE participants SET date_of_death = ?, pension_stopped_from = ? "
+            "WHERE social_insurance_number = ?",
+            (date_of_death, pension_stopped_from, social_insurance_number),
+        )
+
+    def end_card(self, social_insurance_number: str, status: int, ended_on: str) -> None:
+        self.conn.execute(
+            "UPDATE cards SET status = ?, ended_on = ? WHERE social_insurance_number = ?",
+            (status, ended_on, social_insurance_number),
+        )
+
+    def seed(self, participants: Sequence[Sequence[Any]]) -> int:
+        """Insert participants whose numbers are new; call inside a transaction.
+        Returns rows added."""
+        before = self.conn.total_changes
+        self.conn.executemany(
+            f"INSERT OR IGNORE INTO participants ({PARTICIPANT_COLUMNS}) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            participants,
+        )
+        return self.conn.total_changes - before
