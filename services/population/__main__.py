@@ -1,0 +1,30 @@
+"""python -m services.population: the population registry as its own process."""
+
+from __future__ import annotations
+
+import asyncio
+
+from common.logging import configure_logging
+from common.server import run_registry
+from services.population.app import build
+from services.population.config import load_config
+
+
+def main() -> None:
+    config = load_config()
+    registry = config.registry
+    configure_logging(service=registry.name, verbose=registry.verbose)
+    bindings, store = build(registry.database, death_declaration_days=config.death_declaration_days)
+    asyncio.run(
+        run_registry(
+            bindings,
+            host=registry.host,
+            port=registry.port,
+            grace_seconds=registry.grace_seconds,
+            on_stopped=store.close,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
