@@ -1,0 +1,252 @@
+"""`lienthong demo`: one birth and one death declaration through the whole stack.
+
+Uses a running stack if one answers (DATA_DIR/stack.json, else the default
+gateway port); otherwise starts one in a temporary directory and stops it at
+the end. Seeds a fresh synthetic population (unique to this run, so the demo
+can be repeated against a long-running stack), submits both declarations,
+follows both dossiers live through WatchDossier, then tells the results in
+words. Exit 0 only if both dossiers reach COMPLETED.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+from rich.console import Console, Group
+from rich.live import Live
+from rich.markup import escape
+
+from cli.client import GatewayClient, WatchStream
+from cli.demo_data import TOKEN_LIMIT, DemoPopulation, demo_population
+from cli.errors import CliError, from_rpc
+from cli.render import TERMINAL_STATES, dossier_state, result_lines, timeline_table
+from cli.rpc_errors import describe
+from cli.seeding import RegistryAddresses, seed
+from cli.stack import Stack, StackError
+from cli.state import find_running_stack
+from common.clock import SystemClock, vietnam_today
+from lienthong.gateway.v1 import gateway_pb2 as gw
+
+WATCH_TIMEOUT_SECONDS = 120.0
+# How often the live view redraws while nothing changes (elapsed ms of a
+# running step keep counting).
+REDRAW_SECONDS = 0.25
+
+
+@dataclass(frozen=True)
+class Target:
+    gateway: str
+    registries: RegistryAddresses
+    description: str
+
+
+@contextlib.contextmanager
+def _stack_for_demo(
+    console: Console, broker: str, data_dir: Path | None, *, new_stack: bool
+) -> Iterator[Target]:
+    running = None if new_stack else find_running_stack(data_dir)
+    if running is not None:
+        yield Target(
+            running.gateway,
+            RegistryAddresses(running.population, running.insurance, running.health),
+            f"the running stack (gateway {running.gateway})",
+        )
+        return
+    stack = Stack(broker=broker)
+    with console.status(f"Starting Kafka ({broker}), three registries and the gateway…"):
+        started = time.monotonic()
+        try:
+            stack.start()
+        except StackError as exc:
+            raise CliError("could not start the stack", str(exc).splitlines()) from None
+    console.print(
+        f"Started a stack in {escape(str(stack.data_dir))} in "
+        f"{time.monotonic() - started:.1f} s (broker {broker}).",
+        highlight=False,
+    )
+    succeeded = False
+    try:
+        yield Target(
+            stack.gateway_address,
+            RegistryAddresses(
+                stack.address("population"), stack.address("insurance"), stack.address("health")
+            ),
+            f"a fresh stack in {stack.data_dir}",
+        )
+        succeeded = True
+    finally:
+        # Keep the logs of a failed run; a successful one leaves nothing behind.
+        stack.keep_data_dir = not succeeded
+        with console.status("Stopping the stack…"):
+            stack.stop()
+        if not succeeded:
+            console.print(f"Logs kept in {escape(str(stack.data_dir))}", highlight=False)
+
+
+def run_demo(
+    console: Console, *, broker: str, data_dir: Path | None = None, new_stack: bool = False
+) -> int:
+    with _stack_for_demo(console, broker, data_dir, new_stack=new_stack) as target:
+        return _run(console, target)
+
+
+def _run(console: Console, target: Target) -> int:
+    console.print(f"Using {escape(target.description)}.", highlight=False)
+    # Yesterday in Vietnam (the registries' calendar): recent enough for every
+    # time limit, never a future day.
+    yesterday = vietnam_today(SystemClock()) - dt.timedelta(days=1)
+    people = demo_population(secrets.randbelow(TOKEN_LIMIT), born_on=yesterday, died_on=yesterday)
+    try:
+        counts = seed(target.registries, people)
+    except grpc.RpcError as error:
+        failure = describe(error)
+        raise CliError(
+            f"seeding the demo population failed: {failure.code.name}: {failure.message}",
+            [f"{field}: {text}" for field, text in failure.field_violations],
+        ) from None
+    console.print(
+        f"Seeded households: {counts.households}, citizens: {counts.citizens}, "
+        f"facilities: {counts.facilities}, birth certificates: {counts.birth_certificates}, "
+        f"death notices: {counts.death_notices}, insurance participants: {counts.participants}.",
+        highlight=False,
+    )
+    with GatewayClient(target.gateway) as client:
+        try:
+            birth_id = client.submit("birth", people.birth, f"demo-{people.token}-birth")
+            death_id = client.submit("death", people.death, f"demo-{people.token}-death")
+        except grpc.RpcError as error:
+            raise from_rpc(
+                error, what="submit the demo declarations", address=target.gateway
+            ) from None
+        console.print(
+            f"Submitted birth dossier {birth_id} and death dossier {death_id}.", highlight=False
+        )
+        titles = {
+            birth_id: f"Birth of {people.birth.child_full_name} ({birth_id})",
+            death_id: f"Death of Lê Văn Hùng ({death_id})",
+        }
+        finals, problems = _follow(console, client, titles)
+    return _report(console, people, titles, finals, problems)
+
+
+def _follow(
+    console: Console, client: GatewayClient, titles: dict[str, str]
+) -> tuple[dict[str, gw.Dossier], list[str]]:
+    """Watch every dossier at once, redrawing the timelines as events arrive."""
+    latest: dict[str, gw.Dossier] = {}
+    problems: list[str] = []
+    events: queue.Queue[tuple[str, gw.Dossier | str | None]] = queue.Queue()
+    stop = threading.Event()
+    streams: list[WatchStream] = []
+
+    def watch(dossier_id: str) -> None:
+        # A watch can break (gateway restarted); resume until the deadline.
+        while not stop.is_set():
+            stream = client.watch(dossier_id)
+            streams.append(stream)
+            try:
+                for dossier in stream:
+                    events.put((dossier_id, dossier))
+                    if dossier.state in TERMINAL_STATES:
+                        events.put((dossier_id, None))
+                        return
+            except grpc.RpcError as error:
+                failure = describe(error)
+                if stop.is_set() or failure.code == grpc.StatusCode.CANCELLED:
+                    return
+                if not failure.unreachable:
+                    events.put(
+                        (dossier_id, f"watch failed: {failure.code.name}: {failure.message}")
+                    )
+                    return
+            # Retry pause after a broken stream; returns at once when told to stop.
+            stop.wait(0.2)
+
+    def view() -> Group:
+        tables = [
+            timeline_table(latest[d], title=titles[d])
+            if d in latest
+            else timeline_table(gw.Dossier(dossier_id=d), title=titles[d])
+            for d in titles
+        ]
+        return Group(*tables)
+
+    threads = [threading.Thread(target=watch, args=(d,), daemon=True) for d in titles]
+    for thread in threads:
+        thread.start()
+    pending = set(titles)
+    deadline = time.monotonic() + WATCH_TIMEOUT_SECONDS
+    try:
+        with Live(view(), console=console, refresh_per_second=8) as live:
+            while pending:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    for d in sorted(pending):
+                        state = dossier_state(latest[d].state) if d in latest else "not started"
+                        problems.append(
+                            f"{titles[d]}: still {state} after {WATCH_TIMEOUT_SECONDS:.0f} s"
+                        )
+                    break
+                try:
+                    dossier_id, event = events.get(timeout=min(REDRAW_SECONDS, remaining))
+                except queue.Empty:
+                    live.update(view())
+                    continue
+                if isinstance(event, gw.Dossier):
+                    latest[dossier_id] = event
+                    if event.state == gw.DOSSIER_STATE_NEEDS_SUPPLEMENT:
+                        # The demo cannot answer a request for more data.
+                        pending.discard(dossier_id)
+                elif isinstance(event, str):
+                    problems.append(f"{titles[dossier_id]}: {event}")
+                    pending.discard(dossier_id)
+                else:
+                    pending.discard(dossier_id)
+                live.update(view())
+    finally:
+        stop.set()
+        for stream in list(streams):
+            stream.cancel()
+        for thread in threads:
+            thread.join(timeout=5)
+    return latest, problems
+
+
+def _report(
+    console: Console,
+    people: DemoPopulation,
+    titles: dict[str, str],
+    finals: dict[str, gw.Dossier],
+    problems: list[str],
+) -> int:
+    console.print()
+    console.print("[bold]Results[/]")
+    all_completed = True
+    for dossier_id, title in titles.items():
+        dossier = finals.get(dossier_id)
+        state = dossier_state(dossier.state) if dossier is not None else "UNKNOWN"
+        took = ""
+        if dossier is not None and dossier.HasField("finished_at"):
+            millis = dossier.finished_at.ToMilliseconds() - dossier.submitted_at.ToMilliseconds()
+            took = f" in {millis:,} ms"
+        console.print(f"[bold]{escape(title)}[/]: {state}{took}", highlight=False)
+        for line in result_lines(dossier) if dossier is not None else []:
+            # soft_wrap: a long line is the terminal's to wrap, never cut into two lines.
+            console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+        if dossier is None or dossier.state != gw.DOSSIER_STATE_COMPLETED:
+            all_completed = False
+    if all_completed and not problems:
+        console.print("[bold green]Both dossiers completed.[/]")
+        return 0
+    for problem in problems:
+        console.print(f"[red]{escape(problem)}[/]", highlight=False)
+    raise CliError("the demo did not complete both dossiers (see above)")

@@ -1,0 +1,249 @@
+"""The `lienthong` command: up, demo, seed-demo, submit, status.
+
+Exit codes: 0 done, 1 failed (a dossier rejected, a stack that would not
+start, nobody answering), 2 bad input (command line or declaration file),
+130 interrupted. Errors are sentences on stderr, never tracebacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import grpc
+from rich.markup import escape
+
+from cli.errors import CliError
+from cli.render import make_console
+from cli.rpc_errors import describe
+from cli.state import default_data_dir, gateway_address
+from common.logging import configure_logging
+
+BROKERS = ("embedded", "apache", "external", "docker")
+EXIT_INTERRUPTED = 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--verbose", action="store_true", help="show the CLI's own log lines")
+
+    parser = argparse.ArgumentParser(
+        prog="lienthong",
+        description="Simulator of Vietnam's interlinked birth and death procedures (liên thông).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    up = commands.add_parser(
+        "up",
+        parents=[common],
+        help="run Kafka, the three registries and the gateway until Ctrl-C",
+        description="Run the stack on the default ports (gateway 50050, population 50051, "
+        "insurance 50052, health 50053) until Ctrl-C or SIGTERM.",
+    )
+    _add_broker(up)
+    up.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="databases, logs and stack.json (default: $LIENTHONG_DATA_DIR or ./data)",
+    )
+    up.add_argument(
+        "--seed-demo",
+        action="store_true",
+        help="load the example population that scenarios/examples/*.json refer to",
+    )
+    up.add_argument(
+        "--no-gateway",
+        action="store_true",
+        help="run the three registries only (no Kafka, no gateway)",
+    )
+
+    demo = commands.add_parser(
+        "demo",
+        parents=[common],
+        help="one birth and one death declaration through the whole stack",
+        description="Use a running stack if one answers, else start one in a temporary "
+        "directory; seed a small population, submit a birth and a death declaration "
+        "and follow both dossiers to the end.",
+    )
+    _add_broker(demo)
+    demo.add_argument("--data-dir", type=Path, default=None, help="where to look for stack.json")
+    demo.add_argument(
+        "--new-stack",
+        action="store_true",
+        help="start a fresh stack even if one is running",
+    )
+
+    seed_demo = commands.add_parser(
+        "seed-demo",
+        parents=[common],
+        help="load the example population into a running stack",
+        description="Seed the people, hospital records and insurance record that "
+        "scenarios/examples/birth.json and death.json refer to. Safe to repeat.",
+    )
+    seed_demo.add_argument("--data-dir", type=Path, default=None, help="where stack.json is")
+
+    submit = commands.add_parser(
+        "submit",
+        parents=[common],
+        help="submit a declaration file (protobuf JSON) to the gateway",
+        description="Submit a BirthDeclaration or DeathDeclaration written in the protobuf "
+        "JSON mapping; prints the dossier id.",
+    )
+    submit.add_argument("kind", choices=("birth", "death"))
+    submit.add_argument("file", type=Path, metavar="FILE.json")
+    _add_gateway(submit)
+    submit.add_argument(
+        "--key",
+        default=None,
+        help="idempotency key (default: derived from the file's content, so a repeat "
+        "returns the same dossier)",
+    )
+    submit.add_argument("--json", action="store_true", help="print the answer as JSON")
+
+    status = commands.add_parser(
+        "status",
+        parents=[common],
+        help="show a dossier's state, timeline and result",
+    )
+    status.add_argument("dossier_id", metavar="DOSSIER_ID")
+    _add_gateway(status)
+    status.add_argument("--watch", action="store_true", help="follow it until it ends")
+    status.add_argument("--json", action="store_true", help="print the dossier as JSON")
+    return parser
+
+
+def _add_broker(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--broker",
+        choices=BROKERS,
+        default="embedded",
+        help="which Kafka to run (default: embedded, the in-memory Tansu broker)",
+    )
+
+
+def _add_gateway(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gateway",
+        metavar="HOST:PORT",
+        default=None,
+        help="the gateway (default: $LIENTHONG_GATEWAY_ADDRESS, ./data/stack.json, "
+        "else 127.0.0.1:50050)",
+    )
+    parser.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    # Imports per command: `lienthong submit` should not pay for the stack's
+    # (the broker launchers, Kafka client): half a second on every call.
+    console = make_console()
+    if args.command == "up":
+        from cli.up import run_up  # noqa: PLC0415
+
+        return run_up(
+            console,
+            broker=args.broker,
+            data_dir=args.data_dir or default_data_dir(),
+            gateway=not args.no_gateway,
+            seed_demo=args.seed_demo,
+        )
+    if args.command == "demo":
+        from cli.demo import run_demo  # noqa: PLC0415
+
+        return run_demo(
+            console, broker=args.broker, data_dir=args.data_dir, new_stack=args.new_stack
+        )
+    if args.command == "seed-demo":
+        from cli.seed_demo import run_seed_demo  # noqa: PLC0415
+
+        return run_seed_demo(console, data_dir=args.data_dir)
+    if args.command == "submit":
+        from cli.submit import run_submit  # noqa: PLC0415
+
+        return run_submit(
+            console,
+            kind=args.kind,
+            file=args.file,
+            gateway=gateway_address(args.gateway, args.data_dir),
+            key=args.key,
+            as_json=args.json,
+        )
+    if args.command == "status":
+        from cli.status import run_status  # noqa: PLC0415
+
+        return run_status(
+            console,
+            dossier_id=args.dossier_id,
+            gateway=gateway_address(args.gateway, args.data_dir),
+            watch=args.watch,
+            as_json=args.json,
+        )
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+class _Signals:
+    """SIGTERM behaves like Ctrl-C; the first signal interrupts, later ones are
+    ignored so that a second Ctrl-C cannot cut the orderly stop of the stack short."""
+
+    def __init__(self) -> None:
+        self.received = False
+
+    def __call__(self, signum: int, frame: FrameType | None) -> None:
+        if self.received:
+            return
+        self.received = True
+        raise KeyboardInterrupt
+
+    def install(self) -> list[tuple[signal.Signals, Any]]:
+        """Install for SIGTERM and SIGINT; the handlers they replace, to restore."""
+        previous: list[tuple[signal.Signals, Any]] = []
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            previous.append((signum, signal.signal(signum, self)))
+        return previous
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    configure_logging(service="cli", verbose=args.verbose)
+    errors = make_console(stderr=True)
+    previous = _Signals().install()
+    try:
+        return _dispatch(args)
+    except CliError as exc:
+        errors.print(
+            f"[bold red]lienthong {args.command}:[/] {escape(exc.headline)}", highlight=False
+        )
+        for line in exc.details:
+            errors.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
+        return exc.code
+    except grpc.RpcError as error:
+        # A call no command anticipated; still a sentence, not a traceback.
+        failure = describe(error)
+        errors.print(f"lienthong {args.command}: {failure.code.name}: {escape(failure.message)}")
+        return 1
+    except KeyboardInterrupt:
+        errors.print("Interrupted.")
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        # A bug: still one sentence by default; --verbose shows where.
+        errors.print(
+            f"lienthong {args.command}: unexpected error: {escape(repr(exc))}", highlight=False
+        )
+        if args.verbose:
+            errors.print_exception()
+        else:
+            errors.print("(run again with --verbose for the traceback)")
+        return 1
+    finally:
+        # main() also runs inside tests: give the process its handlers back.
+        for signum, handler in previous:
+            signal.signal(signum, handler)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""Child processes of the stack: spawn with a log file, stop with a deadline, never leak.
+
+Three layers make sure a child dies with the CLI that started it:
+- `Stack.stop()` stops every child in order (the normal path, also on Ctrl-C);
+- an `atexit` sweep SIGKILLs any child still registered (an exception that
+  escaped everything, `sys.exit` from a signal handler);
+- on Linux, PR_SET_PDEATHSIG asks the kernel to SIGTERM the child when the CLI
+  itself is SIGKILLed and no Python code runs at all.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import ctypes.util
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+LOOPBACK = "127.0.0.1"
+
+_live: set[subprocess.Popen[bytes]] = set()
+_live_lock = threading.Lock()
+_PR_SET_PDEATHSIG = 1
+
+
+def _pdeathsig_hook() -> Callable[[], None] | None:
+    """A preexec_fn making the kernel SIGTERM the child when its parent dies.
+
+    Only from the main thread: the kernel ties the signal to the thread that
+    forked, so a child spawned from a short-lived worker thread would be
+    killed when that thread ends. prctl is looked up before fork because the
+    child must not import or allocate between fork and exec.
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        prctl = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def hook() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+    return hook
+
+
+def spawn(
+    argv: Sequence[str], *, log_file: Path, env: Mapping[str, str], cwd: Path
+) -> subprocess.Popen[bytes]:
+    """Start a child with stdout and stderr appended to `log_file`."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("ab") as sink:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            # Its own process group: a Ctrl-C in the terminal reaches only the
+            # CLI, which then stops the children in order (gateway before the
+            # registries it calls) instead of racing their own shutdowns.
+            process_group=0,
+            # Safe with threads: the hook only calls a function looked up before fork.
+            preexec_fn=_pdeathsig_hook(),  # noqa: PLW1509
+        )
+    with _live_lock:
+        _live.add(proc)
+    return proc
+
+
+def terminate(procs: Sequence[subprocess.Popen[bytes]], *, grace_seconds: float) -> None:
+    """SIGTERM all of `procs` at once, wait up to `grace_seconds`, SIGKILL stragglers."""
+    try:
+        for proc in procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.terminate()
+        _wait_all(procs, grace_seconds)
+    finally:
+        for proc in procs:
+            kill(proc)
+
+
+def kill(proc: subprocess.Popen[bytes]) -> None:
+    """SIGKILL (if still running) and reap; forget the child."""
+    try:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            # SIGKILL cannot be ignored; the wait only reaps it.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+    finally:
+        with _live_lock:
+            _live.discard(proc)
+
+
+def _wait_all(procs: Sequence[subprocess.Popen[bytes]], seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    for proc in procs:
+        remaining = max(0.0, deadline - time.monotonic())
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=remaining)
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    with _live_lock:
+        leftovers = list(_live)
+    for proc in leftovers:
+        kill(proc)
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((LOOPBACK, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    """The last `lines` lines of a log file ('' if there is none)."""
+    try:
+        with path.open("rb") as handle:
+            # Logs grow: read only the end.
+            handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, handle.tell() - 32 * 1024))
+            text = handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with code {returncode}"

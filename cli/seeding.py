@@ -1,0 +1,86 @@
+"""Load a demo population into running registries through their seed RPCs.
+
+Each registry's seed RPC takes a client stream of batches and writes all of it
+or none; a record already present is left as it was, so seeding twice is safe.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TypeVar
+
+import grpc
+
+from cli.demo_data import DemoPopulation
+from lienthong.health.v1 import health_pb2 as hl
+from lienthong.health.v1 import health_pb2_grpc as hl_grpc
+from lienthong.insurance.v1 import insurance_pb2 as ins
+from lienthong.insurance.v1 import insurance_pb2_grpc as ins_grpc
+from lienthong.population.v1 import population_pb2 as pop
+from lienthong.population.v1 import population_pb2_grpc as pop_grpc
+
+SEED_TIMEOUT_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class RegistryAddresses:
+    population: str
+    insurance: str
+    health: str
+
+
+@dataclass(frozen=True)
+class SeedCounts:
+    """Records each registry added (0 for those it already had)."""
+
+    households: int
+    citizens: int
+    facilities: int
+    birth_certificates: int
+    death_notices: int
+    participants: int
+
+
+BatchT = TypeVar("BatchT")
+
+
+def _one(batch: BatchT) -> Iterator[BatchT]:
+    # A demo population is small: one batch per registry.
+    yield batch
+
+
+def seed(addresses: RegistryAddresses, people: DemoPopulation) -> SeedCounts:
+    """Seed the three registries; raises grpc.RpcError if one refuses or is down."""
+    with grpc.insecure_channel(addresses.population) as channel:
+        population = pop_grpc.PopulationRegistryServiceStub(channel).SeedPopulation(
+            _one(pop.SeedPopulationRequest(households=people.households, citizens=people.citizens)),
+            timeout=SEED_TIMEOUT_SECONDS,
+            wait_for_ready=True,
+        )
+    with grpc.insecure_channel(addresses.health) as channel:
+        hospital = hl_grpc.HealthRegistryServiceStub(channel).SeedHospitalRecords(
+            _one(
+                hl.SeedHospitalRecordsRequest(
+                    facilities=people.facilities,
+                    birth_certificates=people.birth_certificates,
+                    death_notices=people.death_notices,
+                )
+            ),
+            timeout=SEED_TIMEOUT_SECONDS,
+            wait_for_ready=True,
+        )
+    with grpc.insecure_channel(addresses.insurance) as channel:
+        insurance = ins_grpc.InsuranceRegistryServiceStub(channel).SeedParticipants(
+            _one(ins.SeedParticipantsRequest(participants=people.participants)),
+            timeout=SEED_TIMEOUT_SECONDS,
+            wait_for_ready=True,
+        )
+    return SeedCounts(
+        households=population.households,
+        citizens=population.citizens,
+        facilities=hospital.facilities,
+        birth_certificates=hospital.birth_certificates,
+        death_notices=hospital.death_notices,
+        participants=insurance.participants,
+    )

@@ -1,0 +1,397 @@
+"""The stack supervisor: a Kafka broker, the three registries and the gateway as processes.
+
+Used by `lienthong up`, `lienthong demo` and the end-to-end tests. Every
+component is a separate `python -m ...` process with its settings in
+environment variables (the same ones a deployment would set), its database in
+the data directory and its output in DATA_DIR/<name>.log. Start-up waits on
+each component's standard gRPC health check with a deadline; `stop()` always
+runs (context manager, Ctrl-C, exceptions) and leaves no process behind.
+
+    with Stack(broker="embedded") as stack:
+        stack.address("gateway")        # "127.0.0.1:41235"
+        stack.kill("gateway")           # SIGKILL, as a crash would
+        stack.start_component("gateway")
+
+`Stack(broker=None)` runs the registries alone (no Kafka, no gateway).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from brokers import BrokerKind, RunningBroker, start_broker
+from cli import processes
+from cli.probe import NotServing, wait_serving
+from common.config import DEFAULT_PORTS
+
+REGISTRIES = ("population", "insurance", "health")
+GATEWAY = "gateway"
+# A registry's module is services.<name>; the gateway's is gateway.
+_MODULES = {name: f"services.{name}" for name in REGISTRIES} | {GATEWAY: "gateway"}
+
+START_TIMEOUT_SECONDS = 60.0
+STOP_GRACE_SECONDS = 10.0
+
+
+class StackError(RuntimeError):
+    """The stack could not start or a component failed; the message is for a person."""
+
+
+@dataclass
+class Component:
+    """One child process: what to run, where it listens, where it logs."""
+
+    name: str
+    module: str
+    port: int
+    env: dict[str, str]
+    log_file: Path
+    host: str = processes.LOOPBACK
+    process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def is_gateway(self) -> bool:
+        return self.module == _MODULES[GATEWAY]
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+
+def module_available(module: str) -> bool:
+    """Whether `python -m module` would find something to run."""
+    try:
+        return importlib.util.find_spec(f"{module}.__main__") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+class Stack:
+    """Starts, watches and stops the processes of one lienthong deployment."""
+
+    def __init__(
+        self,
+        *,
+        broker: str | None = "embedded",
+        data_dir: Path | None = None,
+        fixed_ports: bool = False,
+        registries: Sequence[str] = REGISTRIES,
+        gateway: bool = True,
+        verbose_children: bool = True,
+        topic_prefix: str = "lienthong",
+        env: Mapping[str, str] | None = None,
+        gateway_env: Mapping[str, str] | None = None,
+        start_timeout: float = START_TIMEOUT_SECONDS,
+        stop_grace: float = STOP_GRACE_SECONDS,
+    ) -> None:
+        """
+        broker: a brokers.BrokerKind value, or None for registries only (no gateway).
+        data_dir: databases, logs, broker files; None makes a fresh temporary
+            directory that stop() removes unless `keep_data_dir` is set.
+        fixed_ports: listen on common.config.DEFAULT_PORTS (stable grpcurl
+            lines) instead of free ports chosen now (parallel test runs).
+        env / gateway_env: extra variables for every child / for gateways only
+            (e.g. a shorter LIENTHONG_CALL_DEADLINE_SECONDS in a test); they
+            override the stack's own settings.
+        """
+        unknown = set(registries) - set(REGISTRIES)
+        if unknown:
+            raise ValueError(f"unknown registries: {sorted(unknown)}")
+        self.broker_kind = broker
+        self.with_gateway = gateway and broker is not None
+        self.fixed_ports = fixed_ports
+        self.verbose_children = verbose_children
+        self.topic_prefix = topic_prefix
+        self.start_timeout = start_timeout
+        self.stop_grace = stop_grace
+        self._extra_env = dict(env or {})
+        self._gateway_env = dict(gateway_env or {})
+        self._owns_data_dir = data_dir is None
+        self.data_dir = (
+            Path(tempfile.mkdtemp(prefix="lienthong-")) if data_dir is None else data_dir.resolve()
+        )
+        # A temporary directory is removed at stop(); set this to keep its logs.
+        self.keep_data_dir = False
+        self.broker: RunningBroker | None = None
+        self._registry_names = tuple(registries)
+        self.components: dict[str, Component] = {}
+        self._started = False
+
+    # --- addresses -------------------------------------------------------------------
+
+    @property
+    def bootstrap_servers(self) -> str | None:
+        return self.broker.bootstrap_servers if self.broker is not None else None
+
+    @property
+    def addresses(self) -> dict[str, str]:
+        """name → host:port of every component, e.g. {"population": "127.0.0.1:50051"}."""
+        return {name: c.address for name, c in self.components.items()}
+
+    def address(self, name: str) -> str:
+        return self._component(name).address
+
+    @property
+    def gateway_address(self) -> str:
+        return self.address(GATEWAY)
+
+    def log_file(self, name: str) -> Path:
+        return self._component(name).log_file
+
+    def pid(self, name: str) -> int | None:
+        """The component's process id while it runs."""
+        process = self._component(name).process
+        return process.pid if process is not None and process.poll() is None else None
+
+    # --- whole stack -----------------------------------------------------------------
+
+    def start(self) -> Stack:
+        """Start everything and wait until each component serves; on any failure
+        (Ctrl-C included) stop what was started and re-raise."""
+        if self._started:
+            raise StackError("this stack was already started")
+        self._started = True
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            if self.with_gateway and not module_available(_MODULES[GATEWAY]):
+                raise StackError("the gateway (python -m gateway) is not available")
+            if self.with_gateway:
+                self._start_broker()
+            for name in self._registry_names:
+                self.components[name] = self._registry_component(name)
+            if self.with_gateway:
+                self.components[GATEWAY] = self._gateway_component(GATEWAY)
+            registries = [self.components[n] for n in self._registry_names]
+            # The registries start side by side; the gateway needs them serving.
+            for component in registries:
+                self._spawn(component)
+            for component in registries:
+                self._wait_serving(component)
+            if self.with_gateway:
+                self.start_component(GATEWAY)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop the gateways, then the registries they call, then the broker.
+
+        SIGTERM, up to `stop_grace` seconds for a clean exit, then SIGKILL.
+        Safe to call more than once and from a failed start.
+        """
+        try:
+            gateways = [c.process for c in self.components.values() if c.is_gateway and c.process]
+            processes.terminate(gateways, grace_seconds=self.stop_grace)
+            others = [c.process for c in self.components.values() if not c.is_gateway and c.process]
+            processes.terminate(others, grace_seconds=self.stop_grace)
+        finally:
+            for component in self.components.values():
+                component.process = None
+            try:
+                if self.broker is not None:
+                    self.broker.stop()
+            finally:
+                if self._owns_data_dir and not self.keep_data_dir:
+                    shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def __enter__(self) -> Stack:
+        if not self._started:
+            self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- single components (for failure-injection tests) ----------------------------
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component, as a crash or an OOM kill would, and reap it."""
+        component = self._component(name)
+        if component.process is not None:
+            processes.kill(component.process)
+            component.process = None
+
+    def stop_component(self, name: str) -> None:
+        """Stop one component gracefully (SIGTERM, then SIGKILL past the grace)."""
+        component = self._component(name)
+        if component.process is not None:
+            processes.terminate([component.process], grace_seconds=self.stop_grace)
+            component.process = None
+
+    def start_component(self, name: str) -> None:
+        """(Re)start a component on its old port, database and settings; wait until it serves."""
+        component = self._component(name)
+        if component.running():
+            raise StackError(f"{name} is already running")
+        self._spawn(component)
+        self._wait_serving(component)
+
+    def restart(self, name: str) -> None:
+        self.stop_component(name)
+        self.start_component(name)
+
+    def add_gateway(
+        self,
+        name: str | None = None,
+        *,
+        database: Path | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> str:
+        """Start one more gateway process against the same broker and registries.
+
+        It gets its own port and, unless `database` is given (e.g. the first
+        gateway's, to share it), its own SQLite file. Returns its name
+        (gateway-2, gateway-3...), usable with kill/stop_component/address.
+        """
+        if self.broker is None:
+            raise StackError("a gateway needs the broker: start the stack with one")
+        if name is None:
+            count = sum(1 for c in self.components.values() if c.is_gateway)
+            name = f"{GATEWAY}-{count + 1}"
+        if name in self.components:
+            raise StackError(f"there is already a component named {name}")
+        component = self._gateway_component(name, database=database, fixed_port=False)
+        component.env.update(env or {})
+        self.components[name] = component
+        self.start_component(name)
+        return name
+
+    # --- internals -------------------------------------------------------------------
+
+    def _component(self, name: str) -> Component:
+        try:
+            return self.components[name]
+        except KeyError:
+            raise StackError(
+                f"no component named {name!r} (there are: {', '.join(self.components)})"
+            ) from None
+
+    def _start_broker(self) -> None:
+        assert self.broker_kind is not None
+        try:
+            kind = BrokerKind(self.broker_kind)
+        except ValueError:
+            choices = ", ".join(k.value for k in BrokerKind)
+            raise StackError(f"unknown broker {self.broker_kind!r} (choose {choices})") from None
+        try:
+            # Only the brokers we run keep files; external and docker take no data dir.
+            owned = kind in (BrokerKind.EMBEDDED, BrokerKind.APACHE)
+            self.broker = start_broker(kind, data_dir=self.data_dir / "broker" if owned else None)
+        except Exception as exc:  # the launcher's errors are meant for a person already
+            raise StackError(f"the {kind.value} Kafka broker did not start: {exc}") from exc
+
+    def _port(self, name: str) -> int:
+        if not self.fixed_ports or name not in DEFAULT_PORTS:
+            return processes.free_port()
+        port = DEFAULT_PORTS[name]
+        if processes.port_in_use(port):
+            raise StackError(
+                f"port {port} ({name}) is already in use: is another stack running "
+                "(see DATA_DIR/stack.json)? Stop it first."
+            )
+        return port
+
+    def _base_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                # Children's output goes to a file: flush each line so a crash
+                # leaves its last words in the log.
+                "PYTHONUNBUFFERED": "1",
+                "LIENTHONG_DATA_DIR": str(self.data_dir),
+                "LIENTHONG_VERBOSE": "1" if self.verbose_children else "0",
+            }
+        )
+        return env
+
+    def _registry_component(self, name: str) -> Component:
+        port = self._port(name)
+        prefix = f"LIENTHONG_{name.upper()}_"
+        env = self._base_env() | {
+            prefix + "HOST": processes.LOOPBACK,
+            prefix + "PORT": str(port),
+            prefix + "DB": str(self.data_dir / f"{name}.sqlite3"),
+        }
+        # Last, so a test can override anything (e.g. point a database somewhere unwritable).
+        env.update(self._extra_env)
+        return Component(name, _MODULES[name], port, env, self.data_dir / f"{name}.log")
+
+    def _gateway_component(
+        self, name: str, *, database: Path | None = None, fixed_port: bool = True
+    ) -> Component:
+        assert self.broker is not None
+        port = self._port(name) if fixed_port else processes.free_port()
+        env = self._base_env() | {
+            "LIENTHONG_GATEWAY_HOST": processes.LOOPBACK,
+            "LIENTHONG_GATEWAY_PORT": str(port),
+            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+            "LIENTHONG_GATEWAY_DB": str(database or self.data_dir / f"{name}.sqlite3"),
+            "LIENTHONG_TOPIC_PREFIX": self.topic_prefix,
+        }
+        for registry in REGISTRIES:
+            if registry in self.components:
+                env[f"LIENTHONG_{registry.upper()}_ADDRESS"] = self.components[registry].address
+        env.update(self._extra_env)
+        env.update(self._gateway_env)
+        return Component(name, _MODULES[GATEWAY], port, env, self.data_dir / f"{name}.log")
+
+    def _spawn(self, component: Component) -> None:
+        if not module_available(component.module):
+            raise StackError(f"{component.name}: python -m {component.module} is not available")
+        with component.log_file.open("a", encoding="utf-8") as log:
+            # A marker between runs: restarts append to the same log.
+            log.write(f"--- lienthong stack: starting {component.name} at {time.ctime()} ---\n")
+        component.process = processes.spawn(
+            [sys.executable, "-m", component.module],
+            log_file=component.log_file,
+            env=component.env,
+            cwd=self.data_dir,
+        )
+
+    def _wait_serving(self, component: Component) -> None:
+        proc = component.process
+        assert proc is not None
+
+        def pause(seconds: float) -> None:
+            # Returns at once if the child dies, so a crash is reported without delay.
+            try:
+                proc.wait(timeout=seconds)
+            except subprocess.TimeoutExpired:
+                return
+
+        try:
+            wait_serving(
+                component.address,
+                timeout=self.start_timeout,
+                still_starting=lambda: proc.poll() is None,
+                pause=pause,
+            )
+        except NotServing as exc:
+            if proc.poll() is not None:
+                what = f"{component.name} {processes.describe_exit(proc.returncode)}"
+            else:
+                what = f"{component.name} did not become ready: {exc}"
+            last_lines = processes.tail(component.log_file)
+            raise StackError(
+                f"{what}; its log is {component.log_file}"
+                + (f"\n--- last lines ---\n{last_lines}" if last_lines else "")
+            ) from None

@@ -1,0 +1,93 @@
+"""DATA_DIR/stack.json: where a running `lienthong up` listens, for the other commands.
+
+Written once the stack serves, removed when it stops. A stale file (the
+stack was SIGKILLed) is harmless: readers check that the gateway answers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from cli.probe import check
+from common.config import DEFAULT_PORTS
+
+STATE_FILE = "stack.json"
+DEFAULT_DATA_DIR = Path("data")
+
+
+@dataclass(frozen=True)
+class StackState:
+    gateway: str
+    population: str
+    insurance: str
+    health: str
+    bootstrap_servers: str
+    broker: str
+    data_dir: str
+    pid: int
+    # name → process id of each component, for operators (and the tests).
+    processes: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def defaults(cls) -> StackState:
+        """Where a stack on the default ports would listen (the state file is lost)."""
+        return cls(
+            gateway=f"127.0.0.1:{DEFAULT_PORTS['gateway']}",
+            population=f"127.0.0.1:{DEFAULT_PORTS['population']}",
+            insurance=f"127.0.0.1:{DEFAULT_PORTS['insurance']}",
+            health=f"127.0.0.1:{DEFAULT_PORTS['health']}",
+            bootstrap_servers="",
+            broker="",
+            data_dir="",
+            pid=0,
+        )
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("LIENTHONG_DATA_DIR") or DEFAULT_DATA_DIR)
+
+
+def write_state(data_dir: Path, state: StackState) -> Path:
+    path = data_dir / STATE_FILE
+    temporary = path.with_suffix(".tmp")
+    # Write then rename: a reader never sees half a file.
+    temporary.write_text(json.dumps(asdict(state), indent=2) + "\n", encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+def read_state(data_dir: Path) -> StackState | None:
+    try:
+        raw = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
+        return StackState(**raw)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def remove_state(data_dir: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        (data_dir / STATE_FILE).unlink()
+
+
+def find_running_stack(data_dir: Path | None = None, *, timeout: float = 1.0) -> StackState | None:
+    """The stack whose gateway answers: the one in stack.json, else one on the default ports."""
+    recorded = read_state(data_dir or default_data_dir())
+    for candidate in (recorded, StackState.defaults()):
+        if candidate is not None and check(candidate.gateway, timeout=timeout):
+            return candidate
+    return None
+
+
+def gateway_address(explicit: str | None, data_dir: Path | None = None) -> str:
+    """--gateway if given, else $LIENTHONG_GATEWAY_ADDRESS, else stack.json, else the default."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get("LIENTHONG_GATEWAY_ADDRESS")
+    if from_env:
+        return from_env
+    recorded = read_state(data_dir or default_data_dir())
+    return recorded.gateway if recorded is not None else StackState.defaults().gateway

@@ -1,0 +1,132 @@
+"""`lienthong up`: run the whole stack on the default ports until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import grpc
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cli.demo_data import EXAMPLE
+from cli.errors import CliError
+from cli.rpc_errors import describe
+from cli.seeding import RegistryAddresses, seed
+from cli.stack import GATEWAY, Stack, StackError
+from cli.state import StackState, remove_state, write_state
+from lienthong.gateway.v1 import gateway_pb2
+from lienthong.population.v1 import population_pb2
+
+# How often `up` checks that its children are still alive.
+SUPERVISE_INTERVAL_SECONDS = 1.0
+
+
+def run_up(console: Console, *, broker: str, data_dir: Path, gateway: bool, seed_demo: bool) -> int:
+    stack = Stack(broker=broker if gateway else None, data_dir=data_dir, fixed_ports=True)
+    what = f"Kafka ({broker}), three registries and the gateway" if gateway else "the registries"
+    try:
+        with console.status(f"Starting {what}…"):
+            stack.start()
+    except StackError as exc:
+        raise CliError("could not start the stack", str(exc).splitlines()) from None
+    try:
+        state = StackState(
+            gateway=stack.addresses.get(GATEWAY, ""),
+            population=stack.address("population"),
+            insurance=stack.address("insurance"),
+            health=stack.address("health"),
+            bootstrap_servers=stack.bootstrap_servers or "",
+            broker=broker if gateway else "",
+            data_dir=str(stack.data_dir),
+            pid=os.getpid(),
+            processes={n: p for n in stack.components if (p := stack.pid(n)) is not None},
+        )
+        state_file = write_state(stack.data_dir, state)
+        if seed_demo:
+            _seed_example(console, state)
+        try:
+            print_listening(console, stack, state_file)
+            console.print("Press Ctrl-C to stop.", style="bold")
+            return _supervise(console, stack)
+        except KeyboardInterrupt:
+            # Ctrl-C or SIGTERM is how `up` is meant to end once it serves
+            # (whoever read "Press Ctrl-C" may signal at once): a clean stop, exit 0.
+            return 0
+    finally:
+        remove_state(stack.data_dir)
+        with console.status("Stopping…"):
+            stack.stop()
+        console.print("Stopped.")
+
+
+def _seed_example(console: Console, state: StackState) -> None:
+    try:
+        counts = seed(RegistryAddresses(state.population, state.insurance, state.health), EXAMPLE)
+    except grpc.RpcError as error:
+        failure = describe(error)
+        raise CliError(f"seeding the example population failed: {failure.message}") from None
+    console.print(
+        f"Seeded the example population (new citizens: {counts.citizens}); "
+        "scenarios/examples/*.json refer to it.",
+        highlight=False,
+    )
+
+
+def _supervise(console: Console, stack: Stack) -> int:
+    """Wait for Ctrl-C/SIGTERM (raised as KeyboardInterrupt); return 1 if a child dies first."""
+    ticker = threading.Event()
+    while True:
+        for name, component in stack.components.items():
+            if not component.running():
+                console.print(
+                    f"[red]{name} stopped unexpectedly[/]; its log is "
+                    f"{escape(str(component.log_file))}. Stopping the stack.",
+                    highlight=False,
+                )
+                return 1
+        if stack.broker is not None and not stack.broker.is_alive():
+            console.print("[red]the Kafka broker stopped unexpectedly[/]; stopping the stack.")
+            return 1
+        ticker.wait(SUPERVISE_INTERVAL_SECONDS)
+
+
+def print_listening(console: Console, stack: Stack, state_file: Path) -> None:
+    table = Table(title="lienthong is up", title_justify="left")
+    table.add_column("component")
+    table.add_column("listens on")
+    table.add_column("log")
+    if stack.bootstrap_servers:
+        broker_log = stack.broker.log_file if stack.broker is not None else None
+        table.add_row("kafka", stack.bootstrap_servers, str(broker_log or ""))
+    for name, component in stack.components.items():
+        table.add_row(name, component.address, str(component.log_file))
+    console.print(table)
+    console.print(f"Addresses written to {escape(str(state_file))}", highlight=False)
+    population = stack.address("population")
+    gateway_service = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
+    population_service = population_pb2.DESCRIPTOR.services_by_name[
+        "PopulationRegistryService"
+    ].full_name
+    lines = [
+        f"grpcurl -plaintext {population} list",
+        f'grpcurl -plaintext -d \'{{"service": ""}}\' {population} grpc.health.v1.Health/Check',
+        f'grpcurl -plaintext -d \'{{"personal_id_number": "{EXAMPLE.birth.mother_id_number}"}}\' '
+        f"{population} {population_service}/GetCitizen",
+    ]
+    if GATEWAY in stack.components:
+        gateway = stack.gateway_address
+        lines += [
+            f"grpcurl -plaintext {gateway} list",
+            f"grpcurl -plaintext {gateway} describe {gateway_service}",
+            f'grpcurl -plaintext -d \'{{"dossier_id": "DOSSIER_ID"}}\' {gateway} '
+            f"{gateway_service}/GetDossier",
+            "lienthong seed-demo",
+            "lienthong submit birth scenarios/examples/birth.json",
+            "lienthong status DOSSIER_ID --watch",
+        ]
+    console.print("Try:", style="bold")
+    for line in lines:
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)

@@ -1,0 +1,100 @@
+"""The commands as a user runs them: real `lienthong` processes.
+
+`up` on the default ports (skipped when something already listens there) and
+`demo` through Kafka, the registries and the gateway.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from cli.processes import port_in_use
+from common.config import DEFAULT_PORTS
+
+LIENTHONG = [sys.executable, "-m", "cli.main"]
+
+
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    # A data dir of its own: no stack.json of a developer's running stack is found.
+    return os.environ | {"LIENTHONG_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "160"}
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) -> None:
+    ports = [DEFAULT_PORTS[name] for name in ("population", "insurance", "health")]
+    if any(port_in_use(port) for port in ports):
+        pytest.skip("a default registry port is taken (a stack is running here)")
+    data_dir = tmp_path / "up"
+    up = subprocess.Popen(
+        [*LIENTHONG, "up", "--no-gateway", "--seed-demo", "--data-dir", str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+    )
+    try:
+        assert up.stdout is not None
+        seen = []
+        # `up` says it is ready once every component answered its health check.
+        for line in up.stdout:
+            seen.append(line)
+            if "Press Ctrl-C to stop" in line:
+                break
+        output = "".join(seen)
+        assert up.poll() is None, output
+        assert "grpcurl -plaintext 127.0.0.1:50051 list" in output
+        assert "Seeded the example population" in output
+        state = json.loads((data_dir / "stack.json").read_text(encoding="utf-8"))
+        assert state["population"] == "127.0.0.1:50051"
+        children = list(state["processes"].values())
+        assert len(children) == 3 and all(alive(pid) for pid in children)
+        up.send_signal(signal.SIGTERM)
+        rest, _ = up.communicate(timeout=30)
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    assert up.returncode == 0, output + rest
+    assert "Stopped." in rest
+    assert not (data_dir / "stack.json").exists()
+    assert not any(alive(pid) for pid in children)
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_demo_completes_a_birth_and_a_death(tmp_path: Path) -> None:
+    if not (Path(__file__).resolve().parents[2] / "gateway" / "__main__.py").exists():
+        pytest.skip("python -m gateway does not exist yet")
+    demo = subprocess.run(
+        [*LIENTHONG, "demo", "--broker", "embedded", "--new-stack"],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+        timeout=180,
+        check=False,
+    )
+    output = demo.stdout + demo.stderr
+    assert demo.returncode == 0, output
+    assert "Traceback" not in output
+    # The demo tells the user the child's whole number (logs would mask it).
+    assert re.search(r"the child's personal ID number is \d{12}\.", output), output
+    assert re.search(r"Funeral allowance \d{1,3}(,\d{3})+ VND", output), output
+    assert "Both dossiers completed." in output

@@ -1,0 +1,71 @@
+"""The stack supervisor with the three registries alone (no Kafka, no gateway):
+start, health, kill and restart one, stop, and no process left behind."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from cli.probe import check
+from cli.stack import REGISTRIES, Stack, StackError
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_registries_start_serve_restart_and_stop_without_leftovers() -> None:
+    stack = Stack(broker=None)
+    with stack:
+        assert set(stack.addresses) == set(REGISTRIES)
+        for name in REGISTRIES:
+            assert check(stack.address(name))
+            assert stack.log_file(name).is_file()
+        pids = {name: stack.pid(name) for name in REGISTRIES}
+        data_dir = stack.data_dir
+
+        population = pids["population"]
+        assert population is not None
+        stack.kill("population")
+        assert not alive(population)
+        assert not check(stack.address("population"), timeout=0.2)
+        stack.start_component("population")
+        assert check(stack.address("population"))
+        restarted = stack.pid("population")
+        assert restarted is not None and restarted != population
+        pids["population"] = restarted
+    assert all(pid is not None and not alive(pid) for pid in pids.values())
+    # A temporary data directory goes with the stack.
+    assert not data_dir.exists()
+
+
+def test_a_component_that_crashes_is_reported_with_its_log(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    stack = Stack(
+        broker=None,
+        data_dir=tmp_path / "data",
+        # A database under a regular file: the hospital registry cannot open it.
+        env={"LIENTHONG_HEALTH_DB": str(blocker / "health.sqlite3")},
+    )
+    with pytest.raises(StackError) as raised:
+        stack.start()
+    message = str(raised.value)
+    assert "health exited with code" in message
+    assert str(stack.data_dir / "health.log") in message
+    # What was started before the failure was stopped.
+    assert all(not c.running() for c in stack.components.values())
+    # A data directory given by the caller is kept, logs and all.
+    assert (tmp_path / "data" / "health.log").is_file()
+
+
+def test_unknown_component_is_named() -> None:
+    with Stack(broker=None, registries=("health",)) as stack, pytest.raises(StackError) as raised:
+        stack.kill("gateway")
+    assert "no component named 'gateway'" in str(raised.value)
