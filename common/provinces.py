@@ -1,7 +1,8 @@
 """Province codes (the first three digits of a personal identification number).
 
-The table is data: common/data/provinces.csv (a copy of shared/data/provinces.csv) lists the 63 provinces before the
-2025 merger, which did not change existing numbers. A deployment can point
+The table is data: common/data/provinces.csv (a copy of the team's
+shared/data/provinces.csv, checked equal by a test) lists the 63 provinces
+before the 2025 merger, which did not change existing numbers. A deployment can point
 LIENTHONG_PROVINCES_CSV at another table without a code change.
 """
 

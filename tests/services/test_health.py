@@ -34,9 +34,11 @@ async def seed(
 
 
 @pytest.fixture
-async def stub(start: Any) -> pb_grpc.HealthRegistryServiceStub:
+async def stub(start: Any) -> pb_grpc.HealthRegistryServiceAsyncStub:
     registry = await start(build)
-    stub = pb_grpc.HealthRegistryServiceStub(registry.channel)
+    stub: pb_grpc.HealthRegistryServiceAsyncStub = pb_grpc.HealthRegistryServiceStub(
+        registry.channel
+    )
     await seed(stub, pb.SeedHospitalRecordsRequest(facilities=[HANOI_HOSPITAL]))
     return stub
 
