@@ -41,3 +41,23 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+SEQUENCES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sequences (
+    name TEXT PRIMARY KEY,
+    next INTEGER NOT NULL
+);
+"""
+
+
+def next_serial(conn: sqlite3.Connection, name: str) -> int:
+    """A per-name counter for document numbers; call inside a transaction so a
+    refused request gives its number back."""
+    conn.execute(
+        "INSERT INTO sequences (name, next) VALUES (?, 1) "
+        "ON CONFLICT(name) DO UPDATE SET next = next + 1",
+        (name,),
+    )
+    value: int = conn.execute("SELECT next FROM sequences WHERE name = ?", (name,)).fetchone()[0]
+    return value

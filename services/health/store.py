@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from common import idempotency
-from common.sqlite import open_database
+from common.sqlite import SEQUENCES_SCHEMA, next_serial, open_database
 
 SCHEMA = (
     """
@@ -38,11 +38,8 @@ CREATE TABLE IF NOT EXISTS death_notices (
     work_accident      INTEGER NOT NULL,
     issued_on          TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS sequences (
-    name TEXT PRIMARY KEY,
-    next INTEGER NOT NULL
-);
 """
+    + SEQUENCES_SCHEMA
     + idempotency.SCHEMA
 )
 
@@ -90,16 +87,7 @@ class HospitalStore:
         return row
 
     def next_serial(self, name: str) -> int:
-        """A per-name counter; call inside a transaction."""
-        self.conn.execute(
-            "INSERT INTO sequences (name, next) VALUES (?, 1) "
-            "ON CONFLICT(name) DO UPDATE SET next = next + 1",
-            (name,),
-        )
-        value: int = self.conn.execute(
-            "SELECT next FROM sequences WHERE name = ?", (name,)
-        ).fetchone()[0]
-        return value
+        return next_serial(self.conn, name)
 
     def insert_birth_certificate(self, row: Sequence[Any]) -> None:
         self.conn.execute(

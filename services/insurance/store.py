@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from common import idempotency
-from common.sqlite import open_database
+from common.sqlite import SEQUENCES_SCHEMA, next_serial, open_database
 
 SCHEMA = (
     """
@@ -52,11 +52,8 @@ CREATE TABLE IF NOT EXISTS funeral_allowances (
     bank_account             TEXT NOT NULL,
     bank_name                TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS sequences (
-    name TEXT PRIMARY KEY,
-    next INTEGER NOT NULL
-);
 """
+    + SEQUENCES_SCHEMA
     + idempotency.SCHEMA
 )
 
@@ -107,16 +104,7 @@ class InsuranceStore:
         return row
 
     def next_serial(self, name: str) -> int:
-        """A per-name counter; call inside a transaction."""
-        self.conn.execute(
-            "INSERT INTO sequences (name, next) VALUES (?, 1) "
-            "ON CONFLICT(name) DO UPDATE SET next = next + 1",
-            (name,),
-        )
-        value: int = self.conn.execute(
-            "SELECT next FROM sequences WHERE name = ?", (name,)
-        ).fetchone()[0]
-        return value
+        return next_serial(self.conn, name)
 
     def new_social_insurance_number(self, prefix: str) -> str:
         """The next free `prefix` + 8-digit serial; call inside a transaction.
