@@ -72,15 +72,17 @@ class _WaitForInFlight(ConsumerRebalanceListener):  # type: ignore[misc]
     """Hand partitions over only between batches: a dossier is never worked by
     two processes at once, and offsets of finished work are committed first."""
 
-    def __init__(self, lock: asyncio.Lock) -> None:
+    def __init__(self, lock: asyncio.Lock, consumer: str) -> None:
         self.lock = lock
+        self.consumer = consumer
 
     async def on_partitions_revoked(self, revoked: object) -> None:
         async with self.lock:
             pass
 
-    async def on_partitions_assigned(self, assigned: object) -> None:
-        return None
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        # Operators (and the scale-out test) see who owns what after a rebalance.
+        log.info("partitions assigned", consumer=self.consumer, partitions=len(assigned))
 
 
 class PartitionedConsumer:
@@ -115,7 +117,7 @@ class PartitionedConsumer:
 
     async def start(self) -> None:
         await self.consumer.start()
-        self.consumer.subscribe(self.topics, listener=_WaitForInFlight(self.lock))
+        self.consumer.subscribe(self.topics, listener=_WaitForInFlight(self.lock, self.name))
 
     async def stop(self) -> None:
         await self.consumer.stop()

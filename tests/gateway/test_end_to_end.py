@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import shutil
 import sqlite3
 import time
@@ -326,6 +327,11 @@ async def test_two_gateways_share_the_work(
     stack: Stack, channels: dict[str, grpc.aio.Channel]
 ) -> None:
     second = stack.add_gateway(database=stack.data_dir / "gateway.sqlite3")
+    # Submit only once the group has given the newcomer its share of the steps.
+    deadline = time.monotonic() + 60
+    while not re.search(r'"consumer": "steps", "partitions": [1-9]', read_log(stack, second)):
+        assert time.monotonic() < deadline, "the second gateway was never given partitions"
+        await asyncio.sleep(0.1)
     families = [new_family(9) for _ in range(24)]
     await seed_families(channels, families, born=BORN, died=DIED)
     async with grpc.aio.insecure_channel(stack.address(second)) as other:
