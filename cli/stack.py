@@ -30,8 +30,8 @@ from pathlib import Path
 from types import TracebackType
 
 from brokers import BrokerKind, RunningBroker, start_broker
-from cli import processes
 from cli.probe import NotServing, wait_serving
+from common import processes
 from common.config import DEFAULT_PORTS
 
 REGISTRIES = ("population", "insurance", "health")

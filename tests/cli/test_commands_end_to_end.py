@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.processes import port_in_use
 from common.config import DEFAULT_PORTS
+from common.processes import port_in_use
 
 LIENTHONG = [sys.executable, "-m", "cli.main"]
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from common.processes import free_port
 from lienthong.common.v1.common_pb2 import SEX_FEMALE
 from lienthong.population.v1 import population_pb2 as pb
 from lienthong.population.v1 import population_pb2_grpc as pb_grpc
@@ -35,13 +35,6 @@ CHANNEL_OPTIONS = [
     ("grpc.max_reconnect_backoff_ms", 200),
 ]
 MOTHER = "001190000001"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class RegistryProcess:

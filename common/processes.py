@@ -1,4 +1,6 @@
-"""Child processes of the stack: spawn with a log file, stop with a deadline, never leak.
+"""Child processes (registries, gateways, brokers): spawn with a log file, stop
+with a deadline, never leak. Shared by the stack supervisor (cli/) and the
+broker launcher (brokers/).
 
 Three layers make sure a child dies with the CLI that started it:
 - `Stack.stop()` stops every child in order (the normal path, also on Ctrl-C);
@@ -15,6 +17,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -25,6 +28,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+# Maven 3.8 writes colour codes even in batch mode; they garble quoted logs.
+_ANSI_ESCAPE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 _live: set[subprocess.Popen[bytes]] = set()
 _live_lock = threading.Lock()
@@ -55,21 +60,25 @@ def _pdeathsig_hook() -> Callable[[], None] | None:
 
 
 def spawn(
-    argv: Sequence[str], *, log_file: Path, env: Mapping[str, str], cwd: Path
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    log_file: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a child with stdout and stderr appended to `log_file`."""
+    """Start a child with stdout and stderr appended to `log_file` (env None: inherit)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("ab") as sink:
         proc = subprocess.Popen(
-            list(argv),
+            [os.fspath(a) for a in argv],
             stdin=subprocess.DEVNULL,
             stdout=sink,
             stderr=subprocess.STDOUT,
-            env=dict(env),
+            env=None if env is None else dict(env),
             cwd=cwd,
             # Its own process group: a Ctrl-C in the terminal reaches only the
-            # CLI, which then stops the children in order (gateway before the
-            # registries it calls) instead of racing their own shutdowns.
+            # parent, which then stops the children in order (gateway before the
+            # registries it calls, broker last) instead of racing their shutdowns.
             process_group=0,
             # Safe with threads: the hook only calls a function looked up before fork.
             preexec_fn=_pdeathsig_hook(),  # noqa: PLW1509
@@ -122,6 +131,13 @@ def _kill_leftovers() -> None:
         kill(proc)
 
 
+def describe_exit(returncode: int) -> str:
+    if returncode < 0:
+        with contextlib.suppress(ValueError):
+            return f"was killed by {signal.Signals(-returncode).name}"
+    return f"exited with code {returncode}"
+
+
 def free_port() -> int:
     """A loopback TCP port nothing listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -139,21 +155,14 @@ def port_in_use(port: int, host: str = LOOPBACK) -> bool:
     return False
 
 
-def tail(path: Path, lines: int = 20) -> str:
+def tail(path: Path, lines: int = 25) -> str:
     """The last `lines` lines of a log file ('' if there is none)."""
     try:
         with path.open("rb") as handle:
             # Logs grow: read only the end.
             handle.seek(0, os.SEEK_END)
-            handle.seek(max(0, handle.tell() - 32 * 1024))
+            handle.seek(max(0, handle.tell() - 64 * 1024))
             text = handle.read().decode("utf-8", errors="replace")
     except OSError:
         return ""
-    return "\n".join(text.splitlines()[-lines:])
-
-
-def describe_exit(returncode: int) -> str:
-    if returncode < 0:
-        with contextlib.suppress(ValueError):
-            return f"was killed by {signal.Signals(-returncode).name}"
-    return f"exited with code {returncode}"
+    return "\n".join(_ANSI_ESCAPE.sub("", text).splitlines()[-lines:])
