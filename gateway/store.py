@@ -43,6 +43,12 @@ CREATE TABLE IF NOT EXISTS processed_events (
 Caused = list[events_pb2.StepCommand]
 
 
+def _supplement_due(dossier: pb.Dossier) -> str | None:
+    if dossier.state != pb.DOSSIER_STATE_NEEDS_SUPPLEMENT:
+        return None
+    return dossier.supplement.due_at.ToDatetime(dt.UTC).isoformat()
+
+
 def fingerprint(kind: str, declaration: bytes) -> bytes:
     return hashlib.sha256(kind.encode() + declaration).digest()
 
@@ -54,18 +60,13 @@ class DossierStore:
     def close(self) -> None:
         self.conn.close()
 
-    def _save(self, dossier: pb.Dossier, *, expected_version: int | None) -> None:
-        due = (
-            dossier.supplement.due_at.ToDatetime(dt.UTC).isoformat()
-            if dossier.state == pb.DOSSIER_STATE_NEEDS_SUPPLEMENT
-            else None
-        )
+    def _save(self, dossier: pb.Dossier, *, expected_version: int) -> None:
         cursor = self.conn.execute(
             "UPDATE dossiers SET state = ?, supplement_due = ?, version = ?, body = ? "
             "WHERE dossier_id = ? AND version = ?",
             (
                 dossier.state,
-                due,
+                _supplement_due(dossier),
                 dossier.version,
                 dossier.SerializeToString(),
                 dossier.dossier_id,
@@ -74,6 +75,22 @@ class DossierStore:
         )
         if cursor.rowcount != 1:
             raise StaleDossierError(dossier.dossier_id)
+
+    def _insert(self, dossier: pb.Dossier, idempotency_key: str, print_: bytes) -> None:
+        self.conn.execute(
+            "INSERT INTO dossiers (dossier_id, idempotency_key, fingerprint, kind, state, "
+            "supplement_due, version, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                dossier.dossier_id,
+                idempotency_key,
+                print_,
+                dossier.kind,
+                dossier.state,
+                _supplement_due(dossier),
+                dossier.version,
+                dossier.SerializeToString(),
+            ),
+        )
 
     def submit(self, idempotency_key: str, print_: bytes, dossier: pb.Dossier) -> pb.Dossier:
         """Insert a new dossier, or return the one this key already made."""
@@ -90,19 +107,7 @@ class DossierStore:
                         "use a new key for a new declaration",
                     )
                 return pb.Dossier.FromString(row["body"])
-            self.conn.execute(
-                "INSERT INTO dossiers (dossier_id, idempotency_key, fingerprint, kind, state, "
-                "version, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (
-                    dossier.dossier_id,
-                    idempotency_key,
-                    print_,
-                    dossier.kind,
-                    dossier.state,
-                    dossier.version,
-                    dossier.SerializeToString(),
-                ),
-            )
+            self._insert(dossier, idempotency_key, print_)
             return dossier
 
     def load(self, dossier_id: str) -> pb.Dossier | None:
@@ -135,20 +140,11 @@ class DossierStore:
             updated, caused = transition(current)
             if updated is not None:
                 if current is None:
-                    self.conn.execute(
-                        "INSERT INTO dossiers (dossier_id, idempotency_key, fingerprint, kind, "
-                        "state, version, body) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            updated.dossier_id,
-                            f"event:{event_id}",
-                            b"",
-                            updated.kind,
-                            updated.state,
-                            updated.version,
-                            updated.SerializeToString(),
-                        ),
-                    )
-                self._save(updated, expected_version=None if current is None else current.version)
+                    # The submitting process died before recording it: the event
+                    # carries the whole dossier, so it is recorded from that.
+                    self._insert(updated, f"event:{event_id}", b"")
+                else:
+                    self._save(updated, expected_version=current.version)
             self.conn.execute(
                 "INSERT INTO processed_events (event_id, caused) VALUES (?, ?)",
                 (event_id, _encode_caused(caused)),
