@@ -127,15 +127,16 @@ class DossierStore:
         event_id: str,
         dossier_id: str,
         transition: Callable[[pb.Dossier | None], tuple[pb.Dossier | None, Caused]],
-    ) -> Caused:
-        """Apply one event once. Returns the commands to send: the new ones, or
-        on a redelivery the ones the first delivery caused."""
+    ) -> tuple[Caused, pb.Dossier | None]:
+        """Apply one event once. Returns the commands to send (the new ones, or on
+        a redelivery the ones the first delivery caused) and the dossier as it
+        now stands (None on a redelivery, which reads nothing)."""
         with transaction(self.conn):
             done = self.conn.execute(
                 "SELECT caused FROM processed_events WHERE event_id = ?", (event_id,)
             ).fetchone()
             if done is not None:
-                return _decode_caused(done["caused"])
+                return _decode_caused(done["caused"]), None
             current = self.load(dossier_id)
             updated, caused = transition(current)
             if updated is not None:
@@ -149,7 +150,7 @@ class DossierStore:
                 "INSERT INTO processed_events (event_id, caused) VALUES (?, ?)",
                 (event_id, _encode_caused(caused)),
             )
-            return caused
+            return caused, updated if updated is not None else current
 
     def expired_supplements(self, now: dt.datetime) -> list[str]:
         rows = self.conn.execute(

@@ -52,13 +52,14 @@ class SagaWorker:
 
     async def handle(self, event: Event) -> None:
         now = self.clock.now()
-        commands = self.store.apply(event.event_id, event.dossier_id, self._transition(event, now))
+        commands, dossier = self.store.apply(
+            event.event_id, event.dossier_id, self._transition(event, now)
+        )
         await publish(
             self.producer,
             self.topics.step_commands,
             [Event(f"{c.dossier_id}/{c.step}", c.dossier_id, c, now) for c in commands],
         )
-        dossier = self.store.load(event.dossier_id)
         log.info(
             "saga event",
             ce_type=event.type,
