@@ -24,9 +24,6 @@ class GatewayConfig:
     # Exponential backoff between retries: base × 2^n, capped, with full jitter.
     retry_base_seconds: float
     retry_cap_seconds: float
-    # Retries inside one command delivery; past them the command is re-queued
-    # so the consumer keeps polling (Kafka evicts a consumer that stops).
-    retries_per_delivery: int
     sweep_interval_seconds: float
     grace_seconds: float
     verbose: bool
@@ -53,7 +50,6 @@ class GatewayConfig:
             call_deadline_seconds=env_float("LIENTHONG_CALL_DEADLINE_SECONDS", 5.0),
             retry_base_seconds=env_float("LIENTHONG_RETRY_BASE_SECONDS", 0.1),
             retry_cap_seconds=env_float("LIENTHONG_RETRY_CAP_SECONDS", 5.0),
-            retries_per_delivery=env_int("LIENTHONG_RETRIES_PER_DELIVERY", 8),
             sweep_interval_seconds=env_float("LIENTHONG_SWEEP_INTERVAL_SECONDS", 1.0),
             grace_seconds=env_float("LIENTHONG_GRACE_SECONDS", 5.0),
             verbose=env_str("LIENTHONG_VERBOSE", "1") not in ("0", "false", "no"),

@@ -159,10 +159,6 @@ class DossierStore:
         ).fetchall()
         return [str(r["dossier_id"]) for r in rows]
 
-    def count_by_state(self) -> dict[int, int]:
-        rows = self.conn.execute("SELECT state, COUNT(*) AS n FROM dossiers GROUP BY state")
-        return {int(r["state"]): int(r["n"]) for r in rows}
-
 
 class StaleDossierError(Exception):
     """Another writer changed the dossier first; the event will be redelivered."""
