@@ -27,6 +27,7 @@ EVENT_TYPES: dict[str, type[Message]] = {
     "vn.lienthong.dossier.supplement_window_expired.v1": events_pb2.SupplementWindowExpired,
     "vn.lienthong.step.command.v1": events_pb2.StepCommand,
     "vn.lienthong.step.outcome.v1": events_pb2.StepOutcome,
+    "vn.lienthong.dossier.settled.v1": events_pb2.DossierSettled,
 }
 TYPE_OF = {cls: name for name, cls in EVENT_TYPES.items()}
 
@@ -37,6 +38,9 @@ class Topics:
     step_commands: str
     step_outcomes: str
     deadletter: str
+    # Dossiers that reached an end (or wait for the declarant), for listeners
+    # outside the gateway; nothing in the gateway consumes it.
+    settled: str
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -45,10 +49,17 @@ class Topics:
             step_commands=f"{prefix}.step-commands",
             step_outcomes=f"{prefix}.step-outcomes",
             deadletter=f"{prefix}.deadletter",
+            settled=f"{prefix}.dossier-settled",
         )
 
     def all(self) -> list[str]:
-        return [self.dossiers, self.step_commands, self.step_outcomes, self.deadletter]
+        return [
+            self.dossiers,
+            self.step_commands,
+            self.step_outcomes,
+            self.deadletter,
+            self.settled,
+        ]
 
 
 @dataclass(frozen=True)

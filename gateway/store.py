@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import InvalidArgument
@@ -39,8 +40,28 @@ CREATE TABLE IF NOT EXISTS processed_events (
 );
 """
 
-# The events an applied event caused, kept so a redelivery re-sends them.
-Caused = list[events_pb2.StepCommand]
+# States in which a dossier is announced as settled: its end, or waiting on
+# the declarant (who is told what to supply).
+SETTLED_STATES = frozenset(
+    {pb.DOSSIER_STATE_COMPLETED, pb.DOSSIER_STATE_REJECTED, pb.DOSSIER_STATE_NEEDS_SUPPLEMENT}
+)
+Transition = Callable[[pb.Dossier | None], tuple[pb.Dossier | None, list[events_pb2.StepCommand]]]
+
+
+@dataclass(frozen=True)
+class PendingEvent:
+    """An event to apply: its id (applied once), its dossier, what it does."""
+
+    event_id: str
+    dossier_id: str
+    transition: Transition
+
+
+@dataclass(frozen=True)
+class Applied:
+    # What the event caused, kept per event so that a redelivery re-sends it.
+    caused: events_pb2.CausedCommands
+    dossier: pb.Dossier | None
 
 
 def _supplement_due(dossier: pb.Dossier) -> str | None:
@@ -122,35 +143,45 @@ class DossierStore:
         ).fetchone()
         return None if row is None else int(row["version"])
 
-    def apply(
-        self,
-        event_id: str,
-        dossier_id: str,
-        transition: Callable[[pb.Dossier | None], tuple[pb.Dossier | None, Caused]],
-    ) -> tuple[Caused, pb.Dossier | None]:
-        """Apply one event once. Returns the commands to send (the new ones, or on
-        a redelivery the ones the first delivery caused) and the dossier as it
-        now stands (None on a redelivery, which reads nothing)."""
+    def apply_all(self, events: Sequence[PendingEvent]) -> list[Applied]:
+        """Apply a batch of events, each once, in one transaction: all of them
+        or, on any error, none (the batch is then read again from Kafka).
+
+        For each event: the events it causes (the new ones, or on a redelivery
+        the ones its first delivery caused) and the dossier as it now stands
+        (None on a redelivery, which reads nothing)."""
         with transaction(self.conn):
-            done = self.conn.execute(
-                "SELECT caused FROM processed_events WHERE event_id = ?", (event_id,)
-            ).fetchone()
-            if done is not None:
-                return _decode_caused(done["caused"]), None
-            current = self.load(dossier_id)
-            updated, caused = transition(current)
-            if updated is not None:
-                if current is None:
-                    # The submitting process died before recording it: the event
-                    # carries the whole dossier, so it is recorded from that.
-                    self._insert(updated, f"event:{event_id}", b"")
-                else:
-                    self._save(updated, expected_version=current.version)
-            self.conn.execute(
-                "INSERT INTO processed_events (event_id, caused) VALUES (?, ?)",
-                (event_id, _encode_caused(caused)),
-            )
-            return caused, updated if updated is not None else current
+            return [self._apply(event) for event in events]
+
+    def apply(self, event: PendingEvent) -> Applied:
+        """Apply one event once (a batch of one)."""
+        return self.apply_all([event])[0]
+
+    def _apply(self, event: PendingEvent) -> Applied:
+        done = self.conn.execute(
+            "SELECT caused FROM processed_events WHERE event_id = ?", (event.event_id,)
+        ).fetchone()
+        if done is not None:
+            return Applied(events_pb2.CausedCommands.FromString(done["caused"]), None)
+        current = self.load(event.dossier_id)
+        updated, commands = event.transition(current)
+        caused = events_pb2.CausedCommands(commands=commands)
+        if updated is not None:
+            if current is None:
+                # The submitting process died before recording it: the event
+                # carries the whole dossier, so it is recorded from that.
+                self._insert(updated, f"event:{event.event_id}", b"")
+            else:
+                self._save(updated, expected_version=current.version)
+            if updated.state in SETTLED_STATES and (
+                current is None or current.state != updated.state
+            ):
+                caused.settled.dossier.CopyFrom(updated)
+        self.conn.execute(
+            "INSERT INTO processed_events (event_id, caused) VALUES (?, ?)",
+            (event.event_id, caused.SerializeToString()),
+        )
+        return Applied(caused, updated if updated is not None else current)
 
     def expired_supplements(self, now: dt.datetime) -> list[str]:
         rows = self.conn.execute(
@@ -162,11 +193,3 @@ class DossierStore:
 
 class StaleDossierError(Exception):
     """Another writer changed the dossier first; the event will be redelivered."""
-
-
-def _encode_caused(caused: Caused) -> bytes:
-    return events_pb2.CausedCommands(commands=caused).SerializeToString()
-
-
-def _decode_caused(blob: bytes) -> Caused:
-    return list(events_pb2.CausedCommands.FromString(blob).commands)

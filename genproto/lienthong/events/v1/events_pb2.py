@@ -25,15 +25,15 @@ _sym_db = _symbol_database.Default()
 from lienthong.gateway.v1 import gateway_pb2 as lienthong_dot_gateway_dot_v1_dot_gateway__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n lienthong/events/v1/events.proto\x12\x13lienthong.events.v1\x1a\"lienthong/gateway/v1/gateway.proto\"B\n\x10\x44ossierSubmitted\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lienthong.gateway.v1.Dossier\"\xd9\x01\n\x13\x44ossierSupplemented\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x15\n\rsupplement_id\x18\x02 \x01(\t\x12\x43\n\x11\x62irth_declaration\x18\x03 \x01(\x0b\x32&.lienthong.gateway.v1.BirthDeclarationH\x00\x12\x43\n\x11\x64\x65\x61th_declaration\x18\x04 \x01(\x0b\x32&.lienthong.gateway.v1.DeathDeclarationH\x00\x42\r\n\x0b\x64\x65\x63laration\"-\n\x17SupplementWindowExpired\x12\x12\n\ndossier_id\x18\x01 \x01(\t\"_\n\x0bStepCommand\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12.\n\x07\x64ossier\x18\x03 \x01(\x0b\x32\x1d.lienthong.gateway.v1.Dossier\"\xf0\x02\n\x0bStepOutcome\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0e\n\x06\x61gency\x18\x03 \x01(\t\x12\x32\n\x04kind\x18\x04 \x01(\x0e\x32$.lienthong.events.v1.StepOutcomeKind\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x39\n\x0c\x62irth_result\x18\t \x01(\x0b\x32!.lienthong.gateway.v1.BirthResultH\x00\x12\x39\n\x0c\x64\x65\x61th_result\x18\n \x01(\x0b\x32!.lienthong.gateway.v1.DeathResultH\x00\x12\x1a\n\x12started_at_unix_ms\x18\x0b \x01(\x03\x12\x1b\n\x13\x66inished_at_unix_ms\x18\x0c \x01(\x03\x42\x08\n\x06result\"D\n\x0e\x43\x61usedCommands\x12\x32\n\x08\x63ommands\x18\x01 \x03(\x0b\x32 .lienthong.events.v1.StepCommand*\x94\x01\n\x0fStepOutcomeKind\x12!\n\x1dSTEP_OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSTEP_OUTCOME_KIND_SUCCEEDED\x10\x01\x12\x1e\n\x1aSTEP_OUTCOME_KIND_REJECTED\x10\x02\x12\x1d\n\x19STEP_OUTCOME_KIND_SKIPPED\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n lienthong/events/v1/events.proto\x12\x13lienthong.events.v1\x1a\"lienthong/gateway/v1/gateway.proto\"B\n\x10\x44ossierSubmitted\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lienthong.gateway.v1.Dossier\"\xd9\x01\n\x13\x44ossierSupplemented\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x15\n\rsupplement_id\x18\x02 \x01(\t\x12\x43\n\x11\x62irth_declaration\x18\x03 \x01(\x0b\x32&.lienthong.gateway.v1.BirthDeclarationH\x00\x12\x43\n\x11\x64\x65\x61th_declaration\x18\x04 \x01(\x0b\x32&.lienthong.gateway.v1.DeathDeclarationH\x00\x42\r\n\x0b\x64\x65\x63laration\"-\n\x17SupplementWindowExpired\x12\x12\n\ndossier_id\x18\x01 \x01(\t\"_\n\x0bStepCommand\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12.\n\x07\x64ossier\x18\x03 \x01(\x0b\x32\x1d.lienthong.gateway.v1.Dossier\"\xf0\x02\n\x0bStepOutcome\x12\x12\n\ndossier_id\x18\x01 \x01(\t\x12\x0c\n\x04step\x18\x02 \x01(\t\x12\x0e\n\x06\x61gency\x18\x03 \x01(\t\x12\x32\n\x04kind\x18\x04 \x01(\x0e\x32$.lienthong.events.v1.StepOutcomeKind\x12\x10\n\x08\x61ttempts\x18\x05 \x01(\x05\x12\x0f\n\x07outcome\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12\x0f\n\x07message\x18\x08 \x01(\t\x12\x39\n\x0c\x62irth_result\x18\t \x01(\x0b\x32!.lienthong.gateway.v1.BirthResultH\x00\x12\x39\n\x0c\x64\x65\x61th_result\x18\n \x01(\x0b\x32!.lienthong.gateway.v1.DeathResultH\x00\x12\x1a\n\x12started_at_unix_ms\x18\x0b \x01(\x03\x12\x1b\n\x13\x66inished_at_unix_ms\x18\x0c \x01(\x03\x42\x08\n\x06result\"@\n\x0e\x44ossierSettled\x12.\n\x07\x64ossier\x18\x01 \x01(\x0b\x32\x1d.lienthong.gateway.v1.Dossier\"z\n\x0e\x43\x61usedCommands\x12\x32\n\x08\x63ommands\x18\x01 \x03(\x0b\x32 .lienthong.events.v1.StepCommand\x12\x34\n\x07settled\x18\x02 \x01(\x0b\x32#.lienthong.events.v1.DossierSettled*\x94\x01\n\x0fStepOutcomeKind\x12!\n\x1dSTEP_OUTCOME_KIND_UNSPECIFIED\x10\x00\x12\x1f\n\x1bSTEP_OUTCOME_KIND_SUCCEEDED\x10\x01\x12\x1e\n\x1aSTEP_OUTCOME_KIND_REJECTED\x10\x02\x12\x1d\n\x19STEP_OUTCOME_KIND_SKIPPED\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'lienthong.events.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_STEPOUTCOMEKIND']._serialized_start=967
-  _globals['_STEPOUTCOMEKIND']._serialized_end=1115
+  _globals['_STEPOUTCOMEKIND']._serialized_start=1087
+  _globals['_STEPOUTCOMEKIND']._serialized_end=1235
   _globals['_DOSSIERSUBMITTED']._serialized_start=93
   _globals['_DOSSIERSUBMITTED']._serialized_end=159
   _globals['_DOSSIERSUPPLEMENTED']._serialized_start=162
@@ -44,6 +44,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STEPCOMMAND']._serialized_end=523
   _globals['_STEPOUTCOME']._serialized_start=526
   _globals['_STEPOUTCOME']._serialized_end=894
-  _globals['_CAUSEDCOMMANDS']._serialized_start=896
-  _globals['_CAUSEDCOMMANDS']._serialized_end=964
+  _globals['_DOSSIERSETTLED']._serialized_start=896
+  _globals['_DOSSIERSETTLED']._serialized_end=960
+  _globals['_CAUSEDCOMMANDS']._serialized_start=962
+  _globals['_CAUSEDCOMMANDS']._serialized_end=1084
 # @@protoc_insertion_point(module_scope)

@@ -215,24 +215,55 @@ class StepOutcome(_message.Message):
 Global___StepOutcome: _TypeAlias = StepOutcome  # noqa: Y015
 
 @_typing.final
+class DossierSettled(_message.Message):
+    """Announced on <prefix>.dossier-settled when a dossier reaches COMPLETED,
+    REJECTED or NEEDS_SUPPLEMENT (the declarant must act): what a citizen portal,
+    or a load tester, listens to instead of polling every dossier.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOSSIER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def dossier(self) -> _gateway_pb2.Dossier: ...
+    def __init__(
+        self,
+        *,
+        dossier: _gateway_pb2.Dossier | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["dossier", b"dossier"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dossier", b"dossier"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DossierSettled: _TypeAlias = DossierSettled  # noqa: Y015
+
+@_typing.final
 class CausedCommands(_message.Message):
     """Not sent on Kafka: the gateway's store keeps, per processed event, the
-    commands it caused, so that a redelivered event re-sends exactly those.
+    events it caused, so that a redelivered event re-sends exactly those.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     COMMANDS_FIELD_NUMBER: _builtins.int
+    SETTLED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def commands(self) -> _containers.RepeatedCompositeFieldContainer[Global___StepCommand]: ...
+    @_builtins.property
+    def settled(self) -> Global___DossierSettled:
+        """Set when the event settled the dossier."""
+
     def __init__(
         self,
         *,
         commands: _abc.Iterable[Global___StepCommand] | None = ...,
+        settled: Global___DossierSettled | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["settled", b"settled"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commands", b"commands"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commands", b"commands", "settled", b"settled"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
