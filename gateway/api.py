@@ -55,18 +55,13 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         if stored.state == pb.DOSSIER_STATE_RECEIVED:
             # Also on a repeat: the first attempt may have died before Kafka
             # acknowledged. The event id makes the saga apply it once.
-            await publish(
-                self.producer,
-                self.topics.dossiers,
-                [
-                    Event(
-                        f"{stored.dossier_id}/submitted",
-                        stored.dossier_id,
-                        ev.DossierSubmitted(dossier=stored),
-                        self.clock.now(),
-                    )
-                ],
+            submitted = Event(
+                f"{stored.dossier_id}/submitted",
+                stored.dossier_id,
+                ev.DossierSubmitted(dossier=stored),
+                self.clock.now(),
             )
+            await publish(self.producer, [(self.topics.dossiers, submitted)])
         return stored.dossier_id
 
     def _new_dossier(self, kind: pb.DossierKind.ValueType, prefix: str) -> pb.Dossier:
@@ -166,16 +161,11 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             event.birth_declaration.CopyFrom(request.birth_declaration)
         else:
             event.death_declaration.CopyFrom(request.death_declaration)
-        await publish(
-            self.producer,
-            self.topics.dossiers,
-            [
-                Event(
-                    f"{dossier.dossier_id}/supplement/{request.idempotency_key}",
-                    dossier.dossier_id,
-                    event,
-                    self.clock.now(),
-                )
-            ],
+        supplemented = Event(
+            f"{dossier.dossier_id}/supplement/{request.idempotency_key}",
+            dossier.dossier_id,
+            event,
+            self.clock.now(),
         )
+        await publish(self.producer, [(self.topics.dossiers, supplemented)])
         return pb.SupplementDossierResponse(dossier_id=dossier.dossier_id)

@@ -40,10 +40,15 @@ async def sweep_supplement_windows(
         if expired:
             await publish(
                 producer,
-                topics.dossiers,
                 [
-                    Event(
-                        f"{d}/supplement-expired", d, ev.SupplementWindowExpired(dossier_id=d), now
+                    (
+                        topics.dossiers,
+                        Event(
+                            f"{d}/supplement-expired",
+                            d,
+                            ev.SupplementWindowExpired(dossier_id=d),
+                            now,
+                        ),
                     )
                     for d in expired
                 ],
@@ -80,7 +85,8 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
             bootstrap=config.bootstrap_servers,
             group_id=f"{config.topic_prefix}-saga",
             topics=[topics.dossiers, topics.step_outcomes],
-            handle=worker.handle,
+            handle=worker.handle_batch,
+            check=worker.check,
             producer=producer,
             deadletter_topic=topics.deadletter,
         ),
@@ -89,7 +95,8 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
             bootstrap=config.bootstrap_servers,
             group_id=f"{config.topic_prefix}-steps",
             topics=[topics.step_commands],
-            handle=executor.handle,
+            handle=executor.handle_batch,
+            check=executor.check,
             producer=producer,
             deadletter_topic=topics.deadletter,
             max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,

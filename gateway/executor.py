@@ -8,14 +8,14 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
 
 from common.clock import Clock
 from gateway.agencies import Agencies, AgencyRefusalError, TransientAgencyError
-from gateway.events import Event, PoisonEventError, Topics
-from gateway.kafka import publish
+from gateway.events import Event, PoisonEventError, Topics, encode
 from gateway.steps import HANDLERS, StepDone, StepInput
 from lienthong.events.v1 import events_pb2 as ev
 
@@ -44,12 +44,29 @@ class StepExecutor:
         """Full jitter (AWS architecture blog): spreads retries of many dossiers."""
         return random.uniform(0, min(self.retry_cap, self.retry_base * 2**attempt))
 
-    async def handle(self, event: Event) -> None:
+    def check(self, event: Event) -> None:
         command = event.message
         if not isinstance(command, ev.StepCommand):
             raise PoisonEventError(f"the executor does not handle {event.type}")
         if command.step not in HANDLERS or not command.dossier.timeline:
             raise PoisonEventError(f"unknown step {command.step!r}")
+
+    async def handle_batch(self, events: list[Event]) -> None:
+        """Run the batch's steps concurrently, one dossier's in order, and
+        return once every outcome is acknowledged by the broker."""
+        by_dossier: dict[str, list[ev.StepCommand]] = {}
+        for event in events:
+            assert isinstance(event.message, ev.StepCommand)  # check() let it through
+            by_dossier.setdefault(event.dossier_id, []).append(event.message)
+        sent = await asyncio.gather(*(self._run_in_order(c) for c in by_dossier.values()))
+        for acknowledged in (future for futures in sent for future in futures):
+            await acknowledged
+
+    async def _run_in_order(self, commands: list[ev.StepCommand]) -> list[asyncio.Future[Any]]:
+        return [await self._run(command) for command in commands]
+
+    async def _run(self, command: ev.StepCommand) -> asyncio.Future[Any]:
+        """Run one step; returns the future of its outcome's acknowledgement."""
         agency, handler = HANDLERS[command.step]
         started = self.clock.now()
         began = time.perf_counter()
@@ -90,20 +107,20 @@ class StepExecutor:
             outcome.birth_result.CopyFrom(done.birth)
         if done.death is not None:
             outcome.death_result.CopyFrom(done.death)
-        await publish(
-            self.producer,
-            self.topics.step_outcomes,
-            [
-                Event(
-                    f"{command.dossier_id}/{command.step}/outcome",
-                    command.dossier_id,
-                    outcome,
-                    finished,
-                )
-            ],
+        key, value, headers = encode(
+            Event(
+                f"{command.dossier_id}/{command.step}/outcome",
+                command.dossier_id,
+                outcome,
+                finished,
+            )
+        )
+        acknowledged: asyncio.Future[Any] = await self.producer.send(
+            self.topics.step_outcomes, value=value, key=key, headers=headers
         )
         log.info(
             "step",
+            dossier_id=command.dossier_id,
             step=command.step,
             agency=agency,
             outcome=ev.StepOutcomeKind.Name(done.kind),
@@ -111,3 +128,4 @@ class StepExecutor:
             attempts=attempts,
             duration_ms=round((time.perf_counter() - began) * 1000, 2),
         )
+        return acknowledged

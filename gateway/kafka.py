@@ -1,11 +1,19 @@
 """Kafka plumbing shared by the saga worker and the step executor.
 
-Consumers commit offsets by hand, only after a record's effects are durable,
-so delivery is at least once and every handler is idempotent. Records of one
-partition are handled in order; partitions are handled concurrently, which is
-where a gateway process gets its parallelism. A record that can never be
-processed goes to the dead-letter topic with the error in a header; any other
-failure rewinds the partition and tries again.
+Consumers commit offsets by hand, only after a batch's effects are durable,
+so delivery is at least once and every handler is idempotent.
+
+Each assigned partition has its own worker task: the records of a partition
+are handled in order, as batches (whatever arrived while the previous batch
+was being handled), and partitions are handled concurrently. Fetching never
+waits for handling, and commits are made by their own task, so a record waits
+for its own partition only: a batch is one store transaction and one wait for
+the broker's acknowledgements, however many records it holds. A partition
+whose backlog grows too long is paused at the broker until its worker catches
+up. A record that can never be processed goes to the dead-letter topic with
+the error in a header; any other failure retries the batch, with backoff,
+until it succeeds. Partitions are handed over in a rebalance only between
+batches: a dossier is never worked by two processes at once.
 """
 
 from __future__ import annotations
@@ -19,13 +27,15 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
 
 from gateway.events import Event, PoisonEventError, decode, encode
 
 log = structlog.get_logger("kafka")
 
-Handler = Callable[[Event], Awaitable[None]]
+# Handles the events of one partition's batch, in order; returns once their
+# effects are durable (stored, and what they caused acknowledged by the broker).
+BatchHandler = Callable[[list[Event]], Awaitable[None]]
 
 
 async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
@@ -58,31 +68,83 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
     )
 
 
-async def publish(producer: AIOKafkaProducer, topic: str, events: Sequence[Event]) -> None:
-    """Send and wait for every acknowledgement."""
+async def publish(producer: AIOKafkaProducer, messages: Sequence[tuple[str, Event]]) -> None:
+    """Send (topic, event) pairs and wait for every acknowledgement: sent all
+    first, so they share produce requests, then awaited together."""
     futures = []
-    for event in events:
+    for topic, event in messages:
         key, value, headers = encode(event)
         futures.append(await producer.send(topic, value=value, key=key, headers=headers))
     for future in futures:
         await future
 
 
-class _WaitForInFlight(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Hand partitions over only between batches: a dossier is never worked by
-    two processes at once, and offsets of finished work are committed first."""
+# Partitions with a longer backlog than this are paused at the broker.
+PAUSE_BACKLOG = 2_000
+# Records handed to one batch at most (one store transaction).
+MAX_BATCH = 500
+# Offsets are committed at most this often (each commit is a broker round trip).
+COMMIT_INTERVAL_SECONDS = 0.1
 
-    def __init__(self, lock: asyncio.Lock, consumer: str) -> None:
-        self.lock = lock
-        self.consumer = consumer
 
-    async def on_partitions_revoked(self, revoked: object) -> None:
-        async with self.lock:
-            pass
+class _PartitionWorker:
+    """Handles one partition's records in order, a batch at a time."""
+
+    def __init__(
+        self,
+        tp: TopicPartition,
+        process: Callable[[TopicPartition, list[ConsumerRecord[bytes, bytes]]], Awaitable[None]],
+        on_done: Callable[[_PartitionWorker], None],
+    ) -> None:
+        self.tp = tp
+        self.process = process
+        self.on_done = on_done
+        self.backlog: list[ConsumerRecord[bytes, bytes]] = []
+        self.arrived = asyncio.Event()
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self.done_offset: int | None = None  # next offset to commit
+        self.committed_offset: int | None = None
+        self.task = asyncio.create_task(self._run(), name=f"partition {tp.topic}/{tp.partition}")
+
+    def add(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        self.backlog.extend(records)
+        self.arrived.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self.arrived.wait()
+            self.arrived.clear()
+            while self.backlog:
+                batch, self.backlog = self.backlog[:MAX_BATCH], self.backlog[MAX_BATCH:]
+                self.idle.clear()
+                try:
+                    await self.process(self.tp, batch)
+                finally:
+                    self.idle.set()
+                self.done_offset = batch[-1].offset + 1
+                self.on_done(self)
+
+    async def stop(self) -> None:
+        """Drop what has not started (the next owner reads it again from the
+        committed offset) and wait for the batch in flight."""
+        self.backlog.clear()
+        await self.idle.wait()
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+
+
+class _HandOverBetweenBatches(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: PartitionedConsumer) -> None:
+        self.owner = owner
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.owner.release(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Operators (and the scale-out test) see who owns what after a rebalance.
-        log.info("partitions assigned", consumer=self.consumer, partitions=len(assigned))
+        log.info("partitions assigned", consumer=self.owner.name, partitions=len(assigned))
 
 
 class PartitionedConsumer:
@@ -93,7 +155,8 @@ class PartitionedConsumer:
         bootstrap: str,
         group_id: str,
         topics: Sequence[str],
-        handle: Handler,
+        handle: BatchHandler,
+        check: Callable[[Event], None],
         producer: AIOKafkaProducer,
         deadletter_topic: str,
         session_timeout_ms: int = 6000,
@@ -101,10 +164,14 @@ class PartitionedConsumer:
     ) -> None:
         self.name = name
         self.handle = handle
+        # Raises PoisonEventError for a record the handler can never process,
+        # so that one record goes to the dead-letter topic, not its batch.
+        self.check = check
         self.producer = producer
         self.deadletter_topic = deadletter_topic
         self.topics = list(topics)
-        self.lock = asyncio.Lock()
+        self.workers: dict[TopicPartition, _PartitionWorker] = {}
+        self.to_commit = asyncio.Event()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
@@ -117,62 +184,116 @@ class PartitionedConsumer:
 
     async def start(self) -> None:
         await self.consumer.start()
-        self.consumer.subscribe(self.topics, listener=_WaitForInFlight(self.lock, self.name))
+        self.consumer.subscribe(self.topics, listener=_HandOverBetweenBatches(self))
 
     async def stop(self) -> None:
+        await self.release(set(self.workers))
         await self.consumer.stop()
 
     async def run(self) -> None:
-        failures = 0
-        while True:
-            batches = await self.consumer.getmany(timeout_ms=200, max_records=200)
-            if not batches:
-                continue
-            async with self.lock:
-                results = await asyncio.gather(
-                    *(self._partition(tp, records) for tp, records in batches.items())
-                )
-                done = {tp: offset for tp, offset, _ in results if offset is not None}
-                if done:
-                    await self.consumer.commit(done)
-                failed = [(tp, at) for tp, _, at in results if at is not None]
-                for tp, offset in failed:
-                    self.consumer.seek(tp, offset)
-            if failed:
-                # Back off before re-reading what failed (broker or store trouble).
-                failures += 1
-                await asyncio.sleep(min(5.0, 0.1 * 2**failures) * random.random())
-            else:
-                failures = 0
+        committer = asyncio.create_task(self._commit_loop(), name=f"{self.name} commits")
+        try:
+            while True:
+                batches = await self.consumer.getmany(timeout_ms=1000, max_records=MAX_BATCH)
+                assigned = self.consumer.assignment()
+                for tp, records in batches.items():
+                    if tp not in assigned:
+                        continue  # revoked since the fetch: the next owner reads it
+                    worker = self.workers.get(tp)
+                    if worker is None:
+                        worker = _PartitionWorker(tp, self._process, self._batch_done)
+                        self.workers[tp] = worker
+                    worker.add(records)
+                    if len(worker.backlog) > PAUSE_BACKLOG:
+                        self.consumer.pause(tp)
+        finally:
+            committer.cancel()
+            for worker in self.workers.values():
+                worker.task.cancel()
 
-    async def _partition(
+    def _batch_done(self, worker: _PartitionWorker) -> None:
+        if not worker.backlog and worker.tp in self.consumer.paused():
+            self.consumer.resume(worker.tp)
+        self.to_commit.set()
+
+    def _finished_offsets(self, workers: list[_PartitionWorker]) -> dict[TopicPartition, int]:
+        return {
+            w.tp: w.done_offset
+            for w in workers
+            if w.done_offset is not None and w.done_offset != w.committed_offset
+        }
+
+    async def _commit(self, workers: list[_PartitionWorker]) -> None:
+        offsets = self._finished_offsets(workers)
+        if not offsets:
+            return
+        try:
+            await self.consumer.commit(offsets)
+        except CommitFailedError as error:
+            # Ownership moved: the next owner handles those records again,
+            # which the handlers' idempotence makes harmless.
+            log.warning("commit refused", consumer=self.name, error=str(error))
+            return
+        for worker in workers:
+            if worker.tp in offsets:
+                worker.committed_offset = offsets[worker.tp]
+
+    async def _commit_loop(self) -> None:
+        # Commits coalesce: whatever finished while one was in flight, or in
+        # the pause after it, goes in the next. A crash redelivers at most that
+        # much, which the handlers' idempotence absorbs.
+        while True:
+            await self.to_commit.wait()
+            self.to_commit.clear()
+            await self._commit(list(self.workers.values()))
+            await asyncio.sleep(COMMIT_INTERVAL_SECONDS)
+
+    async def release(self, partitions: set[TopicPartition]) -> None:
+        """Stop the workers of partitions being handed over, after their batch
+        in flight, and commit what they finished."""
+        leaving = [self.workers.pop(tp) for tp in partitions if tp in self.workers]
+        await asyncio.gather(*(w.stop() for w in leaving))
+        await self._commit(leaving)
+
+    async def _process(
         self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> tuple[TopicPartition, int | None, int | None]:
-        """Handle records in order. Returns (tp, offset to commit, offset to retry from)."""
-        commit: int | None = None
+    ) -> None:
+        """Handle one batch until it succeeds: the poison to the dead-letter
+        topic, the rest to the handler, retried with backoff on any failure."""
+        events: list[Event] = []
+        poison: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
         for record in records:
             try:
                 event = decode(record.key, record.value, tuple(record.headers))
-                with structlog.contextvars.bound_contextvars(
-                    dossier_id=event.dossier_id, event_id=event.event_id
-                ):
-                    await self.handle(event)
+                self.check(event)
+                events.append(event)
             except PoisonEventError as error:
-                await self._deadletter(record, str(error))
+                poison.append((record, str(error)))
+        failures = 0
+        while True:
+            try:
+                while poison:
+                    await self._deadletter(*poison[0])
+                    poison.pop(0)
+                if events:
+                    await self.handle(events)
+                return
             except asyncio.CancelledError:
                 raise
             except Exception as error:
+                failures += 1
+                pause = min(5.0, 0.1 * 2**failures) * random.random()
                 log.warning(
-                    "retrying record",
+                    "retrying batch",
                     consumer=self.name,
                     topic=tp.topic,
                     partition=tp.partition,
-                    offset=record.offset,
+                    offset=records[0].offset,
+                    records=len(records),
                     error=repr(error),
+                    pause_s=round(pause, 3),
                 )
-                return tp, commit, record.offset
-            commit = record.offset + 1
-        return tp, commit, None
+                await asyncio.sleep(pause)
 
     async def _deadletter(self, record: ConsumerRecord[bytes, bytes], why: str) -> None:
         headers = [

@@ -1,11 +1,11 @@
 """The saga worker: applies dossier events and step outcomes to the saga
-store, then sends the step commands they cause."""
+store, then sends the step commands they cause and announces the dossiers
+they settled."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Callable
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -14,11 +14,13 @@ from common.clock import Clock
 from gateway import saga
 from gateway.events import Event, PoisonEventError, Topics
 from gateway.kafka import publish
-from gateway.store import DossierStore
+from gateway.store import DossierStore, PendingEvent, Transition
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 
 log = structlog.get_logger("saga")
+
+_HANDLED = (ev.DossierSubmitted, ev.DossierSupplemented, ev.SupplementWindowExpired, ev.StepOutcome)
 
 
 class SagaWorker:
@@ -36,9 +38,11 @@ class SagaWorker:
         self.clock = clock
         self.changed = changed
 
-    def _transition(
-        self, event: Event, now: dt.datetime
-    ) -> Callable[[pb.Dossier | None], saga.Transition]:
+    def check(self, event: Event) -> None:
+        if not isinstance(event.message, _HANDLED):
+            raise PoisonEventError(f"the saga does not handle {event.type}")
+
+    def _transition(self, event: Event, now: dt.datetime) -> Transition:
         message = event.message
         if isinstance(message, ev.DossierSubmitted):
             return lambda current: saga.on_submitted(current, message, now)
@@ -50,21 +54,36 @@ class SagaWorker:
             return lambda current: saga.on_step_outcome(current, message, now)
         raise PoisonEventError(f"the saga does not handle {event.type}")
 
-    async def handle(self, event: Event) -> None:
+    async def handle_batch(self, events: list[Event]) -> None:
         now = self.clock.now()
-        commands, dossier = self.store.apply(
-            event.event_id, event.dossier_id, self._transition(event, now)
+        applied = self.store.apply_all(
+            [PendingEvent(e.event_id, e.dossier_id, self._transition(e, now)) for e in events]
         )
-        await publish(
-            self.producer,
-            self.topics.step_commands,
-            [Event(f"{c.dossier_id}/{c.step}", c.dossier_id, c, now) for c in commands],
-        )
-        log.info(
-            "saga event",
-            ce_type=event.type,
-            state=pb.DossierState.Name(dossier.state) if dossier else None,
-            commands=[c.step for c in commands],
-        )
+        caused: list[tuple[str, Event]] = []
+        for result in applied:
+            caused.extend(
+                (self.topics.step_commands, Event(f"{c.dossier_id}/{c.step}", c.dossier_id, c, now))
+                for c in result.caused.commands
+            )
+            if result.caused.HasField("settled"):
+                settled = result.caused.settled
+                dossier_id = settled.dossier.dossier_id
+                state = pb.DossierState.Name(settled.dossier.state)
+                caused.append(
+                    (
+                        self.topics.settled,
+                        Event(f"{dossier_id}/settled/{state}", dossier_id, settled, now),
+                    )
+                )
+        await publish(self.producer, caused)
+        for event, result in zip(events, applied, strict=True):
+            log.info(
+                "saga event",
+                dossier_id=event.dossier_id,
+                event_id=event.event_id,
+                ce_type=event.type,
+                state=pb.DossierState.Name(result.dossier.state) if result.dossier else None,
+                commands=[c.step for c in result.caused.commands],
+            )
         async with self.changed:
             self.changed.notify_all()
