@@ -13,7 +13,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -33,6 +33,22 @@ def _mask_personal_ids(
         if isinstance(value, str):
             event_dict[key] = mask_id_number(value)
     return event_dict
+
+
+class _NamedWriteLogger(structlog.WriteLogger):
+    """A WriteLogger that knows its name, for `add_logger_name`."""
+
+    def __init__(self, file: TextIO, name: str) -> None:
+        super().__init__(file)
+        self.name = name
+
+
+class _NamedWriteLoggerFactory:
+    def __init__(self, file: TextIO) -> None:
+        self.file = file
+
+    def __call__(self, *args: Any) -> _NamedWriteLogger:
+        return _NamedWriteLogger(self.file, str(args[0]) if args else "lienthong")
 
 
 def configure_logging(*, service: str, verbose: bool = True, json: bool | None = None) -> None:
@@ -55,14 +71,13 @@ def configure_logging(*, service: str, verbose: bool = True, json: bool | None =
         if use_json
         else structlog.dev.ConsoleRenderer()
     )
+    # Our own lines skip the standard library (a LogRecord, handlers, a
+    # formatter per line): with one line per RPC and per saga event, that
+    # detour was about a tenth of a busy process's CPU.
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.processors.format_exc_info,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        logger_factory=_NamedWriteLoggerFactory(sys.stdout),
+        wrapper_class=structlog.make_filtering_bound_logger(level),
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
