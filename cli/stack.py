@@ -31,7 +31,7 @@ from types import TracebackType
 
 from brokers import BrokerKind, RunningBroker, start_broker
 from cli.probe import NotServing, wait_serving
-from common import processes
+from common import injected_latency, processes
 from common.config import DEFAULT_PORTS
 
 REGISTRIES = ("population", "insurance", "health")
@@ -277,6 +277,15 @@ class Stack:
 
     # --- internals -------------------------------------------------------------------
 
+    def inject_latency(self, name: str, milliseconds: float) -> None:
+        """Make a running registry answer `milliseconds` later (0: on time again)."""
+        if name not in self._registry_names:
+            raise ValueError(f"{name} is not a registry of this stack")
+        injected_latency.write_injected_latency(self._latency_file(name), milliseconds)
+
+    def _latency_file(self, name: str) -> Path:
+        return self.data_dir / f"{name}.injected-latency"
+
     def _component(self, name: str) -> Component:
         try:
             return self.components[name]
@@ -330,6 +339,7 @@ class Stack:
             prefix + "HOST": processes.LOOPBACK,
             prefix + "PORT": str(port),
             prefix + "DB": str(self.data_dir / f"{name}.sqlite3"),
+            injected_latency.ENV: str(self._latency_file(name)),
         }
         # Last, so a test can override anything (e.g. point a database somewhere unwritable).
         env.update(self._extra_env)

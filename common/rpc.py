@@ -8,6 +8,7 @@ details, and writes one log line with the method, the code and the duration.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -22,6 +23,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from common.errors import DomainError, FieldViolation, InvalidArgument
+from common.injected_latency import InjectedLatency
 
 log = structlog.get_logger("rpc")
 
@@ -123,6 +125,8 @@ def _correlation_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
 
 
 Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+# A load test's added latency (see common/injected_latency.py); none unless set.
+INJECTED_LATENCY = InjectedLatency.from_env()
 
 
 def _wrap(method: str, inner: Handler, *, validate: bool) -> Handler:
@@ -132,6 +136,9 @@ def _wrap(method: str, inner: Handler, *, validate: bool) -> Handler:
         failure: DomainError | None = None
         with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
             try:
+                delay = INJECTED_LATENCY.seconds()
+                if delay:
+                    await asyncio.sleep(delay)
                 if validate:
                     validate_message(request)
                 response = await inner(request, context)
