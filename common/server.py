@@ -43,17 +43,32 @@ class RunningRegistry:
     health: health.aio.HealthServicer
     service_names: Sequence[str]
 
+    async def set_serving(self, serving: bool) -> None:
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
+        for name in (*self.service_names, ""):
+            await self.health.set(name, status)
+
     async def stop(self, grace: float | None) -> None:
         # Tell probes first, so a load balancer stops sending new calls
         # while the ones in flight finish within the grace period.
-        for name in (*self.service_names, ""):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await self.set_serving(False)
         await self.server.stop(grace)
 
 
 async def start_registry(
-    bindings: Sequence[ServiceBinding], *, host: str = "127.0.0.1", port: int = 0
+    bindings: Sequence[ServiceBinding],
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    serving: bool = True,
 ) -> RunningRegistry:
+    """Start serving; health says SERVING at once, or (`serving=False`) only
+    once the caller calls set_serving(True): a process that must finish
+    starting behind its port (the gateway joining its consumer groups)."""
     server = grpc.aio.server(interceptors=[RegistryInterceptor()], options=SERVER_OPTIONS)
     for binding in bindings:
         binding.add_to_server(binding.servicer, server)
@@ -66,10 +81,12 @@ async def start_registry(
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
         raise SystemExit(f"cannot listen on {host}:{port} (is the port already in use?)")
+    running = RunningRegistry(server, bound, health_servicer, names)
+    await running.set_serving(False)
     await server.start()
-    for name in (*names, ""):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    return RunningRegistry(server, bound, health_servicer, names)
+    if serving:
+        await running.set_serving(True)
+    return running
 
 
 async def run_registry(

@@ -11,7 +11,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from common.clock import Clock, clock_from_env
-from common.server import ServiceBinding, start_registry
+from common.server import RunningRegistry, ServiceBinding, start_registry
 from gateway.agencies import Agencies
 from gateway.api import GatewayServicer
 from gateway.config import GatewayConfig
@@ -54,6 +54,18 @@ async def sweep_supplement_windows(
                 ],
             )
         await asyncio.sleep(every)
+
+
+async def _serve_once_joined(
+    running: RunningRegistry, consumers: list[PartitionedConsumer]
+) -> None:
+    """Health says SERVING only once both consumers joined their groups: a
+    stack (or compose) that waits for the gateway then knows a submission
+    will be worked at once, not after the first rebalance."""
+    await asyncio.gather(*(c.joined.wait() for c in consumers))
+    await running.set_serving(True)
+    log.info("serving", consumers=[c.name for c in consumers])
+    await asyncio.Event().wait()  # stays among the tasks watched for a crash
 
 
 async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
@@ -113,6 +125,7 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         ],
         host=config.host,
         port=config.port,
+        serving=False,
     )
     log.info("listening", address=f"{config.host}:{running.port}", kafka=config.bootstrap_servers)
     tasks = [asyncio.create_task(c.run(), name=c.name) for c in consumers]
@@ -125,6 +138,7 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    tasks.append(asyncio.create_task(_serve_once_joined(running, consumers)))
     crashed = asyncio.ensure_future(asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION))
     await asyncio.wait(
         [crashed, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED

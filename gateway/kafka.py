@@ -145,6 +145,7 @@ class _HandOverBetweenBatches(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         # Operators (and the scale-out test) see who owns what after a rebalance.
         log.info("partitions assigned", consumer=self.owner.name, partitions=len(assigned))
+        self.owner.joined.set()
 
 
 class PartitionedConsumer:
@@ -172,6 +173,8 @@ class PartitionedConsumer:
         self.topics = list(topics)
         self.workers: dict[TopicPartition, _PartitionWorker] = {}
         self.to_commit = asyncio.Event()
+        # Set once the group gave this consumer its share (maybe none).
+        self.joined = asyncio.Event()
         self.consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap,
             group_id=group_id,
