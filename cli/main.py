@@ -1,4 +1,4 @@
-"""The `lienthong` command: up, demo, seed-demo, submit, status.
+"""The `lienthong` command: up, demo, seed-demo, submit, status, replay, bench.
 
 Exit codes: 0 done, 1 failed (a dossier rejected, a stack that would not
 start, nobody answering), 2 bad input (command line or declaration file),
@@ -115,6 +115,49 @@ def build_parser() -> argparse.ArgumentParser:
     _add_gateway(status)
     status.add_argument("--watch", action="store_true", help="follow it until it ends")
     status.add_argument("--json", action="store_true", help="print the dossier as JSON")
+
+    replay = commands.add_parser(
+        "replay",
+        parents=[common],
+        help="replay a scenario's synthetic citizens through a fresh stack; write a report",
+        description="Start a fresh stack, bulk-seed the scenario's citizens, send its "
+        "declarations on schedule (an open model), wait until every dossier ends, audit "
+        "the registries and write report.json, report.md and plots.",
+    )
+    replay.add_argument("scenario", type=Path, metavar="SCENARIO.yaml")
+    replay.add_argument(
+        "--rate", type=float, default=None, help="scale the arrival so its peak is N dossiers/s"
+    )
+    replay.add_argument(
+        "--duration", type=float, default=None, help="stretch or shrink the arrival to S seconds"
+    )
+    _add_broker(replay)
+    replay.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where to write the report (default: out/<scenario name>)",
+    )
+
+    bench = commands.add_parser(
+        "bench",
+        parents=[common],
+        help="measure a gRPC baseline and the highest sustained dossier rate",
+        description="Measure (a) a plain gRPC unary echo on this machine and (b) the highest "
+        "constant dossier rate whose p99 end-to-end latency stays under 2 s with nothing "
+        "lost; print both and the ratio.",
+    )
+    _add_broker(bench)
+    bench.add_argument(
+        "--trial-seconds",
+        type=float,
+        default=30.0,
+        help="how long each rate is held (default 30)",
+    )
+    bench.add_argument(
+        "--report", type=Path, default=None, metavar="DIR", help="also write bench.json here"
+    )
     return parser
 
 
@@ -182,6 +225,23 @@ def _dispatch(args: argparse.Namespace) -> int:
             gateway=gateway_address(args.gateway, args.data_dir),
             watch=args.watch,
             as_json=args.json,
+        )
+    if args.command == "replay":
+        from cli.replay import run_replay  # noqa: PLC0415
+
+        return run_replay(
+            console,
+            scenario_file=args.scenario,
+            rate=args.rate,
+            duration=args.duration,
+            broker=args.broker,
+            report_dir=args.report,
+        )
+    if args.command == "bench":
+        from cli.bench import run_bench  # noqa: PLC0415
+
+        return run_bench(
+            console, broker=args.broker, trial_seconds=args.trial_seconds, report_dir=args.report
         )
     raise AssertionError(f"unhandled command {args.command}")
 

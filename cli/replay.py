@@ -1,0 +1,253 @@
+"""`lienthong replay SCENARIO`: a fresh stack, the scenario's citizens seeded,
+its declarations replayed on schedule, then the report.
+
+The stack is always fresh (its own temporary directory, its own broker): the
+audit counts effects in the registries' files, which must hold this run's
+records and nothing else. The directory is removed after a clean run and kept,
+with every log, after one that lost or duplicated something.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cli.errors import EXIT_BAD_INPUT, CliError
+from cli.stack import Stack, StackError
+from common.clock import SystemClock, vietnam_today
+from gateway.events import Topics
+from scenarios import replay as engine
+from scenarios.report import ReportPaths, write_report
+from scenarios.scenario import Scenario, ScenarioError, load_scenario
+
+
+class StackFaults:
+    """A scenario's outages and added latency, done to the stack's processes."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def stop(self, agency: str) -> None:
+        self.stack.stop_component(agency)
+
+    def start(self, agency: str) -> None:
+        self.stack.start_component(agency)
+
+    def set_latency(self, agency: str, milliseconds: float) -> None:
+        self.stack.inject_latency(agency, milliseconds)
+
+
+def load(path: Path, *, rate: float | None, duration: float | None) -> Scenario:
+    try:
+        scenario = load_scenario(path)
+        if rate is not None:
+            scenario = scenario.with_rate(rate)
+        if duration is not None:
+            scenario = scenario.with_duration(duration)
+    except ScenarioError as error:
+        raise CliError(str(error), code=EXIT_BAD_INPUT) from None
+    except FileNotFoundError:
+        raise CliError(f"no scenario file {path}", code=EXIT_BAD_INPUT) from None
+    except ValueError as error:
+        raise CliError(f"{path}: {error}", code=EXIT_BAD_INPUT) from None
+    return scenario
+
+
+def target_of(stack: Stack) -> engine.ReplayTarget:
+    servers = stack.bootstrap_servers
+    assert servers is not None
+    return engine.ReplayTarget(
+        gateway=stack.gateway_address,
+        population=stack.address("population"),
+        insurance=stack.address("insurance"),
+        health=stack.address("health"),
+        bootstrap_servers=servers,
+        settled_topic=Topics.with_prefix(stack.topic_prefix).settled,
+        population_db=stack.data_dir / "population.sqlite3",
+        insurance_db=stack.data_dir / "insurance.sqlite3",
+    )
+
+
+@contextmanager
+def fresh_stack(console: Console, broker: str, *, quiet: bool = False) -> Iterator[Stack]:
+    stack = Stack(broker=broker, verbose_children=False)
+    began = time.monotonic()
+    with console.status(f"Starting Kafka ({broker}), three registries and the gateway…"):
+        try:
+            stack.start()
+        except StackError as exc:
+            raise CliError("could not start the stack", str(exc).splitlines()) from None
+    if not quiet:
+        console.print(
+            f"Stack started in {time.monotonic() - began:.1f} s (broker {broker}).",
+            highlight=False,
+        )
+    clean = False
+    try:
+        yield stack
+        clean = True
+    finally:
+        # Kept after a failure, or when the caller asked (something was lost).
+        stack.keep_data_dir = stack.keep_data_dir or not clean
+        with console.status("Stopping the stack…"):
+            stack.stop()
+        if stack.keep_data_dir:
+            console.print(f"Stack logs kept in {escape(str(stack.data_dir))}", highlight=False)
+
+
+def _progress_bar(console: Console, planned: int) -> tuple[Progress, object]:
+    bar = Progress(
+        TextColumn("[bold]{task.fields[phase]}"),
+        BarColumn(),
+        TextColumn("sent {task.fields[sent]}/{task.total}"),
+        TextColumn("ended {task.fields[settled]}"),
+        TextColumn("in flight {task.fields[in_flight]}"),
+        TextColumn("failed {task.fields[failed]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    )
+    task = bar.add_task(
+        "replay", total=planned, phase="seeding", sent=0, settled=0, in_flight=0, failed=0
+    )
+    return bar, task
+
+
+def run_scenario(
+    console: Console, scenario: Scenario, stack: Stack, *, show_progress: bool = True
+) -> engine.ReplayResult:
+    """Prepare, seed and replay `scenario` against a started stack."""
+    with console.status(f"Generating {scenario.population:,} citizens and their declarations…"):
+        prepared = engine.prepare(scenario, vietnam_today(SystemClock()))
+    target = target_of(stack)
+    planned = len(prepared.plan.declarations)
+    with console.status(f"Seeding the registries ({scenario.population:,} citizens)…"):
+        seeded = asyncio.run(engine.seed(target, prepared))
+    if show_progress:
+        console.print(
+            f"Seeded {seeded[0]:,} records in {seeded[1]:.1f} s; replaying {planned:,} "
+            f"declarations over {scenario.duration_s:g} s.",
+            highlight=False,
+        )
+    bar, task = _progress_bar(console, planned)
+    last_line = [0.0]
+
+    def on_progress(progress: engine.Progress) -> None:
+        in_flight = progress.accepted - progress.settled
+        bar.update(
+            task,  # type: ignore[arg-type]
+            completed=progress.sent,
+            phase=progress.phase,
+            sent=progress.sent,
+            settled=progress.settled,
+            in_flight=in_flight,
+            failed=progress.failed,
+        )
+        # Off a terminal (CI, a log file): a plain line every 10 s instead.
+        if show_progress and not console.is_terminal and progress.elapsed_s - last_line[0] >= 10:
+            last_line[0] = progress.elapsed_s
+            console.print(
+                f"{progress.elapsed_s:6.0f} s {progress.phase}: sent {progress.sent}/"
+                f"{progress.planned}, ended {progress.settled}, in flight {in_flight}, "
+                f"failed {progress.failed}",
+                highlight=False,
+            )
+
+    with bar if show_progress else _nothing():
+        return asyncio.run(
+            engine.replay(
+                scenario,
+                prepared,
+                target,
+                StackFaults(stack),
+                on_progress=on_progress if show_progress else None,
+                seeded=seeded,
+            )
+        )
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def summary_table(result: engine.ReplayResult) -> Table:
+    counts = result.counts
+    latency = result.recorder.latency_ms()["end_to_end"]
+    table = Table(title="Replay", show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column(justify="right")
+    rows = [
+        ("submitted", f"{counts.submitted:,}"),
+        ("completed", f"{counts.completed:,}"),
+        ("rejected", f"{counts.rejected:,}"),
+        ("needs supplement", f"{counts.needs_supplement:,}"),
+        ("unfinished", f"{counts.unfinished:,}"),
+        ("lost (registries' records)", f"{counts.lost:,}"),
+        ("duplicated effects", f"{counts.duplicated_effects:,}"),
+        ("throughput", f"{counts.ended / result.wall_seconds:,.1f} dossiers/s"),
+    ]
+    for name in ("p50", "p95", "p99", "max"):
+        value = latency.get(name)
+        rows.append((f"end to end {name}", "-" if value is None else f"{value:,.0f} ms"))
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def write(directory: Path, scenario: Scenario, result: engine.ReplayResult) -> ReportPaths:
+    return write_report(
+        directory,
+        scenario=scenario,
+        counts=result.counts,
+        recorder=result.recorder,
+        started_at=result.started_at,
+        wall_seconds=result.wall_seconds,
+        extra=result.extra(),
+    )
+
+
+def run_replay(
+    console: Console,
+    *,
+    scenario_file: Path,
+    rate: float | None,
+    duration: float | None,
+    broker: str,
+    report_dir: Path | None,
+) -> int:
+    scenario = load(scenario_file, rate=rate, duration=duration)
+    directory = report_dir or Path("out") / scenario.name
+    with fresh_stack(console, broker) as stack:
+        result = run_scenario(console, scenario, stack)
+        counts = result.counts
+        healthy = counts.lost == 0 and counts.duplicated_effects == 0 and counts.unfinished == 0
+        stack.keep_data_dir = not healthy
+    with console.status("Writing the report…"):
+        paths = write(directory, scenario, result)
+    console.print(summary_table(result))
+    if result.unexpected_outcomes:
+        console.print("Ended otherwise than planned:", highlight=False)
+        for label, count in sorted(result.unexpected_outcomes.items()):
+            console.print(f"  {count:,} × {escape(label)}", highlight=False)
+    console.print(
+        f"Report: {escape(str(paths.markdown))}, {escape(str(paths.json))} and "
+        f"{len(paths.plots)} plots in {escape(str(directory))}",
+        highlight=False,
+    )
+    if not healthy:
+        raise CliError(
+            f"{counts.lost} lost, {counts.duplicated_effects} duplicated effects, "
+            f"{counts.unfinished} unfinished dossiers",
+            ["see the report and the kept stack logs"],
+        )
+    return 0

@@ -1,0 +1,510 @@
+"""Replay a scenario's synthetic citizens through a running stack.
+
+An open model: each declaration is sent at its scheduled time whatever the
+earlier ones are doing, and its latency is counted from that scheduled time,
+so a slow gateway cannot hide its slowness by slowing the load down
+(coordinated omission). The end of each dossier is heard on the gateway's
+`<prefix>.dossier-settled` topic, one Kafka consumer for the whole run instead
+of a poll per dossier; the dossier it carries has the timeline, so end-to-end
+and per-step latencies come from the gateway's own timestamps. What was lost
+or done twice is then counted from the registries' own records (audit.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import grpc
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from lienthong.events.v1 import events_pb2 as ev
+from lienthong.gateway.v1 import gateway_pb2 as gw
+from lienthong.gateway.v1 import gateway_pb2_grpc as gw_grpc
+from lienthong.health.v1 import health_pb2_grpc as hl_grpc
+from lienthong.insurance.v1 import insurance_pb2_grpc as ins_grpc
+from lienthong.population.v1 import population_pb2_grpc as pop_grpc
+from scenarios.audit import AuditResult, audit
+from scenarios.declarations import DeclarationPlan, PlannedDeclaration, plan_declarations
+from scenarios.faults import DUPLICATE_SUBMISSION
+from scenarios.population import SyntheticPopulation, generate_population
+from scenarios.report import LatencyRecorder, OutcomeCounts
+from scenarios.scenario import Scenario
+from scenarios.schedule import arrival_offsets
+from scenarios.seed_batches import seed_requests
+
+log = structlog.get_logger("replay")
+
+# A submission the gateway could not take (down, overloaded) is retried with
+# the same idempotency key, as a citizen's portal would, for this long.
+SUBMIT_GIVE_UP_SECONDS = 30.0
+SUBMIT_DEADLINE_SECONDS = 10.0
+SEED_TIMEOUT_SECONDS = 600.0
+STATE_NAMES = {
+    gw.DOSSIER_STATE_COMPLETED: "COMPLETED",
+    gw.DOSSIER_STATE_REJECTED: "REJECTED",
+    gw.DOSSIER_STATE_NEEDS_SUPPLEMENT: "NEEDS_SUPPLEMENT",
+}
+_RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+}
+
+
+@dataclass(frozen=True)
+class ReplayTarget:
+    """Where the stack listens, and the registries' own files for the audit."""
+
+    gateway: str
+    population: str
+    insurance: str
+    health: str
+    bootstrap_servers: str
+    settled_topic: str
+    population_db: Path
+    insurance_db: Path
+
+
+class AgencyFaults(Protocol):
+    """What a scenario may do to an agency while the replay runs."""
+
+    def stop(self, agency: str) -> None: ...
+
+    def start(self, agency: str) -> None: ...
+
+    def set_latency(self, agency: str, milliseconds: float) -> None: ...
+
+
+@dataclass(frozen=True)
+class Prepared:
+    population: SyntheticPopulation
+    plan: DeclarationPlan
+    offsets: list[float]  # one per planned declaration, seconds from the start
+    seconds: float  # to generate it all
+
+
+@dataclass
+class Progress:
+    planned: int
+    sent: int = 0
+    accepted: int = 0
+    settled: int = 0
+    failed: int = 0
+    elapsed_s: float = 0.0
+    duration_s: float = 0.0
+    phase: str = "replaying"
+
+
+@dataclass
+class ReplayResult:
+    counts: OutcomeCounts
+    recorder: LatencyRecorder
+    audit: AuditResult
+    started_at: dt.datetime
+    wall_seconds: float
+    seed_seconds: float
+    seeded_records: int
+    generate_seconds: float
+    # Submissions given up on, and why (a few examples each).
+    submit_failures: dict[str, int] = field(default_factory=dict)
+    # Declarations that ended otherwise than planned: "expected -> observed" counts.
+    unexpected_outcomes: dict[str, int] = field(default_factory=dict)
+    agency_rpcs: int = 0  # agency calls the plan needs (for the benchmark's ratio)
+
+    def extra(self) -> dict[str, Any]:
+        """The report's fields beyond the standard ones."""
+        return {
+            "unexpected_effects": self.audit.unexpected_effects,
+            "audited_dossiers": self.audit.checked,
+            "audit_examples": self.audit.examples,
+            "submit_failures": self.submit_failures,
+            "unexpected_outcomes": self.unexpected_outcomes,
+            "seeding": {
+                "records": self.seeded_records,
+                "seconds": round(self.seed_seconds, 2),
+                "records_per_s": round(self.seeded_records / self.seed_seconds)
+                if self.seed_seconds
+                else None,
+            },
+            "generation_seconds": round(self.generate_seconds, 2),
+        }
+
+
+def agency_rpcs(planned: PlannedDeclaration) -> int:
+    """Registry calls a declaration that completes costs: births verify, register,
+    reside, insure; deaths verify, register, remove the residence, end coverage,
+    and settle the allowance when claimed."""
+    if planned.kind == "birth":
+        return 4
+    claimed = bool(planned.request.declaration.claim_funeral_allowance)  # type: ignore[union-attr]
+    return 5 if claimed else 4
+
+
+def prepare(scenario: Scenario, today: dt.date) -> Prepared:
+    """Generate the citizens and the declarations, and give each its time."""
+    began = time.perf_counter()
+    offsets = arrival_offsets(scenario)
+    duplicate_share = scenario.faults.get(DUPLICATE_SUBMISSION, 0.0)
+    # A duplicate is a second send of the same declaration: plan fewer
+    # originals so originals and repeats together fill the schedule.
+    originals = round(len(offsets) / (1 + duplicate_share))
+    births = round(originals * scenario.births_share)
+    population = generate_population(scenario.population, seed=scenario.seed, today=today)
+    plan = plan_declarations(
+        population,
+        births=births,
+        deaths=originals - births,
+        faults=scenario.faults,
+        funeral_claim_share=scenario.funeral_claim_share,
+        seed=scenario.seed,
+        today=today,
+    )
+    count = len(plan.declarations)
+    if count and len(offsets) != count:
+        # Rounding leaves a declaration or two over or short: spread them
+        # over the same schedule.
+        offsets = [offsets[min(len(offsets) - 1, i * len(offsets) // count)] for i in range(count)]
+    return Prepared(population, plan, offsets, time.perf_counter() - began)
+
+
+S = TypeVar("S")
+
+
+async def _seed_one(call: Callable[..., Any], batches: Iterable[S]) -> None:
+    async def stream() -> Any:
+        for batch in batches:
+            yield batch
+
+    await call(stream(), timeout=SEED_TIMEOUT_SECONDS, wait_for_ready=True)
+
+
+async def seed(target: ReplayTarget, prepared: Prepared) -> tuple[int, float]:
+    """Bulk-load the registries, all three at once. Returns (records, seconds)."""
+    requests = seed_requests(prepared.population, prepared.plan)
+    began = time.perf_counter()
+    async with (
+        grpc.aio.insecure_channel(target.population) as population,
+        grpc.aio.insecure_channel(target.health) as health,
+        grpc.aio.insecure_channel(target.insurance) as insurance,
+    ):
+        await asyncio.gather(
+            _seed_one(
+                pop_grpc.PopulationRegistryServiceStub(population).SeedPopulation,
+                requests.population,
+            ),
+            _seed_one(
+                hl_grpc.HealthRegistryServiceStub(health).SeedHospitalRecords, requests.health
+            ),
+            _seed_one(
+                ins_grpc.InsuranceRegistryServiceStub(insurance).SeedParticipants,
+                requests.insurance,
+            ),
+        )
+    expected = requests.expected
+    records = (
+        expected.households
+        + expected.citizens
+        + expected.facilities
+        + expected.birth_certificates
+        + expected.death_notices
+        + expected.participants
+    )
+    return records, time.perf_counter() - began
+
+
+async def _partitions(bootstrap_servers: str, topic: str) -> list[int]:
+    """The topic's partition numbers (the gateway created it at start-up)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        described = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    found = [p["partition"] for t in described if t["topic"] == topic for p in t["partitions"]]
+    if not found:
+        raise RuntimeError(f"the topic {topic} does not exist: is the gateway running?")
+    return sorted(found)
+
+
+def _seconds(ts: Timestamp) -> float:
+    return ts.seconds + ts.nanos / 1e9
+
+
+class _Run:
+    """The state of one replay while it runs."""
+
+    def __init__(self, scenario: Scenario, prepared: Prepared, target: ReplayTarget) -> None:
+        self.scenario = scenario
+        self.prepared = prepared
+        self.target = target
+        self.recorder = LatencyRecorder.for_duration(scenario.duration_s)
+        self.progress = Progress(planned=len(prepared.plan.declarations))
+        self.progress.duration_s = scenario.duration_s
+        self.wall_start = 0.0  # the wall-clock time of offset 0
+        self.dossier_of: dict[str, str] = {}  # idempotency key -> dossier id
+        self.planned_of: dict[str, tuple[PlannedDeclaration, float]] = {}  # dossier -> (plan, at)
+        self.settled: dict[str, gw.Dossier] = {}
+        self.early: dict[str, gw.Dossier] = {}  # settled before its submission answered
+        self.failures: dict[str, int] = {}
+        self.repeats_merged = 0  # repeated submissions answered with the first's dossier
+        self.repeats_split = 0  # ... answered with a new dossier: a duplicate
+        self.last_end = 0.0
+        self.all_settled = asyncio.Event()
+        self.sending_done = False
+
+    # --- sending ---------------------------------------------------------------------
+
+    async def submit(
+        self, stub: gw_grpc.GatewayServiceAsyncStub, planned: PlannedDeclaration, offset: float
+    ) -> None:
+        self.recorder.record_submission(offset)
+        give_up = time.monotonic() + SUBMIT_GIVE_UP_SECONDS
+        while True:
+            try:
+                if isinstance(planned.request, gw.SubmitBirthDeclarationRequest):
+                    answer: Any = await stub.SubmitBirthDeclaration(
+                        planned.request, timeout=SUBMIT_DEADLINE_SECONDS
+                    )
+                else:
+                    answer = await stub.SubmitDeathDeclaration(
+                        planned.request, timeout=SUBMIT_DEADLINE_SECONDS
+                    )
+                break
+            except grpc.aio.AioRpcError as error:
+                if error.code() in _RETRYABLE and time.monotonic() < give_up:
+                    await asyncio.sleep(0.2)
+                    continue
+                reason = error.code().name
+                self.failures[reason] = self.failures.get(reason, 0) + 1
+                self.progress.failed += 1
+                log.warning(
+                    "submission failed", key=planned.key, code=reason, detail=error.details()
+                )
+                return
+        dossier_id = str(answer.dossier_id)
+        known = self.dossier_of.get(planned.key)
+        if known is not None:
+            # A repeated submission: it must come back to the same dossier
+            # (the first send is the one timed).
+            if known == dossier_id:
+                self.repeats_merged += 1
+            else:
+                self.repeats_split += 1
+            return
+        self.progress.accepted += 1
+        self.dossier_of[planned.key] = dossier_id
+        self.planned_of[dossier_id] = (planned, offset)
+        early = self.early.pop(dossier_id, None)
+        if early is not None:
+            self._ended(dossier_id, early)
+
+    async def send_all(self) -> None:
+        loop = asyncio.get_running_loop()
+        async with grpc.aio.insecure_channel(self.target.gateway) as channel:
+            stub: gw_grpc.GatewayServiceAsyncStub = gw_grpc.GatewayServiceStub(channel)
+            await channel.channel_ready()
+            start = loop.time() + 0.2
+            self.wall_start = time.time() + 0.2
+            tasks = []
+            for planned, offset in zip(
+                self.prepared.plan.declarations, self.prepared.offsets, strict=True
+            ):
+                delay = start + offset - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self.progress.sent += 1
+                tasks.append(asyncio.create_task(self.submit(stub, planned, offset)))
+            await asyncio.gather(*tasks)
+        self.sending_done = True
+        self._check_all_settled()
+
+    # --- hearing the ends --------------------------------------------------------------
+
+    def _ended(self, dossier_id: str, dossier: gw.Dossier) -> None:
+        if dossier_id in self.settled:
+            return
+        self.settled[dossier_id] = dossier
+        self.progress.settled += 1
+        _, offset = self.planned_of[dossier_id]
+        end = (
+            _seconds(dossier.finished_at if dossier.HasField("finished_at") else dossier.updated_at)
+            - self.wall_start
+        )
+        self.last_end = max(self.last_end, end)
+        self.recorder.record_dossier(offset, end)
+        for step in dossier.timeline:
+            if step.HasField("started_at") and step.HasField("finished_at"):
+                ms = (_seconds(step.finished_at) - _seconds(step.started_at)) * 1000
+                self.recorder.record_step(step.name, max(ms, 0.0))
+        self._check_all_settled()
+
+    def _check_all_settled(self) -> None:
+        if self.sending_done and len(self.settled) >= len(self.planned_of):
+            self.all_settled.set()
+
+    async def listen(self, ready: asyncio.Event) -> None:
+        # No consumer group: the replay reads every partition itself, from the
+        # start, and needs no group coordinator (nor its start-up wait).
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.target.bootstrap_servers,
+            group_id=None,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
+        await consumer.start()
+        try:
+            partitions = await _partitions(self.target.bootstrap_servers, self.target.settled_topic)
+            consumer.assign(
+                [TopicPartition(self.target.settled_topic, p) for p in sorted(partitions)]
+            )
+            ready.set()
+            while True:
+                batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+                for records in batches.values():
+                    for record in records:
+                        if record.value is None:
+                            continue
+                        dossier = ev.DossierSettled.FromString(record.value).dossier
+                        if dossier.dossier_id in self.planned_of:
+                            self._ended(dossier.dossier_id, dossier)
+                        elif dossier.dossier_id not in self.settled:
+                            self.early[dossier.dossier_id] = dossier
+        finally:
+            await consumer.stop()
+
+    # --- faults ------------------------------------------------------------------------
+
+    async def _at(self, offset: float, action: Callable[[], None]) -> None:
+        loop = asyncio.get_running_loop()
+        await asyncio.sleep(max(0.0, self.wall_start + offset - time.time()))
+        # The stack's start waits for the agency to serve: off the event loop.
+        await loop.run_in_executor(None, action)
+
+    def fault_tasks(self, faults: AgencyFaults) -> list[asyncio.Task[None]]:
+        actions: list[tuple[float, Callable[[], None]]] = []
+        for outage in self.scenario.outages:
+            actions.append((outage.at_s, partial(faults.stop, outage.agency)))
+            actions.append((outage.end_s, partial(faults.start, outage.agency)))
+        for added in self.scenario.latencies:
+            actions.append(
+                (added.at_s, partial(faults.set_latency, added.agency, added.latency_ms))
+            )
+            actions.append((added.end_s, partial(faults.set_latency, added.agency, 0)))
+        return [asyncio.create_task(self._at(at, action)) for at, action in actions]
+
+    # --- the outcome ---------------------------------------------------------------------
+
+    def counts(self, audited: AuditResult) -> tuple[OutcomeCounts, dict[str, int]]:
+        counts = OutcomeCounts(submitted=len(self.planned_of))
+        unexpected: dict[str, int] = {}
+        for dossier_id, (planned, _) in self.planned_of.items():
+            fault = planned.fault if planned.fault != DUPLICATE_SUBMISSION else None
+            if fault is not None:
+                counts.faults_expected[fault] = counts.faults_expected.get(fault, 0) + 1
+            dossier = self.settled.get(dossier_id)
+            if dossier is None:
+                counts.unfinished += 1
+                continue
+            state = STATE_NAMES.get(dossier.state, "UNSPECIFIED")
+            if state == "COMPLETED":
+                counts.completed += 1
+            elif state == "REJECTED":
+                counts.rejected += 1
+            else:
+                counts.needs_supplement += 1
+            reason = dossier.rejection.reason or None
+            as_planned = state == planned.expected_state and (
+                planned.expected_reason is None or reason == planned.expected_reason
+            )
+            if as_planned and fault is not None:
+                counts.faults_observed[fault] = counts.faults_observed.get(fault, 0) + 1
+            if not as_planned:
+                label = f"{planned.expected_state} -> {state}" + (f" ({reason})" if reason else "")
+                unexpected[label] = unexpected.get(label, 0) + 1
+        repeats = self.repeats_merged + self.repeats_split
+        if repeats:
+            counts.faults_expected[DUPLICATE_SUBMISSION] = repeats
+            counts.faults_observed[DUPLICATE_SUBMISSION] = self.repeats_merged
+        counts.lost = audited.lost
+        counts.duplicated_effects = audited.duplicated_effects
+        return counts, unexpected
+
+
+async def replay(
+    scenario: Scenario,
+    prepared: Prepared,
+    target: ReplayTarget,
+    faults: AgencyFaults,
+    *,
+    on_progress: Callable[[Progress], None] | None = None,
+    seeded: tuple[int, float] = (0, 0.0),
+) -> ReplayResult:
+    """Send every planned declaration at its time, wait until each dossier
+    ends (or the drain timeout passes), then audit the registries."""
+    run = _Run(scenario, prepared, target)
+    started_at = dt.datetime.now(dt.UTC)
+    ready = asyncio.Event()
+    listener = asyncio.create_task(run.listen(ready))
+    await asyncio.wait(
+        [listener, asyncio.create_task(ready.wait())], return_when=asyncio.FIRST_COMPLETED
+    )
+    if listener.done():
+        listener.result()  # the consumer failed to start: say why
+    sender = asyncio.create_task(run.send_all())
+    fault_tasks = run.fault_tasks(faults)
+
+    async def report_progress() -> None:
+        while on_progress is not None:
+            run.progress.elapsed_s = time.time() - run.wall_start if run.wall_start else 0.0
+            run.progress.phase = "draining" if run.sending_done else "replaying"
+            on_progress(run.progress)
+            await asyncio.sleep(0.25)
+
+    ticker = asyncio.create_task(report_progress())
+    try:
+        await sender
+        try:
+            await asyncio.wait_for(run.all_settled.wait(), scenario.drain_timeout_s)
+        except TimeoutError:
+            log.warning("drain timeout", unfinished=len(run.planned_of) - len(run.settled))
+        await asyncio.gather(*fault_tasks)
+    finally:
+        for task in (listener, ticker, sender, *fault_tasks):
+            task.cancel()
+        await asyncio.gather(listener, ticker, sender, *fault_tasks, return_exceptions=True)
+    audited = await asyncio.get_running_loop().run_in_executor(
+        None,
+        lambda: audit(
+            prepared.plan.declarations,
+            set(run.dossier_of),
+            population_db=target.population_db,
+            insurance_db=target.insurance_db,
+        ),
+    )
+    counts, unexpected = run.counts(audited)
+    last_end = max(run.last_end, prepared.offsets[-1] if prepared.offsets else 0.0)
+    return ReplayResult(
+        counts=counts,
+        recorder=run.recorder,
+        audit=audited,
+        started_at=started_at,
+        wall_seconds=max(last_end, 1e-9),
+        seed_seconds=seeded[1],
+        seeded_records=seeded[0],
+        generate_seconds=prepared.seconds,
+        submit_failures=run.failures,
+        unexpected_outcomes=unexpected,
+        agency_rpcs=sum(
+            agency_rpcs(p) for p, _ in run.planned_of.values() if p.expected_state == "COMPLETED"
+        ),
+    )
