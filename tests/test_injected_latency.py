@@ -32,21 +32,23 @@ def test_the_file_sets_the_latency_and_nothing_else_does(
 
 
 def test_a_running_registry_answers_late_while_latency_is_injected() -> None:
-    with Stack(broker=None, registries=("health",)) as stack:
-        with grpc.insecure_channel(stack.address("health")) as channel:
-            stub = hl_grpc.HealthRegistryServiceStub(channel)
+    with (
+        Stack(broker=None, registries=("health",)) as stack,
+        grpc.insecure_channel(stack.address("health")) as channel,
+    ):
+        stub = hl_grpc.HealthRegistryServiceStub(channel)
 
-            def timed_call() -> float:
-                began = time.perf_counter()
-                with pytest.raises(grpc.RpcError) as raised:
-                    stub.GetFacility(hl.GetFacilityRequest(code="99999"), timeout=10)
-                assert raised.value.code() == grpc.StatusCode.NOT_FOUND
-                return time.perf_counter() - began
+        def timed_call() -> float:
+            began = time.perf_counter()
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.GetFacility(hl.GetFacilityRequest(code="99999"), timeout=10)
+            assert raised.value.code() == grpc.StatusCode.NOT_FOUND
+            return time.perf_counter() - began
 
-            timed_call()  # connect first
-            stack.inject_latency("health", 400)
-            # The registry re-reads the file within REFRESH_SECONDS: calls
-            # until then may still be on time.
-            deadline = time.monotonic() + 10
-            while timed_call() < 0.4:
-                assert time.monotonic() < deadline, "the injected latency never showed"
+        timed_call()  # connect first
+        stack.inject_latency("health", 400)
+        # The registry re-reads the file within REFRESH_SECONDS: calls
+        # until then may still be on time.
+        deadline = time.monotonic() + 10
+        while timed_call() < 0.4:
+            assert time.monotonic() < deadline, "the injected latency never showed"

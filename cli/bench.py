@@ -1,0 +1,180 @@
+"""`lienthong bench`: what this machine can carry, and how much of it the
+interconnection gets.
+
+(a) A plain gRPC unary echo between two processes (scenarios/baseline.py):
+the requests per second this Python and this loopback carry at all.
+(b) The highest constant dossier rate the whole stack sustains with p99
+end-to-end latency under 2 s and nothing lost: each trial rate runs on a fresh
+stack (a backlog left by a failed trial must not slow the next), growing
+until a trial fails, then bisected.
+
+The last line is `ratio=<dossiers/s ÷ (baseline RPC/s ÷ agency RPCs per dossier)>`:
+1.0 would mean a dossier costs no more than its agency calls on a bare echo
+server.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from cli.errors import CliError
+from cli.replay import fresh_stack, run_scenario
+from scenarios.baseline import BaselineError, BaselineResult, measure_echo_baseline
+from scenarios.replay import ReplayResult
+from scenarios.scenario import Scenario
+
+P99_LIMIT_MS = 2000.0
+FIRST_RATE = 20.0
+GROWTH = 1.5
+BISECTIONS = 3
+# A trial keeps up when this share of its dossiers ended within the run.
+KEEPS_UP = 0.95
+DRAIN_SECONDS = 20.0
+
+
+@dataclass(frozen=True)
+class Trial:
+    rate: float
+    dossiers: int
+    ended_per_s: float
+    p99_ms: float | None
+    lost: int
+    duplicated_effects: int
+    unfinished: int
+    submit_failures: int
+    agency_rpcs_per_dossier: float
+    passed: bool
+
+    def describe(self) -> str:
+        p99 = "-" if self.p99_ms is None else f"{self.p99_ms:,.0f} ms"
+        verdict = "ok" if self.passed else "FAIL"
+        return (
+            f"  {self.rate:7.1f} dossiers/s: {self.dossiers:,} dossiers, "
+            f"{self.ended_per_s:,.1f} ended/s, p99 {p99}, lost {self.lost}, "
+            f"duplicated {self.duplicated_effects}, unfinished {self.unfinished} → {verdict}"
+        )
+
+
+def _trial(rate: float, result: ReplayResult) -> Trial:
+    counts = result.counts
+    p99 = result.recorder.latency_ms()["end_to_end"].get("p99")
+    failures = sum(result.submit_failures.values())
+    completed = max(counts.completed, 1)
+    passed = (
+        p99 is not None
+        and p99 < P99_LIMIT_MS
+        and counts.lost == 0
+        and counts.duplicated_effects == 0
+        and counts.unfinished == 0
+        and failures == 0
+        and counts.ended >= KEEPS_UP * counts.submitted
+    )
+    return Trial(
+        rate=rate,
+        dossiers=counts.submitted,
+        ended_per_s=counts.ended / result.wall_seconds,
+        p99_ms=p99,
+        lost=counts.lost,
+        duplicated_effects=counts.duplicated_effects,
+        unfinished=counts.unfinished,
+        submit_failures=failures,
+        agency_rpcs_per_dossier=result.agency_rpcs / completed,
+        passed=passed,
+    )
+
+
+def _run_trial(console: Console, broker: str, rate: float, seconds: float) -> Trial:
+    declarations = rate * seconds
+    scenario = Scenario.constant(
+        rate,
+        seconds,
+        name=f"bench-{rate:g}",
+        seed=int(rate * 1000),
+        # Enough mothers and deceased for every declaration, with room to spare.
+        population=max(5_000, int(declarations * 8)),
+        drain_timeout_s=DRAIN_SECONDS,
+    )
+    with fresh_stack(console, broker, quiet=True) as stack:
+        result = run_scenario(console, scenario, stack, show_progress=False)
+    trial = _trial(rate, result)
+    console.print(trial.describe(), highlight=False)
+    return trial
+
+
+def find_sustained_rate(console: Console, broker: str, seconds: float) -> list[Trial]:
+    trials = []
+    rate = FIRST_RATE
+    good: float | None = None
+    bad: float | None = None
+    while bad is None:
+        trial = _run_trial(console, broker, rate, seconds)
+        trials.append(trial)
+        if trial.passed:
+            good = rate
+            rate *= GROWTH
+        else:
+            bad = rate
+    if good is None:
+        return trials  # even the first rate failed: report it as is
+    for _ in range(BISECTIONS):
+        rate = round((good + bad) / 2, 1)
+        trial = _run_trial(console, broker, rate, seconds)
+        trials.append(trial)
+        if trial.passed:
+            good = rate
+        else:
+            bad = rate
+    return trials
+
+
+def run_bench(
+    console: Console, *, broker: str, trial_seconds: float, report_dir: Path | None
+) -> int:
+    console.print("Measuring the gRPC unary echo baseline…", highlight=False)
+    try:
+        baseline: BaselineResult = measure_echo_baseline()
+    except BaselineError as error:
+        raise CliError(f"the echo baseline failed: {error}") from None
+    console.print(baseline.describe(), highlight=False)
+    console.print(
+        f"Finding the highest rate with p99 under {P99_LIMIT_MS:,.0f} ms and nothing lost "
+        f"({trial_seconds:g} s per trial, a fresh stack each, broker {broker}):",
+        highlight=False,
+    )
+    trials = find_sustained_rate(console, broker, trial_seconds)
+    passed = [t for t in trials if t.passed]
+    if not passed:
+        raise CliError(f"no rate passed, not even {FIRST_RATE:g} dossiers/s")
+    best = max(passed, key=lambda t: t.rate)
+    per_dossier = best.agency_rpcs_per_dossier
+    ratio = best.rate / (baseline.requests_per_s / per_dossier)
+    console.print(
+        f"sustained: {best.rate:g} dossiers/s (p99 {best.p99_ms:,.0f} ms, "
+        f"{per_dossier:.2f} agency RPCs per dossier)",
+        highlight=False,
+    )
+    if report_dir is not None:
+        report_dir.mkdir(parents=True, exist_ok=True)
+        (report_dir / "bench.json").write_text(
+            json.dumps(
+                {
+                    "broker": broker,
+                    "baseline": asdict(baseline),
+                    "trials": [asdict(t) for t in trials],
+                    "sustained_dossiers_per_s": best.rate,
+                    "agency_rpcs_per_dossier": per_dossier,
+                    "ratio": ratio,
+                },
+                indent=2,
+                default=lambda v: None if isinstance(v, float) and math.isnan(v) else v,
+            )
+            + "\n"
+        )
+    # Last, alone on its line: scripts read it.
+    console.print(f"ratio={ratio:.3f}", highlight=False)
+    return 0
