@@ -1,0 +1,208 @@
+"""A load scenario: who is seeded, what is declared, how fast, and what breaks.
+
+`load_scenario(path)` reads a YAML scenario file (the format is described in
+scenarios/README.md, "Scenario files"); `Scenario.constant(...)` builds the flat
+load the benchmark uses. Rates are dossiers per second, times are seconds from
+the start of the replay.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from scenarios.scenario_fields import ScenarioError
+
+__all__ = [
+    "AGENCIES",
+    "BIRTHS_SHARE",
+    "AddedLatency",
+    "AgencyOutage",
+    "Phase",
+    "Scenario",
+    "ScenarioError",
+    "load_scenario",
+]
+
+AGENCIES = ("health", "population", "insurance")
+# Vietnam registers about 1.4 M births and 0.65 M deaths a year (shared/domain.md).
+BIRTHS_PER_YEAR = 1_400_000
+DEATHS_PER_YEAR = 650_000
+BIRTHS_SHARE = BIRTHS_PER_YEAR / (BIRTHS_PER_YEAR + DEATHS_PER_YEAR)
+FUNERAL_CLAIM_SHARE = 0.5
+DRAIN_TIMEOUT_S = 60.0
+
+
+def _positive(what: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{what} must be a positive finite number, got {value}")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """`duration_s` seconds whose rate goes linearly from `rate_from` to `rate_to`."""
+
+    duration_s: float
+    rate_from: float
+    rate_to: float = math.nan  # not given: flat, the same as rate_from
+
+    def __post_init__(self) -> None:
+        if math.isnan(self.rate_to):
+            object.__setattr__(self, "rate_to", self.rate_from)
+        _positive("a phase's duration_s", self.duration_s)
+        if not (self.rate_from >= 0 and self.rate_to >= 0):
+            raise ValueError(f"rates must not be negative: {self.rate_from}, {self.rate_to}")
+
+    @property
+    def expected(self) -> float:
+        """Expected arrivals: the integral of the rate over the phase."""
+        return (self.rate_from + self.rate_to) / 2 * self.duration_s
+
+    @property
+    def peak(self) -> float:
+        return max(self.rate_from, self.rate_to)
+
+    def rate_at(self, t: float) -> float:
+        """The rate `t` seconds into the phase."""
+        return self.rate_from + (self.rate_to - self.rate_from) * t / self.duration_s
+
+
+@dataclass(frozen=True)
+class AgencyOutage:
+    """The agency answers nothing from `at_s` for `duration_s` seconds."""
+
+    agency: str
+    at_s: float
+    duration_s: float
+
+    @property
+    def end_s(self) -> float:
+        return self.at_s + self.duration_s
+
+
+@dataclass(frozen=True)
+class AddedLatency:
+    """Every call to the agency takes `latency_ms` longer during the window."""
+
+    agency: str
+    at_s: float
+    duration_s: float
+    latency_ms: float
+
+    @property
+    def end_s(self) -> float:
+        return self.at_s + self.duration_s
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    seed: int
+    population: int  # citizens bulk-seeded into the registries before the replay
+    births_share: float  # share of declarations that are births; the rest are deaths
+    funeral_claim_share: float  # share of death declarations claiming the funeral allowance
+    # Fault kind (scenarios.faults) -> share of the declarations it can apply to:
+    # a birth-only fault's share of the births, a death-only one's of the deaths.
+    faults: Mapping[str, float]
+    arrival: tuple[Phase, ...]
+    outages: tuple[AgencyOutage, ...] = ()
+    latencies: tuple[AddedLatency, ...] = ()
+    drain_timeout_s: float = DRAIN_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        # A read-only copy, so a frozen Scenario cannot change through its faults.
+        object.__setattr__(self, "faults", MappingProxyType(dict(self.faults)))
+        object.__setattr__(self, "arrival", tuple(self.arrival))
+        object.__setattr__(self, "outages", tuple(self.outages))
+        object.__setattr__(self, "latencies", tuple(self.latencies))
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds from the first possible submission to the last (drain not included)."""
+        return sum(phase.duration_s for phase in self.arrival)
+
+    @property
+    def expected_declarations(self) -> float:
+        """The integral of the arrival rate: how many declarations to expect."""
+        return sum(phase.expected for phase in self.arrival)
+
+    @property
+    def peak_rate(self) -> float:
+        return max((phase.peak for phase in self.arrival), default=0.0)
+
+    def rate_at(self, t: float) -> float:
+        """The arrival rate `t` seconds from the start (0 outside the arrival)."""
+        start = 0.0
+        for phase in self.arrival:
+            if start <= t < start + phase.duration_s:
+                return phase.rate_at(t - start)
+            start += phase.duration_s
+        return 0.0
+
+    def with_rate(self, peak: float) -> Scenario:
+        """The same ramp shape, every rate scaled so that the peak is `peak`."""
+        _positive("the peak rate", peak)
+        if self.peak_rate <= 0:
+            raise ValueError(f"scenario {self.name!r} sends nothing: no rate to scale")
+        k = peak / self.peak_rate
+        phases = tuple(Phase(p.duration_s, p.rate_from * k, p.rate_to * k) for p in self.arrival)
+        return dataclasses.replace(self, arrival=phases)
+
+    def with_duration(self, seconds: float) -> Scenario:
+        """Phases and fault windows stretched or squeezed so the arrival lasts `seconds`."""
+        _positive("the duration", seconds)
+        k = seconds / self.duration_s
+        return dataclasses.replace(
+            self,
+            arrival=tuple(
+                dataclasses.replace(p, duration_s=p.duration_s * k) for p in self.arrival
+            ),
+            outages=tuple(
+                dataclasses.replace(o, at_s=o.at_s * k, duration_s=o.duration_s * k)
+                for o in self.outages
+            ),
+            latencies=tuple(
+                dataclasses.replace(a, at_s=a.at_s * k, duration_s=a.duration_s * k)
+                for a in self.latencies
+            ),
+        )
+
+    @classmethod
+    def constant(
+        cls,
+        rate: float,
+        duration_s: float,
+        *,
+        name: str = "constant",
+        seed: int = 0,
+        population: int = 1_000,
+        births_share: float = BIRTHS_SHARE,
+        funeral_claim_share: float = FUNERAL_CLAIM_SHARE,
+        drain_timeout_s: float = DRAIN_TIMEOUT_S,
+    ) -> Scenario:
+        """One flat phase, no faults, no outages: the benchmark's load."""
+        _positive("the rate", rate)
+        return cls(
+            name=name,
+            description=f"{rate:g} dossiers/s for {duration_s:g} s, no faults",
+            seed=seed,
+            population=population,
+            births_share=births_share,
+            funeral_claim_share=funeral_claim_share,
+            faults={},
+            arrival=(Phase(duration_s, rate, rate),),
+            drain_timeout_s=drain_timeout_s,
+        )
+
+
+def load_scenario(path: Path | str) -> Scenario:
+    """Read and check a scenario file; ScenarioError says which field is wrong and how."""
+    # Imported here: the parser builds the dataclasses above, so it imports this module.
+    from scenarios.scenario_file import parse_scenario  # noqa: PLC0415
+
+    return parse_scenario(Path(path))

@@ -1,0 +1,179 @@
+"""Parsing a scenario YAML file into a Scenario (format: scenarios/README.md)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import yaml
+
+from scenarios.faults import FAULT_KINDS
+from scenarios.scenario import (
+    AGENCIES,
+    BIRTHS_SHARE,
+    DRAIN_TIMEOUT_S,
+    FUNERAL_CLAIM_SHARE,
+    AddedLatency,
+    AgencyOutage,
+    Phase,
+    Scenario,
+)
+from scenarios.scenario_fields import Fields, ScenarioError
+
+MONTHS = 12
+_TOP_KEYS = (
+    "name",
+    "description",
+    "seed",
+    "population",
+    "mix",
+    "faults",
+    "arrival",
+    "year",
+    "outages",
+    "added_latency",
+    "drain_timeout_s",
+)
+
+
+def parse_scenario(path: Path) -> Scenario:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ScenarioError(path, "", f"cannot read the file ({error.strerror or error})") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ScenarioError(path, "", f"not valid YAML{line}: {error}") from None
+    top = Fields(path, "", document)
+    # Unknown keys first: `arival:` should read "unknown field", not "arrival is required".
+    top.expect(*_TOP_KEYS)
+    top.reject_unknown()
+
+    name = top.text("name", default=path.stem)
+    description = top.text("description", default="")
+    seed = top.integer("seed")
+    population = top.integer("population", minimum=1)
+    mix = top.mapping("mix") or Fields(path, "mix", {})
+    mix.expect("births", "funeral_claims")
+    mix.reject_unknown()
+    year = top.mapping("year")
+    if year is not None:
+        arrival, births_share = _year(top, year, mix)
+    else:
+        arrival = _arrival(top)
+        births_share = mix.number("births", BIRTHS_SHARE, maximum=1.0)
+    funeral = mix.number("funeral_claims", FUNERAL_CLAIM_SHARE, maximum=1.0)
+    faults = _faults(top)
+    duration = sum(phase.duration_s for phase in arrival)
+    outages = _windows(top, "outages", duration, latency=False)
+    latencies = _windows(top, "added_latency", duration, latency=True)
+    drain = top.number("drain_timeout_s", DRAIN_TIMEOUT_S, above_minimum=True)
+    return Scenario(
+        name=name,
+        description=description,
+        seed=seed,
+        population=population,
+        births_share=births_share,
+        funeral_claim_share=funeral,
+        faults=faults,
+        arrival=arrival,
+        outages=tuple(o for o in outages if isinstance(o, AgencyOutage)),
+        latencies=tuple(a for a in latencies if isinstance(a, AddedLatency)),
+        drain_timeout_s=drain,
+    )
+
+
+def _arrival(top: Fields) -> tuple[Phase, ...]:
+    if not top.has("arrival"):
+        raise top.error("arrival", "is required: a list of phases (or give `year` instead)")
+    phases: list[Phase] = []
+    for item in top.items("arrival"):
+        item.expect("duration_s", "rate", "rate_from", "rate_to")
+        item.reject_unknown()
+        duration = item.number("duration_s", above_minimum=True)
+        if item.has("rate"):
+            for key in ("rate_from", "rate_to"):
+                if item.has(key):
+                    raise item.error(key, "give either `rate` (flat) or `rate_from`/`rate_to`")
+            rate_from = rate_to = item.number("rate")
+        else:
+            if not item.has("rate_from"):
+                raise item.error("rate", "is required (or `rate_from` and `rate_to` for a ramp)")
+            rate_from = item.number("rate_from")
+            rate_to = item.number("rate_to", rate_from)
+        phases.append(Phase(duration, rate_from, rate_to))
+    if not phases or sum(phase.expected for phase in phases) <= 0:
+        raise top.error("arrival", "sends nothing: give at least one phase with a rate above 0")
+    return tuple(phases)
+
+
+def _year(top: Fields, year: Fields, mix: Fields) -> tuple[tuple[Phase, ...], float]:
+    """A year of registrations, sampled and compressed into `replay_in_s` seconds."""
+    if top.has("arrival"):
+        raise top.error("arrival", "cannot be given together with `year`: pick one")
+    if mix.has("births"):
+        raise mix.error("births", "cannot be given with `year`: it comes from year.births/deaths")
+    year.expect("births", "deaths", "sample", "replay_in_s", "monthly_weights")
+    year.reject_unknown()
+    births = year.number("births")
+    deaths = year.number("deaths")
+    if births + deaths <= 0:
+        raise year.error("deaths", "births and deaths are both 0: the year sends nothing")
+    sample = year.number("sample", maximum=1.0, above_minimum=True)
+    replay_in = year.number("replay_in_s", above_minimum=True)
+    weights = [1.0] * MONTHS
+    if year.has("monthly_weights"):
+        weights = year.numbers("monthly_weights", length=MONTHS)
+        if sum(weights) <= 0:
+            raise year.error("monthly_weights", "are all 0: the year sends nothing")
+    month_s = replay_in / MONTHS
+    total = (births + deaths) * sample
+    phases = tuple(Phase(month_s, total * w / sum(weights) / month_s) for w in weights)
+    return phases, births / (births + deaths)
+
+
+def _faults(top: Fields) -> dict[str, float]:
+    section = top.mapping("faults")
+    if section is None:
+        return {}
+    faults: dict[str, float] = {}
+    for key in list(section.data):
+        if key not in FAULT_KINDS:
+            raise section.error(str(key), f"unknown fault (known: {', '.join(FAULT_KINDS)})")
+        faults[key] = section.number(key, maximum=1.0)
+    # The same rule as the generator's (scenarios/fault_shares.py): a declaration
+    # carries at most one fault, so the shares together cannot exceed 1.
+    total = sum(faults.values())
+    if total > 1.0 + 1e-9:
+        raise top.error("faults", f"the shares add up to {total:g}; they must not exceed 1")
+    return faults
+
+
+def _windows(
+    top: Fields, key: str, duration: float, *, latency: bool
+) -> list[AgencyOutage | AddedLatency]:
+    windows: list[AgencyOutage | AddedLatency] = []
+    for item in top.items(key):
+        item.expect("agency", "at_s", "duration_s", *(("latency_ms",) if latency else ()))
+        item.reject_unknown()
+        agency = item.text("agency")
+        if agency not in AGENCIES:
+            raise item.error("agency", f"unknown agency {agency!r} (known: {', '.join(AGENCIES)})")
+        at = item.number("at_s")
+        if at >= duration:
+            raise item.error("at_s", f"starts at {at:g} s, after the arrival ends ({duration:g} s)")
+        length = item.number("duration_s", above_minimum=True)
+        if latency:
+            extra = item.number("latency_ms", maximum=3_600_000, above_minimum=True)
+            windows.append(AddedLatency(agency, at, length, extra))
+        else:
+            windows.append(AgencyOutage(agency, at, length))
+    for (i, a), (j, b) in itertools.combinations(enumerate(windows), 2):
+        if a.agency == b.agency and a.at_s < b.end_s and b.at_s < a.end_s:
+            raise ScenarioError(
+                top.file, f"{key}[{j}]", f"overlaps {key}[{i}] for {a.agency}: merge the two"
+            )
+    return windows
