@@ -20,9 +20,12 @@ from pathlib import Path
 
 import grpc
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from cli.stack import Stack
 from common.clock import SystemClock, vietnam_today
+from gateway.events import Topics
+from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as g
 from lienthong.gateway.v1 import gateway_pb2_grpc as gg
 from tests.gateway.world import Family, birth_form, death_form, new_family, seed_families
@@ -347,3 +350,81 @@ async def test_two_gateways_share_the_work(
     logs = [read_log(stack, name) for name in ("gateway", second)]
     assert all('"logger": "steps"' in log for log in logs), "both gateways ran steps"
     stack.stop_component(second)
+
+
+async def _read_all(stack: Stack, topic: str, *, until: int, within: float = 60) -> list[object]:
+    """Every record of `topic` from the start, once at least `until` are there."""
+    assert stack.bootstrap_servers is not None
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=stack.bootstrap_servers,
+        group_id=f"e2e-reader-{time.monotonic_ns()}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[object] = []
+    deadline = time.monotonic() + within
+    try:
+        while len(records) < until and time.monotonic() < deadline:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_poison_records_are_dead_lettered_and_the_partitions_move_on(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    # One record per partition that no gateway can read, ahead of a real
+    # submission: each goes to the dead-letter topic alone, not its batch.
+    topics = Topics.with_prefix(stack.topic_prefix)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers)
+    await producer.start()
+    try:
+        partitions = await producer.partitions_for(topics.dossiers)
+        for partition in sorted(partitions):
+            await producer.send_and_wait(
+                topics.dossiers,
+                key=b"birth-poison",
+                value=b"\x00not a protobuf",
+                partition=partition,
+                headers=[("ce_id", b"poison"), ("ce_type", b"vn.lienthong.nonsense.v9")],
+            )
+    finally:
+        await producer.stop()
+    family = new_family(9)
+    await seed_families(channels, [family], born=BORN, died=DIED)
+    stub = gateway(channels)
+    dossier_id = await submit_birth(stub, "e2e-after-poison", birth_form(family, BORN))
+    assert (await finished(stub, dossier_id)).state == g.DOSSIER_STATE_COMPLETED
+    dead = await _read_all(stack, topics.deadletter, until=len(partitions))
+    reasons = [dict(r.headers).get("x-deadletter-reason", b"") for r in dead]  # type: ignore[attr-defined]
+    assert len(dead) == len(partitions)
+    assert all(b"missing CloudEvents headers" in reason for reason in reasons)
+
+
+async def test_settled_dossiers_are_announced_with_their_timeline(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    family = new_family(10)
+    await seed_families(channels, [family], born=BORN, died=DIED)
+    stub = gateway(channels)
+    completed = await submit_birth(stub, "e2e-announced", birth_form(family, BORN))
+    waiting = await submit_death(
+        stub, "e2e-announced-incomplete", death_form(family, DIED, place_of_death="")
+    )
+    assert (await finished(stub, completed)).state == g.DOSSIER_STATE_COMPLETED
+    topics = Topics.with_prefix(stack.topic_prefix)
+    wanted = {completed, waiting}
+    announced: dict[str, g.Dossier] = {}
+    deadline = time.monotonic() + 60
+    while not wanted <= set(announced) and time.monotonic() < deadline:
+        for record in await _read_all(stack, topics.settled, until=1):
+            dossier = ev.DossierSettled.FromString(record.value).dossier  # type: ignore[attr-defined]
+            announced.setdefault(dossier.dossier_id, dossier)
+    assert announced[completed].state == g.DOSSIER_STATE_COMPLETED
+    assert len(announced[completed].timeline) == 5
+    assert announced[waiting].state == g.DOSSIER_STATE_NEEDS_SUPPLEMENT
+    assert list(announced[waiting].supplement.missing_fields) == ["place_of_death"]
