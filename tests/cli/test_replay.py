@@ -1,0 +1,133 @@
+"""A short replay through the real stack (three registries, the gateway, a
+real Kafka broker), then the audit shown to catch what it is there to catch."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from cli.main import main
+from cli.replay import load, run_scenario, write
+from cli.stack import Stack
+from common.clock import SystemClock, vietnam_today
+from scenarios import replay as engine
+from scenarios.audit import audit
+from scenarios.declarations import PlannedDeclaration
+from tests.gateway.test_end_to_end import broker_kind
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
+
+SMOKE = Path(__file__).parents[2] / "scenarios" / "smoke.yaml"
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@dataclass
+class Replayed:
+    data_dir: Path
+    report_dir: Path
+    result: engine.ReplayResult
+    declarations: list[PlannedDeclaration]
+
+
+@pytest.fixture(scope="module")
+def replayed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replayed]:
+    base = tmp_path_factory.mktemp("replay")
+    scenario = load(SMOKE, rate=None, duration=10)
+    console = Console(file=io.StringIO())
+    # A data directory of the test's own: the files stay after the stack stops.
+    with Stack(broker=broker_kind(), data_dir=base / "stack", verbose_children=False) as stack:
+        result = run_scenario(console, scenario, stack, show_progress=False)
+    write(base / "report", scenario, result)
+    # The same seed and day plan the same declarations again.
+    plan = engine.prepare(scenario, vietnam_today(SystemClock())).plan
+    yield Replayed(base / "stack", base / "report", result, plan.declarations)
+
+
+def test_the_smoke_replay_loses_nothing_and_catches_every_planted_fault(
+    replayed: Replayed,
+) -> None:
+    report = json.loads((replayed.report_dir / "report.json").read_text())
+    assert report["lost"] == 0
+    assert report["duplicated_effects"] == 0
+    assert report["unfinished"] == 0
+    assert report["submitted"] >= 20
+    assert (
+        report["completed"] + report["rejected"] + report["needs_supplement"]
+        == (report["submitted"])
+    )
+    assert report["completed"] > 0 and report["rejected"] > 0 and report["needs_supplement"] > 0
+    assert report["faults"], "the smoke scenario plants faults"
+    for kind, seen in report["faults"].items():
+        assert seen["observed"] == seen["expected"] > 0, kind
+    assert report["unexpected_outcomes"] == {}
+    end_to_end = report["latency_ms"]["end_to_end"]
+    assert {"p50", "p95", "p99", "max"} <= set(end_to_end)
+    assert 0 < end_to_end["p50"] <= end_to_end["p99"] <= end_to_end["max"]
+    assert {"register_birth", "issue_health_insurance_card", "settle_insurance"} <= set(
+        report["latency_ms"]["steps"]
+    )
+    assert report["throughput_per_s"] > 0
+    plots = sorted(replayed.report_dir.glob("*.png"))
+    assert len(plots) == 3
+    assert all(p.read_bytes().startswith(PNG) for p in plots)
+    assert "lost" in (replayed.report_dir / "report.md").read_text()
+
+
+def _audit(replayed: Replayed) -> tuple[int, int]:
+    found = audit(
+        replayed.declarations,
+        {d.key for d in replayed.declarations},
+        population_db=replayed.data_dir / "population.sqlite3",
+        insurance_db=replayed.data_dir / "insurance.sqlite3",
+    )
+    return found.lost, found.duplicated_effects
+
+
+def _a_completed_child(replayed: Replayed) -> str:
+    birth = next(
+        d for d in replayed.declarations if d.kind == "birth" and d.expected_state == "COMPLETED"
+    )
+    with closing(sqlite3.connect(replayed.data_dir / "population.sqlite3")) as conn:
+        row = conn.execute(
+            "SELECT personal_id_number FROM citizens WHERE birth_certificate_number = ?",
+            (birth.birth_certificate_number,),
+        ).fetchone()
+    return str(row[0])
+
+
+def test_the_audit_counts_a_missing_card_as_lost_and_a_second_residence_as_duplicated(
+    replayed: Replayed,
+) -> None:
+    assert _audit(replayed) == (0, 0)
+    child = _a_completed_child(replayed)
+    with closing(sqlite3.connect(replayed.data_dir / "insurance.sqlite3")) as conn, conn:
+        conn.execute(
+            "DELETE FROM cards WHERE social_insurance_number IN "
+            "(SELECT social_insurance_number FROM participants WHERE personal_id_number = ?)",
+            (child,),
+        )
+    assert _audit(replayed) == (1, 0)
+    with closing(sqlite3.connect(replayed.data_dir / "population.sqlite3")) as conn, conn:
+        household = conn.execute(
+            "SELECT household_id FROM residences WHERE personal_id_number = ?", (child,)
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO residences (personal_id_number, household_id, registered_on, "
+            "removed_on) VALUES (?, ?, '2026-01-01', '2026-01-02')",
+            (child, household),
+        )
+    assert _audit(replayed) == (1, 1)
+
+
+def test_a_bad_scenario_file_is_named_with_its_field(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(SMOKE.read_text().replace("population: 2000", "population: lots"))
+    assert main(["replay", str(broken), "--report", str(tmp_path / "out")]) == 2
