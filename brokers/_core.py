@@ -55,6 +55,8 @@ class RunningBroker:
     """Where the broker keeps its logs (and, for apache, its data); None if not ours."""
     log_file: Path | None = None
     """The broker's main log file, if the launcher owns one."""
+    pid: int | None = None
+    """The broker's process, if the launcher started one (a load test samples its memory)."""
     _stop: Callable[[], None] = field(default=_no_op, repr=False, compare=False)
     _is_alive: Callable[[], bool] = field(default=_always_alive, repr=False, compare=False)
     _stopped: bool = field(default=False, init=False, repr=False, compare=False)

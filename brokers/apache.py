@@ -235,4 +235,5 @@ def start(
         log_file=home / "server.log",
         _stop=stop,
         _is_alive=lambda: proc.poll() is None,
+        pid=proc.pid,
     )

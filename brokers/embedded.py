@@ -107,4 +107,5 @@ def start(
         log_file=log_file,
         _stop=stop,
         _is_alive=lambda: proc.poll() is None,
+        pid=proc.pid,
     )

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.errors import EXIT_BAD_INPUT, CliError
+from cli.memory import MemorySampler, own_pid
 from cli.stack import Stack, StackError
 from common.clock import SystemClock, vietnam_today
 from gateway.events import Topics
@@ -162,8 +163,8 @@ def run_scenario(
                 highlight=False,
             )
 
-    with bar if show_progress else _nothing():
-        return asyncio.run(
+    with bar if show_progress else _nothing(), MemorySampler(lambda: _pids(stack)) as memory:
+        result = asyncio.run(
             engine.replay(
                 scenario,
                 prepared,
@@ -173,6 +174,15 @@ def run_scenario(
                 seeded=seeded,
             )
         )
+    result.memory_mb = memory.summary()
+    return result
+
+
+def _pids(stack: Stack) -> dict[str, int | None]:
+    pids = {name: stack.pid(name) for name in stack.components}
+    if stack.broker is not None and stack.broker.pid is not None:
+        pids[f"kafka ({stack.broker_kind})"] = stack.broker.pid
+    return pids | own_pid()
 
 
 @contextmanager
@@ -201,6 +211,21 @@ def summary_table(result: engine.ReplayResult) -> Table:
         rows.append((f"end to end {name}", "-" if value is None else f"{value:,.0f} ms"))
     for label, value in rows:
         table.add_row(label, value)
+    return table
+
+
+def memory_table(result: engine.ReplayResult) -> Table:
+    table = Table(title="Memory (resident, MB)", title_justify="left")
+    for column in ("process", "after warm-up", "end", "peak", "growth"):
+        table.add_column(column, justify="left" if column == "process" else "right")
+    for name, sizes in result.memory_mb.items():
+        table.add_row(
+            name,
+            f"{sizes['after_warm_up_mb']:,.0f}",
+            f"{sizes['end_mb']:,.0f}",
+            f"{sizes['max_mb']:,.0f}",
+            f"{sizes['growth_mb']:+,.0f}",
+        )
     return table
 
 
@@ -235,6 +260,7 @@ def run_replay(
     with console.status("Writing the report…"):
         paths = write(directory, scenario, result)
     console.print(summary_table(result))
+    console.print(memory_table(result))
     if result.unexpected_outcomes:
         console.print("Ended otherwise than planned:", highlight=False)
         for label, count in sorted(result.unexpected_outcomes.items()):

@@ -120,6 +120,8 @@ class ReplayResult:
     # Declarations that ended otherwise than planned: "expected -> observed" counts.
     unexpected_outcomes: dict[str, int] = field(default_factory=dict)
     agency_rpcs: int = 0  # agency calls the plan needs (for the benchmark's ratio)
+    # Per process, from the caller's sampler: MB after warm-up, at the end, growth.
+    memory_mb: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def extra(self) -> dict[str, Any]:
         """The report's fields beyond the standard ones."""
@@ -137,6 +139,7 @@ class ReplayResult:
                 else None,
             },
             "generation_seconds": round(self.generate_seconds, 2),
+            "memory_mb": self.memory_mb,
         }
 
 

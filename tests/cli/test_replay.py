@@ -75,6 +75,9 @@ def test_the_smoke_replay_loses_nothing_and_catches_every_planted_fault(
         report["latency_ms"]["steps"]
     )
     assert report["throughput_per_s"] > 0
+    # Every process's memory was sampled (a long replay shows it flat or not).
+    assert {"gateway", "population", "insurance", "health"} <= set(report["memory_mb"])
+    assert all(m["samples"] >= 2 and m["max_mb"] > 0 for m in report["memory_mb"].values())
     plots = sorted(replayed.report_dir.glob("*.png"))
     assert len(plots) == 3
     assert all(p.read_bytes().startswith(PNG) for p in plots)
