@@ -46,7 +46,11 @@ class GatewayConfig:
             ),
             database=Path(env_str("LIENTHONG_GATEWAY_DB", str(data_dir / "gateway.sqlite3"))),
             topic_prefix=env_str("LIENTHONG_TOPIC_PREFIX", "lienthong"),
-            partitions=env_int("LIENTHONG_KAFKA_PARTITIONS", 12),
+            # Fewer partitions make bigger batches (one store transaction and
+            # one wait for acks each): at 220 dossiers/s on 2 cores, p99 fell
+            # from 3.6 s with 12 to 0.7 s with 6. It also caps the gateway
+            # processes that share the work at 6.
+            partitions=env_int("LIENTHONG_KAFKA_PARTITIONS", 6),
             call_deadline_seconds=env_float("LIENTHONG_CALL_DEADLINE_SECONDS", 5.0),
             retry_base_seconds=env_float("LIENTHONG_RETRY_BASE_SECONDS", 0.1),
             retry_cap_seconds=env_float("LIENTHONG_RETRY_CAP_SECONDS", 5.0),

@@ -59,11 +59,13 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) 
 def make_producer(bootstrap: str) -> AIOKafkaProducer:
     # acks=all without the idempotent producer: the embedded broker has none,
     # and duplicates are harmless because every consumer de-duplicates by ce_id.
+    # linger 5 ms: fewer, fuller produce requests; at 260 dossiers/s p99 was
+    # 1.7 s against 2.5 s with 2 ms (10 ms was worse again).
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=False,
-        linger_ms=2,
+        linger_ms=5,
         request_timeout_ms=15000,
     )
 

@@ -55,6 +55,8 @@ STATE_NAMES = {
     gw.DOSSIER_STATE_NEEDS_SUPPLEMENT: "NEEDS_SUPPLEMENT",
 }
 _RETRYABLE = {
+    # CANCELLED: an overloaded server may drop a call it had not started.
+    grpc.StatusCode.CANCELLED,
     grpc.StatusCode.UNAVAILABLE,
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -290,9 +292,8 @@ class _Run:
                 reason = error.code().name
                 self.failures[reason] = self.failures.get(reason, 0) + 1
                 self.progress.failed += 1
-                log.warning(
-                    "submission failed", key=planned.key, code=reason, detail=error.details()
-                )
+                # Counted in the report; a line each would drown a console.
+                log.info("submission failed", key=planned.key, code=reason, detail=error.details())
                 return
         dossier_id = str(answer.dossier_id)
         known = self.dossier_of.get(planned.key)
