@@ -15,6 +15,9 @@ from dataclasses import dataclass
 from lienthong.common.v1 import common_pb2
 from lienthong.gateway.v1 import gateway_pb2 as pb
 
+# The agency name of the gateway's own steps, which no registry runs.
+GATEWAY = "gateway"
+
 
 @dataclass(frozen=True)
 class StepPlan:
@@ -27,14 +30,14 @@ BIRTH_STEPS = (
     StepPlan("register_birth", "population"),
     StepPlan("register_permanent_residence", "population"),
     StepPlan("issue_health_insurance_card", "insurance"),
-    StepPlan("deliver_result", "gateway"),
+    StepPlan("deliver_result", GATEWAY),
 )
 DEATH_STEPS = (
     StepPlan("verify_death_notice", "health"),
     StepPlan("register_death", "population"),
     StepPlan("remove_permanent_residence", "population"),
     StepPlan("settle_insurance", "insurance"),
-    StepPlan("deliver_result", "gateway"),
+    StepPlan("deliver_result", GATEWAY),
 )
 
 # Legal limits for the whole group, in working days from a complete dossier.

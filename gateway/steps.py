@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from common.clock import VIETNAM
 from gateway.agencies import Agencies, AgencyRefusalError
+from gateway.saga import delivery_note
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 from lienthong.health.v1 import health_pb2
@@ -322,17 +323,9 @@ async def settle_insurance(agencies: Agencies, step: StepInput) -> StepDone:
 
 
 async def deliver_result(_agencies: Agencies, step: StepInput) -> StepDone:
-    form = (
-        step.dossier.birth_declaration
-        if step.dossier.HasField("birth_declaration")
-        else step.dossier.death_declaration
-    )
-    how = (
-        "by public postal service"
-        if form.delivery_method == pb.DELIVERY_METHOD_POST
-        else "online (portal / VNeID)"
-    )
-    return succeeded(f"result delivered to the declarant {how}")
+    # The saga now does this step itself; kept so that a command sent by an
+    # older gateway, still in the topic, is run rather than dead-lettered.
+    return succeeded(delivery_note(step.dossier))
 
 
 HANDLERS: dict[str, tuple[str, Handler]] = {

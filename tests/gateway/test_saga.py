@@ -56,14 +56,18 @@ def test_complete_birth_dossier_runs_every_step_in_order_then_completes() -> Non
     assert dossier.state == pb.DOSSIER_STATE_IN_PROGRESS
     # 3 working days from Monday: due by the end of Thursday.
     assert dossier.due_at.ToDatetime(dt.UTC).date() == dt.date(2026, 11, 26)
-    seen = []
-    for plan in BIRTH_STEPS:
-        assert [c.step for c in commands] == [plan.name]
-        seen.append(plan.name)
-        dossier, commands = saga.on_step_outcome(dossier, outcome(plan.name), MONDAY)
+    agency_steps = [plan.name for plan in BIRTH_STEPS if plan.agency != "gateway"]
+    for name in agency_steps:
+        assert [c.step for c in commands] == [name]
+        dossier, commands = saga.on_step_outcome(dossier, outcome(name), MONDAY)
         assert dossier is not None
+    assert commands == []
     assert dossier.state == pb.DOSSIER_STATE_COMPLETED
-    assert [s.name for s in dossier.timeline] == seen
+    assert [s.name for s in dossier.timeline] == [plan.name for plan in BIRTH_STEPS]
+    # The gateway's own last step is done by the saga, with no command.
+    delivered = dossier.timeline[-1]
+    assert (delivered.name, delivered.state) == ("deliver_result", pb.STEP_STATE_SUCCEEDED)
+    assert delivered.outcome == "result delivered to the declarant online (portal / VNeID)"
     assert not dossier.deadline_breached
 
 
@@ -148,9 +152,10 @@ def test_breach_is_visible_while_open_and_kept_when_finished_late() -> None:
     assert not saga.breached(dossier, MONDAY + dt.timedelta(days=2))
     assert saga.breached(dossier, MONDAY + dt.timedelta(days=4))
     for plan in BIRTH_STEPS:
-        dossier, _ = saga.on_step_outcome(
-            dossier, outcome(plan.name), MONDAY + dt.timedelta(days=5)
-        )
+        if plan.agency != "gateway":
+            dossier, _ = saga.on_step_outcome(
+                dossier, outcome(plan.name), MONDAY + dt.timedelta(days=5)
+            )
     assert dossier is not None and dossier.state == pb.DOSSIER_STATE_COMPLETED
     assert dossier.deadline_breached
 

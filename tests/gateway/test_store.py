@@ -78,7 +78,7 @@ def test_a_failing_batch_leaves_nothing_written(tmp_path: Path) -> None:
 
 def test_the_event_that_settles_a_dossier_announces_it_once(tmp_path: Path) -> None:
     store = DossierStore(tmp_path / "gateway.sqlite3")
-    events = [SUBMITTED, *(step_done(plan.name) for plan in BIRTH_STEPS)]
+    events = [SUBMITTED, *(step_done(p.name) for p in BIRTH_STEPS if p.agency != "gateway")]
     applied = store.apply_all(events)
     announced = [a.caused.settled.dossier.state for a in applied if a.caused.HasField("settled")]
     assert announced == [pb.DOSSIER_STATE_COMPLETED]
