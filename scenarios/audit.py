@@ -43,62 +43,76 @@ def _read_only(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
 
-def _count(conn: sqlite3.Connection, sql: str, *args: str) -> int:
-    return int(conn.execute(sql, args).fetchone()[0])
-
-
 class _Registries:
+    """The registries' records the audit needs, read once in bulk: one pass
+    over each table instead of a query per declaration (a national-year replay
+    audits 40,000 declarations against 200,000 citizens)."""
+
     def __init__(self, population: sqlite3.Connection, insurance: sqlite3.Connection) -> None:
-        self.population = population
-        self.insurance = insurance
+        self._children: dict[str, list[str]] = {}
+        for certificate, person in population.execute(
+            "SELECT birth_certificate_number, personal_id_number FROM citizens "
+            "WHERE birth_certificate_number <> ''"
+        ):
+            self._children.setdefault(str(certificate), []).append(str(person))
+        self._residences: dict[str, tuple[int, int]] = {
+            str(person): (int(total), int(current))
+            for person, total, current in population.execute(
+                "SELECT personal_id_number, COUNT(*), COALESCE(SUM(removed_on IS NULL), 0) "
+                "FROM residences GROUP BY personal_id_number"
+            )
+        }
+        self._deaths: dict[str, int] = {
+            str(person): int(n)
+            for person, n in population.execute(
+                "SELECT personal_id_number, COUNT(*) FROM deaths GROUP BY personal_id_number"
+            )
+        }
+        self._insured: dict[str, bool] = {
+            str(person): bool(died)
+            for person, died in insurance.execute(
+                "SELECT personal_id_number, date_of_death FROM participants"
+            )
+        }
+        self._cards: dict[str, int] = {
+            str(person): int(n)
+            for person, n in insurance.execute(
+                "SELECT participants.personal_id_number, COUNT(*) FROM cards "
+                "JOIN participants USING (social_insurance_number) "
+                "GROUP BY participants.personal_id_number"
+            )
+        }
+        self._allowances: dict[str, int] = {
+            str(person): int(n)
+            for person, n in insurance.execute(
+                "SELECT personal_id_number, COUNT(*) FROM funeral_allowances "
+                "GROUP BY personal_id_number"
+            )
+        }
 
     def children(self, certificate: str) -> list[str]:
-        rows = self.population.execute(
-            "SELECT personal_id_number FROM citizens WHERE birth_certificate_number = ?",
-            (certificate,),
-        ).fetchall()
-        return [str(r[0]) for r in rows]
+        return self._children.get(certificate, [])
 
     def residences(self, person: str) -> int:
-        return _count(
-            self.population,
-            "SELECT COUNT(*) FROM residences WHERE personal_id_number = ?",
-            person,
-        )
+        return self._residences.get(person, (0, 0))[0]
 
     def current_residences(self, person: str) -> int:
-        return _count(
-            self.population,
-            "SELECT COUNT(*) FROM residences WHERE personal_id_number = ? AND removed_on IS NULL",
-            person,
-        )
+        return self._residences.get(person, (0, 0))[1]
 
     def cards(self, person: str) -> int:
-        return _count(
-            self.insurance,
-            "SELECT COUNT(*) FROM cards JOIN participants USING (social_insurance_number) "
-            "WHERE participants.personal_id_number = ?",
-            person,
-        )
+        return self._cards.get(person, 0)
 
     def death_registrations(self, person: str) -> int:
-        return _count(
-            self.population, "SELECT COUNT(*) FROM deaths WHERE personal_id_number = ?", person
-        )
+        return self._deaths.get(person, 0)
 
     def insured(self, person: str) -> tuple[bool, bool]:
         """(known to social insurance, death recorded there)."""
-        row = self.insurance.execute(
-            "SELECT date_of_death FROM participants WHERE personal_id_number = ?", (person,)
-        ).fetchone()
-        return row is not None, row is not None and bool(row[0])
+        if person not in self._insured:
+            return False, False
+        return True, self._insured[person]
 
     def allowances(self, person: str) -> int:
-        return _count(
-            self.insurance,
-            "SELECT COUNT(*) FROM funeral_allowances WHERE personal_id_number = ?",
-            person,
-        )
+        return self._allowances.get(person, 0)
 
 
 def _birth(registries: _Registries, planned: PlannedDeclaration, result: AuditResult) -> None:
