@@ -134,3 +134,46 @@ def test_a_bad_scenario_file_is_named_with_its_field(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yaml"
     broken.write_text(SMOKE.read_text().replace("population: 2000", "population: lots"))
     assert main(["replay", str(broken), "--report", str(tmp_path / "out")]) == 2
+
+
+OUTAGE = """
+name: outage
+seed: 11
+population: 2000
+faults: {}
+arrival:
+  - {duration_s: 12, rate: 3}
+outages:
+  - {agency: insurance, at_s: 2, duration_s: 4}
+added_latency:
+  - {agency: health, at_s: 6, duration_s: 4, latency_ms: 300}
+drain_timeout_s: 90
+"""
+
+
+def test_an_outage_and_added_latency_delay_dossiers_but_lose_none(tmp_path: Path) -> None:
+    scenario_file = tmp_path / "outage.yaml"
+    scenario_file.write_text(OUTAGE)
+    report_dir = tmp_path / "report"
+    code = main(
+        ["replay", str(scenario_file), "--broker", broker_kind(), "--report", str(report_dir)]
+    )
+    report = json.loads((report_dir / "report.json").read_text())
+    assert code == 0
+    assert report["lost"] == 0 and report["duplicated_effects"] == 0
+    assert report["completed"] == report["submitted"] > 0
+    steps = report["latency_ms"]["steps"]
+    # Insurance was down for 4 s: some card or settlement step waited it out.
+    slowest_insurance = max(
+        steps[name]["max"]
+        for name in ("issue_health_insurance_card", "settle_insurance")
+        if name in steps
+    )
+    assert slowest_insurance >= 1000
+    # Health answered 300 ms late for 4 s.
+    slowest_health = max(
+        steps[name]["max"]
+        for name in ("verify_birth_certificate", "verify_death_notice")
+        if name in steps
+    )
+    assert slowest_health >= 300
