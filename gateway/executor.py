@@ -15,7 +15,8 @@ from aiokafka import AIOKafkaProducer
 
 from common.clock import Clock
 from gateway.agencies import Agencies, AgencyRefusalError, TransientAgencyError
-from gateway.events import Event, PoisonEventError, Topics, encode
+from gateway.events import Event, PoisonEventError, Topics
+from gateway.kafka import send
 from gateway.steps import HANDLERS, StepDone, StepInput
 from lienthong.events.v1 import events_pb2 as ev
 
@@ -63,7 +64,10 @@ class StepExecutor:
             await acknowledged
 
     async def _run_in_order(self, commands: list[ev.StepCommand]) -> list[asyncio.Future[Any]]:
-        return [await self._run(command) for command in commands]
+        # Each dossier runs in a task of its own: its id goes on every line
+        # logged meanwhile (the agency retries too).
+        with structlog.contextvars.bound_contextvars(dossier_id=commands[0].dossier_id):
+            return [await self._run(command) for command in commands]
 
     async def _run(self, command: ev.StepCommand) -> asyncio.Future[Any]:
         """Run one step; returns the future of its outcome's acknowledgement."""
@@ -107,20 +111,18 @@ class StepExecutor:
             outcome.birth_result.CopyFrom(done.birth)
         if done.death is not None:
             outcome.death_result.CopyFrom(done.death)
-        key, value, headers = encode(
+        acknowledged = await send(
+            self.producer,
+            self.topics.step_outcomes,
             Event(
                 f"{command.dossier_id}/{command.step}/outcome",
                 command.dossier_id,
                 outcome,
                 finished,
-            )
-        )
-        acknowledged: asyncio.Future[Any] = await self.producer.send(
-            self.topics.step_outcomes, value=value, key=key, headers=headers
+            ),
         )
         log.info(
             "step",
-            dossier_id=command.dossier_id,
             step=command.step,
             agency=agency,
             outcome=ev.StepOutcomeKind.Name(done.kind),

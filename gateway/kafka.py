@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import random
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -70,13 +71,19 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
     )
 
 
+async def send(producer: AIOKafkaProducer, topic: str, event: Event) -> asyncio.Future[Any]:
+    """Hand one event to the producer; the future resolves on the broker's ack."""
+    key, value, headers = encode(event)
+    acknowledged: asyncio.Future[Any] = await producer.send(
+        topic, value=value, key=key, headers=headers
+    )
+    return acknowledged
+
+
 async def publish(producer: AIOKafkaProducer, messages: Sequence[tuple[str, Event]]) -> None:
     """Send (topic, event) pairs and wait for every acknowledgement: sent all
     first, so they share produce requests, then awaited together."""
-    futures = []
-    for topic, event in messages:
-        key, value, headers = encode(event)
-        futures.append(await producer.send(topic, value=value, key=key, headers=headers))
+    futures = [await send(producer, topic, event) for topic, event in messages]
     for future in futures:
         await future
 
