@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from google.protobuf.message import Message
 
 from common.clock import Clock
 from gateway import saga
@@ -20,7 +23,15 @@ from lienthong.gateway.v1 import gateway_pb2 as pb
 
 log = structlog.get_logger("saga")
 
-_HANDLED = (ev.DossierSubmitted, ev.DossierSupplemented, ev.SupplementWindowExpired, ev.StepOutcome)
+# The saga transition for each event type the saga consumes.
+TRANSITIONS: dict[
+    type[Message], Callable[[pb.Dossier | None, Any, dt.datetime], saga.Transition]
+] = {
+    ev.DossierSubmitted: saga.on_submitted,
+    ev.DossierSupplemented: saga.on_supplemented,
+    ev.SupplementWindowExpired: saga.on_supplement_window_expired,
+    ev.StepOutcome: saga.on_step_outcome,
+}
 
 
 class SagaWorker:
@@ -39,20 +50,13 @@ class SagaWorker:
         self.changed = changed
 
     def check(self, event: Event) -> None:
-        if not isinstance(event.message, _HANDLED):
+        if type(event.message) not in TRANSITIONS:
             raise PoisonEventError(f"the saga does not handle {event.type}")
 
-    def _transition(self, event: Event, now: dt.datetime) -> Transition:
-        message = event.message
-        if isinstance(message, ev.DossierSubmitted):
-            return lambda current: saga.on_submitted(current, message, now)
-        if isinstance(message, ev.DossierSupplemented):
-            return lambda current: saga.on_supplemented(current, message, now)
-        if isinstance(message, ev.SupplementWindowExpired):
-            return lambda current: saga.on_supplement_window_expired(current, message, now)
-        if isinstance(message, ev.StepOutcome):
-            return lambda current: saga.on_step_outcome(current, message, now)
-        raise PoisonEventError(f"the saga does not handle {event.type}")
+    @staticmethod
+    def _transition(event: Event, now: dt.datetime) -> Transition:
+        on_event = TRANSITIONS[type(event.message)]  # check() let only these through
+        return lambda current: on_event(current, event.message, now)
 
     async def handle_batch(self, events: list[Event]) -> None:
         now = self.clock.now()
