@@ -16,14 +16,14 @@ server.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from rich.console import Console
 
 from cli.errors import CliError
-from cli.replay import fresh_stack, run_scenario
+from cli.fresh_stack import fresh_stack
+from cli.replay import run_scenario
 from scenarios.baseline import BaselineError, BaselineResult, measure_echo_baseline
 from scenarios.replay import ReplayResult
 from scenarios.scenario import Scenario
@@ -99,7 +99,7 @@ def _run_trial(console: Console, broker: str, rate: float, seconds: float) -> Tr
         population=max(5_000, int(declarations * 8)),
         drain_timeout_s=DRAIN_SECONDS,
     )
-    with fresh_stack(console, broker, quiet=True) as stack:
+    with fresh_stack(console, broker, verbose_children=False, quiet=True) as stack:
         result = run_scenario(console, scenario, stack, show_progress=False)
     trial = _trial(rate, result)
     console.print(trial.describe(), highlight=False)
@@ -171,7 +171,6 @@ def run_bench(
                     "ratio": ratio,
                 },
                 indent=2,
-                default=lambda v: None if isinstance(v, float) and math.isnan(v) else v,
             )
             + "\n"
         )

@@ -28,10 +28,10 @@ from rich.markup import escape
 from cli.client import GatewayClient, WatchStream
 from cli.demo_data import TOKEN_LIMIT, DemoPopulation, demo_population
 from cli.errors import CliError, from_rpc
+from cli.fresh_stack import fresh_stack
 from cli.render import TERMINAL_STATES, dossier_state, result_lines, timeline_table
 from cli.rpc_errors import describe
 from cli.seeding import RegistryAddresses, seed
-from cli.stack import Stack, StackError
 from cli.state import find_running_stack
 from common.clock import SystemClock, vietnam_today
 from lienthong.gateway.v1 import gateway_pb2 as gw
@@ -61,20 +61,7 @@ def _stack_for_demo(
             f"the running stack (gateway {running.gateway})",
         )
         return
-    stack = Stack(broker=broker)
-    with console.status(f"Starting Kafka ({broker}), three registries and the gateway…"):
-        started = time.monotonic()
-        try:
-            stack.start()
-        except StackError as exc:
-            raise CliError("could not start the stack", str(exc).splitlines()) from None
-    console.print(
-        f"Started a stack in {escape(str(stack.data_dir))} in "
-        f"{time.monotonic() - started:.1f} s (broker {broker}).",
-        highlight=False,
-    )
-    succeeded = False
-    try:
+    with fresh_stack(console, broker) as stack:
         yield Target(
             stack.gateway_address,
             RegistryAddresses(
@@ -82,14 +69,6 @@ def _stack_for_demo(
             ),
             f"a fresh stack in {stack.data_dir}",
         )
-        succeeded = True
-    finally:
-        # Keep the logs of a failed run; a successful one leaves nothing behind.
-        stack.keep_data_dir = not succeeded
-        with console.status("Stopping the stack…"):
-            stack.stop()
-        if not succeeded:
-            console.print(f"Logs kept in {escape(str(stack.data_dir))}", highlight=False)
 
 
 def run_demo(

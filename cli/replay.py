@@ -10,7 +10,6 @@ with every log, after one that lost or duplicated something.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,8 +20,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cli.errors import EXIT_BAD_INPUT, CliError
+from cli.fresh_stack import fresh_stack
 from cli.memory import MemorySampler, own_pid
-from cli.stack import Stack, StackError
+from cli.stack import Stack
 from common.clock import SystemClock, vietnam_today
 from gateway.events import Topics
 from scenarios import replay as engine
@@ -75,33 +75,6 @@ def target_of(stack: Stack) -> engine.ReplayTarget:
         population_db=stack.data_dir / "population.sqlite3",
         insurance_db=stack.data_dir / "insurance.sqlite3",
     )
-
-
-@contextmanager
-def fresh_stack(console: Console, broker: str, *, quiet: bool = False) -> Iterator[Stack]:
-    stack = Stack(broker=broker, verbose_children=False)
-    began = time.monotonic()
-    with console.status(f"Starting Kafka ({broker}), three registries and the gateway…"):
-        try:
-            stack.start()
-        except StackError as exc:
-            raise CliError("could not start the stack", str(exc).splitlines()) from None
-    if not quiet:
-        console.print(
-            f"Stack started in {time.monotonic() - began:.1f} s (broker {broker}).",
-            highlight=False,
-        )
-    clean = False
-    try:
-        yield stack
-        clean = True
-    finally:
-        # Kept after a failure, or when the caller asked (something was lost).
-        stack.keep_data_dir = stack.keep_data_dir or not clean
-        with console.status("Stopping the stack…"):
-            stack.stop()
-        if stack.keep_data_dir:
-            console.print(f"Stack logs kept in {escape(str(stack.data_dir))}", highlight=False)
 
 
 def _progress_bar(console: Console, planned: int) -> tuple[Progress, object]:
@@ -252,7 +225,7 @@ def run_replay(
 ) -> int:
     scenario = load(scenario_file, rate=rate, duration=duration)
     directory = report_dir or Path("out") / scenario.name
-    with fresh_stack(console, broker) as stack:
+    with fresh_stack(console, broker, verbose_children=False) as stack:
         result = run_scenario(console, scenario, stack)
         counts = result.counts
         healthy = counts.lost == 0 and counts.duplicated_effects == 0 and counts.unfinished == 0

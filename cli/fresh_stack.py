@@ -1,0 +1,46 @@
+"""A stack of the CLI's own for one command (`demo`, `replay`, `bench`):
+started under a spinner, stopped at the end, its directory removed after a
+clean run and kept, with every log, after a failure or when the command asks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.markup import escape
+
+from cli.errors import CliError
+from cli.stack import Stack, StackError
+
+
+@contextmanager
+def fresh_stack(
+    console: Console, broker: str, *, verbose_children: bool = True, quiet: bool = False
+) -> Iterator[Stack]:
+    """Set `stack.keep_data_dir` inside the block to keep the logs of a run
+    that finished but went wrong."""
+    stack = Stack(broker=broker, verbose_children=verbose_children)
+    began = time.monotonic()
+    with console.status(f"Starting Kafka ({broker}), three registries and the gateway…"):
+        try:
+            stack.start()
+        except StackError as exc:
+            raise CliError("could not start the stack", str(exc).splitlines()) from None
+    if not quiet:
+        console.print(
+            f"Started a stack in {escape(str(stack.data_dir))} in "
+            f"{time.monotonic() - began:.1f} s (broker {broker}).",
+            highlight=False,
+        )
+    clean = False
+    try:
+        yield stack
+        clean = True
+    finally:
+        stack.keep_data_dir = stack.keep_data_dir or not clean
+        with console.status("Stopping the stack…"):
+            stack.stop()
+        if stack.keep_data_dir:
+            console.print(f"Logs kept in {escape(str(stack.data_dir))}", highlight=False)
