@@ -32,7 +32,7 @@ class AuditResult:
     # A few examples of each finding, for the report (idempotency keys).
     examples: dict[str, list[str]] = field(default_factory=dict)
 
-    def _note(self, finding: str, key: str) -> None:
+    def note(self, finding: str, key: str) -> None:
         found = self.examples.setdefault(finding, [])
         if len(found) < 5:
             found.append(key)
@@ -121,11 +121,11 @@ def _birth(registries: _Registries, planned: PlannedDeclaration, result: AuditRe
     if planned.expected_state != "COMPLETED":
         if children:
             result.unexpected_effects += len(children)
-            result._note("unexpected_effects", planned.key)
+            result.note("unexpected_effects", planned.key)
         return
     if not children:
         result.lost += 1
-        result._note("lost", planned.key)
+        result.note("lost", planned.key)
         return
     extra = len(children) - 1
     child = children[0]
@@ -134,10 +134,10 @@ def _birth(registries: _Registries, planned: PlannedDeclaration, result: AuditRe
     extra += max(0, residences - 1) + max(0, cards - 1)
     if extra:
         result.duplicated_effects += extra
-        result._note("duplicated_effects", planned.key)
+        result.note("duplicated_effects", planned.key)
     if residences == 0 or cards == 0:
         result.lost += 1
-        result._note("lost", planned.key)
+        result.note("lost", planned.key)
 
 
 def _death(registries: _Registries, planned: PlannedDeclaration, result: AuditResult) -> None:
@@ -153,7 +153,7 @@ def _death(registries: _Registries, planned: PlannedDeclaration, result: AuditRe
     extra = max(0, registrations - 1) + max(0, allowances - 1)
     if extra:
         result.duplicated_effects += extra
-        result._note("duplicated_effects", planned.key)
+        result.note("duplicated_effects", planned.key)
     missing = (
         registrations == 0
         or registries.current_residences(person) > 0
@@ -162,10 +162,10 @@ def _death(registries: _Registries, planned: PlannedDeclaration, result: AuditRe
     )
     if missing:
         result.lost += 1
-        result._note("lost", planned.key)
+        result.note("lost", planned.key)
     if allowances and not due:
         result.unexpected_effects += allowances
-        result._note("unexpected_effects", planned.key)
+        result.note("unexpected_effects", planned.key)
 
 
 def audit(
