@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import socket
 import stat
 from pathlib import Path
@@ -12,20 +11,13 @@ import pytest
 from brokers import BrokerKind, BrokerStartError, RunningBroker, answers, start_broker
 from brokers import apache as apache_broker
 from brokers._process import LOOPBACK, free_port
+from tests.processes import alive
 
 
 def _script(path: Path, body: str) -> Path:
     path.write_text("#!/bin/sh\n" + body)
     path.chmod(path.stat().st_mode | stat.S_IXUSR)
     return path
-
-
-def _gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
 
 
 def test_unknown_kind_lists_the_choices() -> None:
@@ -62,7 +54,7 @@ def test_a_silent_broker_times_out_with_its_log_and_is_killed(
     assert "the Tansu broker did not answer Kafka metadata requests" in message
     assert "within 0.5 seconds" in message
     assert "fake tansu: listening nowhere" in message
-    assert _gone(int(pid_file.read_text()))
+    assert not alive(int(pid_file.read_text()))
 
 
 def test_a_broker_that_exits_is_reported_at_once(

@@ -18,6 +18,7 @@ import pytest
 
 from common.config import DEFAULT_PORTS
 from common.processes import port_in_use
+from tests.processes import alive
 
 LIENTHONG = [sys.executable, "-m", "cli.main"]
 
@@ -25,14 +26,6 @@ LIENTHONG = [sys.executable, "-m", "cli.main"]
 def cli_env(tmp_path: Path) -> dict[str, str]:
     # A data dir of its own: no stack.json of a developer's running stack is found.
     return os.environ | {"LIENTHONG_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "160"}
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) -> None:

@@ -3,21 +3,13 @@ start, health, kill and restart one, stop, and no process left behind."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
 from cli.probe import check
 from cli.stack import REGISTRIES, Stack, StackError
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+from tests.processes import alive
 
 
 def test_registries_start_serve_restart_and_stop_without_leftovers() -> None:

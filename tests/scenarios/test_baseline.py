@@ -4,7 +4,6 @@ measurement, consistent numbers, and no server process left behind."""
 from __future__ import annotations
 
 import math
-import os
 import socket
 import subprocess
 from collections.abc import Sequence
@@ -17,17 +16,10 @@ from common import processes
 from scenarios import baseline
 from scenarios.baseline import BaselineResult, echo_load, echo_server, measure_echo_baseline
 from scenarios.echo_server import FULL_METHOD, add_echo_to_server
+from tests.processes import alive
 
 # How much later than asked a measurement may end on a loaded machine.
 SLACK_SECONDS = 5.0
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 @pytest.fixture
