@@ -428,3 +428,16 @@ async def test_settled_dossiers_are_announced_with_their_timeline(
     assert len(announced[completed].timeline) == 5
     assert announced[waiting].state == g.DOSSIER_STATE_NEEDS_SUPPLEMENT
     assert list(announced[waiting].supplement.missing_fields) == ["place_of_death"]
+
+
+def test_the_gateway_says_serving_only_once_both_consumers_joined_their_groups() -> None:
+    # Stack.start() returns when the gateway's health says SERVING: by then
+    # both consumers must already hold their share of the partitions.
+    with Stack(broker=broker_kind()) as fresh:
+        log = read_log(fresh, "gateway")
+        joined = {
+            consumer
+            for consumer in ("saga", "steps")
+            if re.search(rf'"consumer": "{consumer}".*"partitions assigned"', log)
+        }
+        assert joined == {"saga", "steps"}
