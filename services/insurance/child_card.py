@@ -30,6 +30,14 @@ def is_under_six(date_of_birth: dt.date, on: dt.date) -> bool:
     return age_in_years(date_of_birth, on) < COVERED_UNTIL_AGE
 
 
+def is_entitled(date_of_birth: dt.date, on: dt.date) -> bool:
+    """Whether a card may be issued on `on`: while the card would still be
+    valid, so a child who turned 6 on or before 30 September is still entitled
+    to one, valid to that day, if it is asked for between the birthday and then
+    (Law 46/2014/QH13 art. 1(10))."""
+    return date_of_birth <= on <= valid_to(date_of_birth)
+
+
 def sixth_birthday(date_of_birth: dt.date) -> dt.date:
     """72 months after birth; a child born on 29 February turns 6 on 1 March."""
     return add_years(date_of_birth, COVERED_UNTIL_AGE)

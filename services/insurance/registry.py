@@ -180,10 +180,14 @@ class InsuranceRegistry:
                     f"the child died on {participant['date_of_death']}",
                     reason="PARTICIPANT_DECEASED",
                 )
-        # Law on Health Insurance art. 12(3): the State pays for children under 6 only.
-        if not child_card.is_under_six(born, requested_on):
+        # Law on Health Insurance art. 12(3): the State pays for children under
+        # 6, and one who turns 6 by 30 September stays covered until then
+        # (Law 46/2014/QH13 art. 1(10)), so the card is refused only after the
+        # last day it could be valid.
+        if not child_card.is_entitled(born, requested_on):
             raise FailedPrecondition(
-                f"the child is 6 or older on {requested_on.isoformat()}",
+                f"the child's card entitlement ended on {child_card.valid_to(born).isoformat()}, "
+                f"before the request on {requested_on.isoformat()}",
                 reason="CHILD_TOO_OLD",
             )
         if participant is None:

@@ -157,40 +157,75 @@ async def test_card_valid_to_72_months_or_30_september(stub: Any, born: str, val
     assert card.valid_to == valid_to
 
 
-async def test_child_born_on_29_february_is_under_6_until_1_march(stub: Any) -> None:
+async def test_child_born_on_29_february_is_entitled_until_30_september(stub: Any) -> None:
+    # The 6th birthday is 1 March 2030, before the school year: covered to 30 September.
     born = {"date_of_birth": "2024-02-29"}
-    error = await refused(
-        stub.IssueChildHealthInsuranceCard(card_request("late", requested_on="2030-03-01", **born))
-    )
-    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CHILD_TOO_OLD")
-    card = await issue_card(stub, card_request("in-time", requested_on="2030-02-28", **born))
+    card = await issue_card(stub, card_request("in-time", requested_on="2030-03-01", **born))
     assert card.valid_to == "2030-09-30"
-
-
-async def test_child_of_6_or_older_gets_no_card(stub: Any) -> None:
     error = await refused(
         stub.IssueChildHealthInsuranceCard(
-            card_request(date_of_birth="2019-01-01", requested_on="2025-01-01")
+            card_request("late", personal_id_number=OTHER_CHILD, requested_on="2030-10-01", **born)
         )
     )
-    assert error.code == grpc.StatusCode.FAILED_PRECONDITION
-    assert error.reason == "CHILD_TOO_OLD"
-    assert "6 or older" in error.message
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CHILD_TOO_OLD")
+
+
+async def test_child_who_turned_6_before_30_september_still_gets_a_card(stub: Any) -> None:
+    # ../shared/domain.md: a child who turns 6 on or before 30 September is still
+    # entitled to a card, valid to that day, between the birthday and then.
     card = await issue_card(
-        stub, card_request("day-before", date_of_birth="2019-01-01", requested_on="2024-12-31")
+        stub, card_request("turned-six", date_of_birth="2019-01-01", requested_on="2025-09-30")
     )
-    assert card.valid_to == "2025-09-30"
+    assert (card.valid_from, card.valid_to) == ("2019-01-01", "2025-09-30")
+    error = await refused(
+        stub.IssueChildHealthInsuranceCard(
+            card_request(
+                "after-school-start",
+                personal_id_number=OTHER_CHILD,
+                date_of_birth="2019-01-02",
+                requested_on="2025-10-01",
+            )
+        )
+    )
+    assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CHILD_TOO_OLD")
+    assert "2025-09-30" in error.message
+
+
+async def test_child_who_turns_6_after_30_september_is_covered_to_the_day_before(
+    stub: Any,
+) -> None:
+    born = {"date_of_birth": "2018-11-20"}
+    card = await issue_card(stub, card_request("day-before", requested_on="2024-11-19", **born))
+    assert card.valid_to == "2024-11-19"
+    error = await refused(
+        stub.IssueChildHealthInsuranceCard(
+            card_request(
+                "birthday",
+                personal_id_number=OTHER_CHILD,
+                date_of_birth="2018-11-21",
+                requested_on="2024-11-21",
+            )
+        )
+    )
+    assert error.reason == "CHILD_TOO_OLD"
 
 
 async def test_requested_on_defaults_to_today(stub: Any) -> None:
-    # TODAY is 2025-09-15: a child born on 2019-09-15 is 6 today, one born a day later is not.
+    # TODAY is 2025-09-15: a child born on 2019-09-15 turns 6 today, before the
+    # school year, so is covered to 30 September; one who turned 6 in November
+    # 2024 is not.
     error = await refused(
         stub.IssueChildHealthInsuranceCard(
-            card_request("six", date_of_birth="2019-09-15", requested_on="")
+            card_request("seven", date_of_birth="2018-11-19", requested_on="")
         )
     )
     assert error.reason == "CHILD_TOO_OLD"
-    card = await issue_card(stub, card_request("five", date_of_birth="2019-09-16", requested_on=""))
+    card = await issue_card(
+        stub,
+        card_request(
+            "six", personal_id_number=OTHER_CHILD, date_of_birth="2019-09-15", requested_on=""
+        ),
+    )
     assert card.valid_to == "2025-09-30"
 
 
@@ -438,8 +473,27 @@ async def test_funeral_allowance_is_paid_once(stub: Any) -> None:
 
 async def test_death_before_the_base_salary_table_has_no_amount(stub: Any) -> None:
     await seed_deceased(stub, pensioner=True)
-    error = await refused(stub.SettleFuneralAllowance(settle_request(date_of_death="2019-06-30")))
+    error = await refused(stub.SettleFuneralAllowance(settle_request(date_of_death="2013-06-30")))
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "NO_BASE_SALARY")
+
+
+@pytest.mark.parametrize(
+    ("died", "base_salary"),
+    [
+        ("2013-07-01", 1_150_000),  # Decree 66/2013/ND-CP
+        ("2016-04-30", 1_150_000),
+        ("2016-05-01", 1_210_000),  # Decree 47/2016/ND-CP
+        ("2017-07-15", 1_300_000),  # Decree 47/2017/ND-CP
+        ("2019-06-30", 1_390_000),  # Decree 72/2018/ND-CP
+        ("2019-07-01", 1_490_000),  # Decree 38/2019/ND-CP
+    ],
+)
+async def test_a_death_declared_years_late_is_settled_at_the_salary_of_its_month(
+    stub: Any, died: str, base_salary: int
+) -> None:
+    await seed_deceased(stub, pensioner=True)
+    allowance = await settle(stub, settle_request(date_of_death=died))
+    assert (allowance.base_salary_vnd, allowance.amount_vnd) == (base_salary, 10 * base_salary)
 
 
 async def test_a_later_base_salary_comes_from_the_table(start: Any) -> None:

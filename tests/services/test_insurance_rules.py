@@ -195,7 +195,14 @@ def test_amount_is_10_base_salaries() -> None:
 @pytest.mark.parametrize(
     ("day", "amount"),
     [
-        (dt.date(2019, 6, 30), None),
+        # ../shared/domain.md: the table reaches back to 2013 for late declarations.
+        (dt.date(2013, 6, 30), None),
+        (dt.date(2013, 7, 1), 1_150_000),
+        (dt.date(2016, 4, 30), 1_150_000),
+        (dt.date(2016, 5, 1), 1_210_000),
+        (dt.date(2017, 7, 1), 1_300_000),
+        (dt.date(2018, 7, 1), 1_390_000),
+        (dt.date(2019, 6, 30), 1_390_000),
         (dt.date(2019, 7, 1), 1_490_000),
         (dt.date(2023, 6, 30), 1_490_000),
         (dt.date(2023, 7, 1), 1_800_000),
@@ -250,3 +257,22 @@ def test_a_table_without_the_columns_is_refused(tmp_path: Path) -> None:
 def test_table_rows_must_pair_dates_and_amounts() -> None:
     with pytest.raises(ValueError, match="came into force"):
         BaseSalaryTable((dt.date(2024, 7, 1),), ())
+
+
+def _entitled_by_the_brief(born: dt.date, on: dt.date) -> bool:
+    """../shared/domain.md, written out again: covered until the day before
+    the 6th birthday; a child who turns 6 on or before 30 September is
+    covered (and may still be given a card) until 30 September."""
+    try:
+        birthday = born.replace(year=born.year + 6)
+    except ValueError:  # 29 February: the birthday falls on 1 March
+        birthday = dt.date(born.year + 6, 3, 1)
+    school_starts = dt.date(birthday.year, 9, 30)
+    last_day = school_starts if birthday <= school_starts else birthday - dt.timedelta(days=1)
+    return born <= on <= last_day
+
+
+@given(births, st.integers(min_value=0, max_value=8 * 366))
+def test_a_card_is_due_while_it_would_still_be_valid(born: dt.date, days: int) -> None:
+    on = born + dt.timedelta(days=days)
+    assert child_card.is_entitled(born, on) == _entitled_by_the_brief(born, on)
