@@ -10,7 +10,8 @@ allowance (VSS) → deliver. Decree 63/2024/ND-CP; Decision 296/QD-VPCP.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from lienthong.common.v1 import common_pb2
 from lienthong.gateway.v1 import gateway_pb2 as pb
@@ -19,24 +20,86 @@ from lienthong.gateway.v1 import gateway_pb2 as pb
 GATEWAY = "gateway"
 
 
+def _always(_dossier: pb.Dossier) -> bool:
+    return True
+
+
+def _funeral_allowance_claimed(dossier: pb.Dossier) -> bool:
+    return dossier.death_declaration.claim_funeral_allowance
+
+
+@dataclass(frozen=True)
+class ProcedureOfStep:
+    """The procedure a step carries out, with its own result (Decree
+    63/2024/ND-CP: each procedure of a group has its own result)."""
+
+    name: str
+    # In words, for the declarant: "birth registration".
+    title: str
+    # Whether the declarant asked for it (the death group lets the declarant
+    # choose; the funeral allowance only when claimed).
+    requested: Callable[[pb.Dossier], bool] = _always
+
+
 @dataclass(frozen=True)
 class StepPlan:
     name: str
     agency: str
+    # Steps that must have taken effect (succeeded, or skipped with nothing to
+    # do) before this one runs; when one was refused this step is not run.
+    needs: tuple[str, ...] = ()
+    # None for a step that is not a procedure of its own (a hospital's
+    # verification, the delivery of the result).
+    procedure: ProcedureOfStep | None = field(default=None)
 
 
 BIRTH_STEPS = (
     StepPlan("verify_birth_certificate", "health"),
-    StepPlan("register_birth", "population"),
-    StepPlan("register_permanent_residence", "population"),
-    StepPlan("issue_health_insurance_card", "insurance"),
+    StepPlan(
+        "register_birth",
+        "population",
+        needs=("verify_birth_certificate",),
+        procedure=ProcedureOfStep("birth_registration", "birth registration"),
+    ),
+    StepPlan(
+        "register_permanent_residence",
+        "population",
+        needs=("register_birth",),
+        procedure=ProcedureOfStep("permanent_residence", "permanent residence"),
+    ),
+    # The card's province is the residence's, so the card waits for it.
+    StepPlan(
+        "issue_health_insurance_card",
+        "insurance",
+        needs=("register_birth", "register_permanent_residence"),
+        procedure=ProcedureOfStep("health_insurance_card", "health insurance card"),
+    ),
     StepPlan("deliver_result", GATEWAY),
 )
 DEATH_STEPS = (
     StepPlan("verify_death_notice", "health"),
-    StepPlan("register_death", "population"),
-    StepPlan("remove_permanent_residence", "population"),
-    StepPlan("settle_insurance", "insurance"),
+    StepPlan(
+        "register_death",
+        "population",
+        needs=("verify_death_notice",),
+        procedure=ProcedureOfStep("death_registration", "death registration"),
+    ),
+    StepPlan(
+        "remove_permanent_residence",
+        "population",
+        needs=("register_death",),
+        procedure=ProcedureOfStep("residence_removal", "removal of the permanent residence"),
+    ),
+    # Ending the card and pension always runs; the allowance is the procedure
+    # the declarant may choose.
+    StepPlan(
+        "settle_insurance",
+        "insurance",
+        needs=("register_death",),
+        procedure=ProcedureOfStep(
+            "funeral_allowance", "funeral allowance", requested=_funeral_allowance_claimed
+        ),
+    ),
     StepPlan("deliver_result", GATEWAY),
 )
 

@@ -13,6 +13,7 @@ from gateway.procedures import (
     DEATH_DUE_WORKING_DAYS,
     GATEWAY,
     SUPPLEMENT_WINDOW_WORKING_DAYS,
+    StepPlan,
     missing_fields,
     steps_for,
 )
@@ -21,7 +22,13 @@ from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 
 Transition = tuple[pb.Dossier | None, list[ev.StepCommand]]
-TERMINAL = (pb.DOSSIER_STATE_COMPLETED, pb.DOSSIER_STATE_REJECTED)
+TERMINAL = (
+    pb.DOSSIER_STATE_COMPLETED,
+    pb.DOSSIER_STATE_COMPLETED_WITH_REFUSALS,
+    pb.DOSSIER_STATE_REJECTED,
+)
+# The reason on a step that was not run because one it needs was refused.
+PREREQUISITE_REFUSED = "PREREQUISITE_REFUSED"
 
 
 def timestamp(at: dt.datetime) -> Timestamp:
@@ -33,6 +40,68 @@ def timestamp(at: dt.datetime) -> Timestamp:
 def _touch(dossier: pb.Dossier, now: dt.datetime) -> None:
     dossier.version += 1
     dossier.updated_at.CopyFrom(timestamp(now))
+    del dossier.procedures[:]
+    dossier.procedures.extend(procedure_results(dossier))
+
+
+def _procedure_result(
+    dossier: pb.Dossier, plan: StepPlan, step: pb.Step | None
+) -> pb.ProcedureResult:
+    assert plan.procedure is not None
+    result = pb.ProcedureResult(procedure=plan.procedure.name, agency=plan.agency)
+    if step is not None and step.state == pb.STEP_STATE_REJECTED:
+        result.state = pb.PROCEDURE_STATE_REFUSED
+        result.outcome, result.reason = step.outcome, step.reason
+    elif not plan.procedure.requested(dossier):
+        result.state = pb.PROCEDURE_STATE_NOT_REQUESTED
+        result.outcome = f"{plan.procedure.title} not requested"
+    elif step is None or step.state == pb.STEP_STATE_RUNNING:
+        if dossier.state == pb.DOSSIER_STATE_REJECTED:
+            result.state = pb.PROCEDURE_STATE_SKIPPED
+            result.reason = dossier.rejection.reason
+            result.outcome = f"not run: the dossier was rejected ({dossier.rejection.reason})"
+        else:
+            result.state = pb.PROCEDURE_STATE_PENDING
+    elif step.state == pb.STEP_STATE_SUCCEEDED:
+        result.state = pb.PROCEDURE_STATE_DONE
+        result.outcome = step.outcome
+    else:  # skipped (nothing to do) or not run (a procedure it needs was refused)
+        result.state = pb.PROCEDURE_STATE_SKIPPED
+        result.outcome, result.reason = step.outcome, step.reason
+    return result
+
+
+def procedure_results(dossier: pb.Dossier) -> list[pb.ProcedureResult]:
+    """One result per procedure of the group, read off the timeline (Decree
+    63/2024/ND-CP: each procedure has its own result, and a later refusal does
+    not undo an earlier one)."""
+    steps = {step.name: step for step in dossier.timeline}
+    return [
+        _procedure_result(dossier, plan, steps.get(plan.name))
+        for plan in steps_for(dossier)
+        if plan.procedure is not None
+    ]
+
+
+def _took_effect(dossier: pb.Dossier) -> bool:
+    """Whether any procedure of the dossier already took effect."""
+    steps = {step.name: step for step in dossier.timeline}
+    return any(
+        plan.procedure is not None
+        and plan.name in steps
+        and steps[plan.name].state == pb.STEP_STATE_SUCCEEDED
+        for plan in steps_for(dossier)
+    )
+
+
+def _unmet_need(dossier: pb.Dossier, plan: StepPlan) -> pb.Step | None:
+    """The first step this one needs that did not take effect, if any."""
+    steps = {step.name: step for step in dossier.timeline}
+    for name in plan.needs:
+        needed = steps.get(name)
+        if needed is None or needed.state not in (pb.STEP_STATE_SUCCEEDED, pb.STEP_STATE_SKIPPED):
+            return needed
+    return None
 
 
 def _finish(dossier: pb.Dossier, state: pb.DossierState.ValueType, now: dt.datetime) -> None:
@@ -42,6 +111,8 @@ def _finish(dossier: pb.Dossier, state: pb.DossierState.ValueType, now: dt.datet
 
 
 def delivery_note(dossier: pb.Dossier) -> str:
+    """What the declarant is told: how the result reaches them, and, when a
+    procedure was refused, what was done and what was refused, by whom and why."""
     form = (
         dossier.birth_declaration
         if dossier.HasField("birth_declaration")
@@ -52,17 +123,46 @@ def delivery_note(dossier: pb.Dossier) -> str:
         if form.delivery_method == pb.DELIVERY_METHOD_POST
         else "online (portal / VNeID)"
     )
-    return f"result delivered to the declarant {how}"
+    note = f"result delivered to the declarant {how}"
+    results = procedure_results(dossier)
+    refused = [r for r in results if r.state == pb.PROCEDURE_STATE_REFUSED]
+    if not refused:
+        return note
+    done = [r.procedure for r in results if r.state == pb.PROCEDURE_STATE_DONE]
+    said = "; ".join(
+        f"{r.procedure} refused by {r.agency} ({r.reason}: {r.outcome})" for r in refused
+    )
+    return f"{note}: done: {', '.join(done) or 'nothing'}; {said}"
 
 
 def _start_next_step(dossier: pb.Dossier, now: dt.datetime) -> list[ev.StepCommand]:
-    """Start the first step not yet in the timeline, or complete the dossier."""
+    """Start the first step not yet in the timeline, or finish the dossier:
+    COMPLETED, or COMPLETED_WITH_REFUSALS when a procedure was refused."""
     plans = steps_for(dossier)
     done = len(dossier.timeline)
     if done == len(plans):
-        _finish(dossier, pb.DOSSIER_STATE_COMPLETED, now)
+        refused = any(step.state == pb.STEP_STATE_REJECTED for step in dossier.timeline)
+        state = pb.DOSSIER_STATE_COMPLETED_WITH_REFUSALS if refused else pb.DOSSIER_STATE_COMPLETED
+        _finish(dossier, state, now)
         return []
     plan = plans[done]
+    unmet = _unmet_need(dossier, plan)
+    if unmet is not None:
+        # A procedure that needs one that was refused cannot run (no card
+        # without a residence to put its province on); it is recorded as not
+        # run, and the ones that do not need it go on.
+        dossier.timeline.append(
+            pb.Step(
+                name=plan.name,
+                agency=plan.agency,
+                state=pb.STEP_STATE_NOT_RUN,
+                started_at=timestamp(now),
+                finished_at=timestamp(now),
+                outcome=f"not run: {unmet.name} was refused",
+                reason=PREREQUISITE_REFUSED,
+            )
+        )
+        return _start_next_step(dossier, now)
     if plan.agency == GATEWAY:
         # The gateway's own step (delivering the result) calls no agency: it is
         # done here rather than sent round Kafka as a command and an outcome,
@@ -192,10 +292,17 @@ def on_step_outcome(
     commands: list[ev.StepCommand] = []
     if outcome.kind == ev.STEP_OUTCOME_KIND_REJECTED:
         step.state = pb.STEP_STATE_REJECTED
-        dossier.rejection.CopyFrom(
-            pb.Rejection(agency=outcome.agency, reason=outcome.reason, message=outcome.message)
-        )
-        _finish(dossier, pb.DOSSIER_STATE_REJECTED, now)
+        step.outcome = outcome.outcome or outcome.message
+        if not dossier.HasField("rejection"):
+            dossier.rejection.CopyFrom(
+                pb.Rejection(agency=outcome.agency, reason=outcome.reason, message=outcome.message)
+            )
+        if _took_effect(dossier):
+            # The earlier results stand; what does not need the refused
+            # procedure still runs, and the declarant is told both.
+            commands = _start_next_step(dossier, now)
+        else:
+            _finish(dossier, pb.DOSSIER_STATE_REJECTED, now)
     else:
         skipped = outcome.kind == ev.STEP_OUTCOME_KIND_SKIPPED
         step.state = pb.STEP_STATE_SKIPPED if skipped else pb.STEP_STATE_SUCCEEDED

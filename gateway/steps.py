@@ -158,12 +158,21 @@ async def register_permanent_residence(agencies: Agencies, step: StepInput) -> S
     address = answer.household.address
     return succeeded(
         f"permanent residence registered at {address}",
-        birth=pb.BirthResult(household_id=household_id, residence_address=address),
+        birth=pb.BirthResult(
+            household_id=household_id,
+            residence_address=address,
+            residence_province_code=answer.household.province_code,
+        ),
     )
 
 
 async def issue_health_insurance_card(agencies: Agencies, step: StepInput) -> StepDone:
     form = step.dossier.birth_declaration
+    # The card is managed by the VSS office of the province where the child's
+    # permanent residence is registered, and its code carries that province
+    # (Decision 1351/QD-BHXH), not the province that registered the birth. A
+    # dossier begun by an older gateway has no residence province recorded.
+    province = step.dossier.birth_result.residence_province_code or form.registration_province_code
     answer = await agencies.call(
         "insurance",
         agencies.insurance.IssueChildHealthInsuranceCard,
@@ -173,7 +182,7 @@ async def issue_health_insurance_card(agencies: Agencies, step: StepInput) -> St
             full_name=form.child_full_name,
             date_of_birth=form.child_date_of_birth,
             sex=form.child_sex,
-            province_code=form.registration_province_code,
+            province_code=province,
             initial_facility_code=form.initial_facility_code,
             requested_on=step.day,
         ),

@@ -9,6 +9,7 @@ from gateway.procedures import BIRTH_STEPS, DEATH_STEPS
 from lienthong.common.v1.common_pb2 import SEX_FEMALE
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
+from lienthong.insurance.v1.insurance_pb2 import Payee
 
 MONDAY = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
 
@@ -168,3 +169,173 @@ def test_death_group_steps() -> None:
         "settle_insurance",
         "deliver_result",
     ]
+
+
+# --- Per-procedure results (Decree 63/2024/ND-CP: each procedure its own result) ---
+
+
+def run_birth(*outcomes: ev.StepOutcome) -> tuple[pb.Dossier, list[ev.StepCommand]]:
+    dossier, commands = saga.on_submitted(
+        None, ev.DossierSubmitted(dossier=birth_dossier()), MONDAY
+    )
+    for next_outcome in outcomes:
+        assert dossier is not None
+        assert [c.step for c in commands] == [next_outcome.step]
+        dossier, commands = saga.on_step_outcome(dossier, next_outcome, MONDAY)
+    assert dossier is not None
+    return dossier, commands
+
+
+def refusal(step: str, agency: str, reason: str) -> ev.StepOutcome:
+    return outcome(
+        step, ev.STEP_OUTCOME_KIND_REJECTED, agency=agency, reason=reason, message=f"{reason} words"
+    )
+
+
+def results(dossier: pb.Dossier) -> list[tuple[str, str, str, str]]:
+    return [
+        (p.procedure, p.agency, pb.ProcedureState.Name(p.state), p.reason)
+        for p in dossier.procedures
+    ]
+
+
+def test_card_refused_after_the_birth_took_effect_keeps_the_earlier_results() -> None:
+    dossier, commands = run_birth(
+        outcome("verify_birth_certificate"),
+        outcome("register_birth", outcome="personal ID number 001326000001"),
+        outcome("register_permanent_residence"),
+        refusal("issue_health_insurance_card", "insurance", "CHILD_TOO_OLD"),
+    )
+    assert commands == []
+    assert dossier.state == pb.DOSSIER_STATE_COMPLETED_WITH_REFUSALS
+    assert results(dossier) == [
+        ("birth_registration", "population", "PROCEDURE_STATE_DONE", ""),
+        ("permanent_residence", "population", "PROCEDURE_STATE_DONE", ""),
+        ("health_insurance_card", "insurance", "PROCEDURE_STATE_REFUSED", "CHILD_TOO_OLD"),
+    ]
+    assert dossier.procedures[0].outcome == "personal ID number 001326000001"
+    assert dossier.procedures[2].outcome == "CHILD_TOO_OLD words"
+    assert (dossier.rejection.agency, dossier.rejection.reason) == ("insurance", "CHILD_TOO_OLD")
+    # The result is still delivered, and says what was done and what was refused.
+    delivered = dossier.timeline[-1]
+    assert (delivered.name, delivered.state) == ("deliver_result", pb.STEP_STATE_SUCCEEDED)
+    assert "done: birth_registration, permanent_residence" in delivered.outcome
+    assert "health_insurance_card refused by insurance (CHILD_TOO_OLD" in delivered.outcome
+    assert dossier.HasField("finished_at")
+
+
+def test_a_procedure_that_needs_a_refused_one_is_not_run() -> None:
+    dossier, commands = run_birth(
+        outcome("verify_birth_certificate"),
+        outcome("register_birth"),
+        refusal("register_permanent_residence", "population", "NO_HOUSEHOLD_FOR_CHILD"),
+    )
+    # No card without a residence whose province the card carries: no command for it.
+    assert commands == []
+    assert dossier.state == pb.DOSSIER_STATE_COMPLETED_WITH_REFUSALS
+    card_step = dossier.timeline[3]
+    assert (card_step.name, card_step.state) == (
+        "issue_health_insurance_card",
+        pb.STEP_STATE_NOT_RUN,
+    )
+    assert results(dossier)[1:] == [
+        ("permanent_residence", "population", "PROCEDURE_STATE_REFUSED", "NO_HOUSEHOLD_FOR_CHILD"),
+        ("health_insurance_card", "insurance", "PROCEDURE_STATE_SKIPPED", "PREREQUISITE_REFUSED"),
+    ]
+
+
+def test_refused_before_anything_took_effect_is_rejected_and_nothing_runs() -> None:
+    dossier, commands = run_birth(
+        outcome("verify_birth_certificate"),
+        refusal("register_birth", "population", "MOTHER_NOT_FOUND"),
+    )
+    assert commands == []
+    assert dossier.state == pb.DOSSIER_STATE_REJECTED
+    assert [s.name for s in dossier.timeline] == ["verify_birth_certificate", "register_birth"]
+    assert results(dossier) == [
+        ("birth_registration", "population", "PROCEDURE_STATE_REFUSED", "MOTHER_NOT_FOUND"),
+        ("permanent_residence", "population", "PROCEDURE_STATE_SKIPPED", "MOTHER_NOT_FOUND"),
+        ("health_insurance_card", "insurance", "PROCEDURE_STATE_SKIPPED", "MOTHER_NOT_FOUND"),
+    ]
+
+
+def test_procedures_are_pending_until_decided() -> None:
+    dossier, _ = run_birth(outcome("verify_birth_certificate"))
+    assert [pb.ProcedureState.Name(p.state) for p in dossier.procedures] == [
+        "PROCEDURE_STATE_PENDING"
+    ] * 3
+
+
+def death_dossier(claim: bool) -> pb.Dossier:
+    return pb.Dossier(
+        dossier_id="birth-1",
+        kind=pb.DOSSIER_KIND_DEATH,
+        state=pb.DOSSIER_STATE_RECEIVED,
+        submitted_at=saga.timestamp(MONDAY),
+        version=1,
+        death_declaration=pb.DeathDeclaration(
+            declarant=pb.Declarant(
+                personal_id_number="001190123456", full_name="Lan", relationship="child"
+            ),
+            deceased_id_number="001150000123",
+            date_of_death="2026-11-20",
+            place_of_death="Hà Nội",
+            claim_funeral_allowance=claim,
+            payee=Payee(full_name="Lan", personal_id_number="001190123456") if claim else None,
+            delivery_method=pb.DELIVERY_METHOD_ONLINE,
+        ),
+    )
+
+
+def run_death(claim: bool, *outcomes: ev.StepOutcome) -> tuple[pb.Dossier, list[str]]:
+    dossier, commands = saga.on_submitted(
+        None, ev.DossierSubmitted(dossier=death_dossier(claim)), MONDAY
+    )
+    for next_outcome in outcomes:
+        assert dossier is not None
+        assert [c.step for c in commands] == [next_outcome.step]
+        dossier, commands = saga.on_step_outcome(dossier, next_outcome, MONDAY)
+    assert dossier is not None
+    return dossier, [c.step for c in commands]
+
+
+def test_a_refused_residence_removal_does_not_hold_up_the_insurance_settlement() -> None:
+    dossier, commands = run_death(
+        True,
+        outcome("verify_death_notice"),
+        outcome("register_death"),
+        refusal("remove_permanent_residence", "population", "RESIDENT_ELSEWHERE"),
+    )
+    # The allowance needs the death registered, not the residence removed.
+    assert commands == ["settle_insurance"]
+    dossier, commands = run_death(
+        True,
+        outcome("verify_death_notice"),
+        outcome("register_death"),
+        refusal("remove_permanent_residence", "population", "RESIDENT_ELSEWHERE"),
+        outcome("settle_insurance"),
+    )
+    assert commands == []
+    assert dossier.state == pb.DOSSIER_STATE_COMPLETED_WITH_REFUSALS
+    assert results(dossier) == [
+        ("death_registration", "population", "PROCEDURE_STATE_DONE", ""),
+        ("residence_removal", "population", "PROCEDURE_STATE_REFUSED", "RESIDENT_ELSEWHERE"),
+        ("funeral_allowance", "insurance", "PROCEDURE_STATE_DONE", ""),
+    ]
+
+
+def test_an_allowance_not_claimed_is_not_requested() -> None:
+    dossier, _ = run_death(
+        False,
+        outcome("verify_death_notice", ev.STEP_OUTCOME_KIND_SKIPPED, reason="NO_DEATH_NOTICE"),
+        outcome("register_death"),
+        outcome("remove_permanent_residence"),
+        outcome("settle_insurance"),
+    )
+    assert dossier.state == pb.DOSSIER_STATE_COMPLETED
+    assert results(dossier)[2] == (
+        "funeral_allowance",
+        "insurance",
+        "PROCEDURE_STATE_NOT_REQUESTED",
+        "",
+    )

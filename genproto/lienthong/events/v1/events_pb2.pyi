@@ -33,7 +33,9 @@ class _StepOutcomeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepO
     STEP_OUTCOME_KIND_UNSPECIFIED: _StepOutcomeKind.ValueType  # 0
     STEP_OUTCOME_KIND_SUCCEEDED: _StepOutcomeKind.ValueType  # 1
     STEP_OUTCOME_KIND_REJECTED: _StepOutcomeKind.ValueType  # 2
-    """The agency refused for a business reason: the dossier is rejected."""
+    """The agency refused for a business reason: the step's procedure is refused
+    (and the dossier rejected if nothing had taken effect yet).
+    """
     STEP_OUTCOME_KIND_SKIPPED: _StepOutcomeKind.ValueType  # 3
     """Nothing to do (e.g. no death notice declared)."""
 
@@ -42,7 +44,9 @@ class StepOutcomeKind(_StepOutcomeKind, metaclass=_StepOutcomeKindEnumTypeWrappe
 STEP_OUTCOME_KIND_UNSPECIFIED: StepOutcomeKind.ValueType  # 0
 STEP_OUTCOME_KIND_SUCCEEDED: StepOutcomeKind.ValueType  # 1
 STEP_OUTCOME_KIND_REJECTED: StepOutcomeKind.ValueType  # 2
-"""The agency refused for a business reason: the dossier is rejected."""
+"""The agency refused for a business reason: the step's procedure is refused
+(and the dossier rejected if nothing had taken effect yet).
+"""
 STEP_OUTCOME_KIND_SKIPPED: StepOutcomeKind.ValueType  # 3
 """Nothing to do (e.g. no death notice declared)."""
 Global___StepOutcomeKind: _TypeAlias = StepOutcomeKind  # noqa: Y015
@@ -217,7 +221,7 @@ Global___StepOutcome: _TypeAlias = StepOutcome  # noqa: Y015
 @_typing.final
 class DossierSettled(_message.Message):
     """Announced on <prefix>.dossier-settled when a dossier reaches COMPLETED,
-    REJECTED or NEEDS_SUPPLEMENT (the declarant must act): what a citizen portal,
+    COMPLETED_WITH_REFUSALS, REJECTED or NEEDS_SUPPLEMENT (the declarant must act): what a citizen portal,
     or a load tester, listens to instead of polling every dossier.
     """
 

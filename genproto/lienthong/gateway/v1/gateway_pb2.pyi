@@ -71,7 +71,17 @@ class _DossierStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DossierS
     DOSSIER_STATE_IN_PROGRESS: _DossierState.ValueType  # 2
     DOSSIER_STATE_NEEDS_SUPPLEMENT: _DossierState.ValueType  # 3
     DOSSIER_STATE_COMPLETED: _DossierState.ValueType  # 4
+    """Every requested procedure was done."""
     DOSSIER_STATE_REJECTED: _DossierState.ValueType  # 5
+    """Refused before anything took effect (a certificate that does not verify,
+    a birth that cannot be registered, a supplement never received).
+    """
+    DOSSIER_STATE_COMPLETED_WITH_REFUSALS: _DossierState.ValueType  # 6
+    """Some procedures took effect and a later one was refused: the earlier
+    results stand (a registered birth is a legal act and is not undone because
+    a card could not be issued). `procedures` says which were done and which
+    were refused, by which agency and why.
+    """
 
 class DossierState(_DossierState, metaclass=_DossierStateEnumTypeWrapper): ...
 
@@ -80,7 +90,17 @@ DOSSIER_STATE_RECEIVED: DossierState.ValueType  # 1
 DOSSIER_STATE_IN_PROGRESS: DossierState.ValueType  # 2
 DOSSIER_STATE_NEEDS_SUPPLEMENT: DossierState.ValueType  # 3
 DOSSIER_STATE_COMPLETED: DossierState.ValueType  # 4
+"""Every requested procedure was done."""
 DOSSIER_STATE_REJECTED: DossierState.ValueType  # 5
+"""Refused before anything took effect (a certificate that does not verify,
+a birth that cannot be registered, a supplement never received).
+"""
+DOSSIER_STATE_COMPLETED_WITH_REFUSALS: DossierState.ValueType  # 6
+"""Some procedures took effect and a later one was refused: the earlier
+results stand (a registered birth is a legal act and is not undone because
+a card could not be issued). `procedures` says which were done and which
+were refused, by which agency and why.
+"""
 Global___DossierState: _TypeAlias = DossierState  # noqa: Y015
 
 class _StepState:
@@ -94,6 +114,8 @@ class _StepStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_StepState.V
     STEP_STATE_SUCCEEDED: _StepState.ValueType  # 2
     STEP_STATE_REJECTED: _StepState.ValueType  # 3
     STEP_STATE_SKIPPED: _StepState.ValueType  # 4
+    STEP_STATE_NOT_RUN: _StepState.ValueType  # 5
+    """Not run because a step it depends on was refused."""
 
 class StepState(_StepState, metaclass=_StepStateEnumTypeWrapper): ...
 
@@ -102,7 +124,45 @@ STEP_STATE_RUNNING: StepState.ValueType  # 1
 STEP_STATE_SUCCEEDED: StepState.ValueType  # 2
 STEP_STATE_REJECTED: StepState.ValueType  # 3
 STEP_STATE_SKIPPED: StepState.ValueType  # 4
+STEP_STATE_NOT_RUN: StepState.ValueType  # 5
+"""Not run because a step it depends on was refused."""
 Global___StepState: _TypeAlias = StepState  # noqa: Y015
+
+class _ProcedureState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ProcedureStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ProcedureState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    PROCEDURE_STATE_UNSPECIFIED: _ProcedureState.ValueType  # 0
+    PROCEDURE_STATE_PENDING: _ProcedureState.ValueType  # 1
+    """Not yet decided."""
+    PROCEDURE_STATE_DONE: _ProcedureState.ValueType  # 2
+    """Took effect (for the funeral allowance: decided, paid or not eligible)."""
+    PROCEDURE_STATE_REFUSED: _ProcedureState.ValueType  # 3
+    """The agency refused it; `agency`, `reason` and `message` say why."""
+    PROCEDURE_STATE_SKIPPED: _ProcedureState.ValueType  # 4
+    """Not run: nothing to do, or a procedure it depends on was refused."""
+    PROCEDURE_STATE_NOT_REQUESTED: _ProcedureState.ValueType  # 5
+    """The declarant did not ask for it (e.g. no funeral allowance claimed)."""
+
+class ProcedureState(_ProcedureState, metaclass=_ProcedureStateEnumTypeWrapper):
+    """The result of one procedure of a group (Decree 63/2024/ND-CP: each procedure
+    has its own result).
+    """
+
+PROCEDURE_STATE_UNSPECIFIED: ProcedureState.ValueType  # 0
+PROCEDURE_STATE_PENDING: ProcedureState.ValueType  # 1
+"""Not yet decided."""
+PROCEDURE_STATE_DONE: ProcedureState.ValueType  # 2
+"""Took effect (for the funeral allowance: decided, paid or not eligible)."""
+PROCEDURE_STATE_REFUSED: ProcedureState.ValueType  # 3
+"""The agency refused it; `agency`, `reason` and `message` say why."""
+PROCEDURE_STATE_SKIPPED: ProcedureState.ValueType  # 4
+"""Not run: nothing to do, or a procedure it depends on was refused."""
+PROCEDURE_STATE_NOT_REQUESTED: ProcedureState.ValueType  # 5
+"""The declarant did not ask for it (e.g. no funeral allowance claimed)."""
+Global___ProcedureState: _TypeAlias = ProcedureState  # noqa: Y015
 
 @_typing.final
 class Declarant(_message.Message):
@@ -351,6 +411,41 @@ class SubmitDeathDeclarationResponse(_message.Message):
 Global___SubmitDeathDeclarationResponse: _TypeAlias = SubmitDeathDeclarationResponse  # noqa: Y015
 
 @_typing.final
+class ProcedureResult(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROCEDURE_FIELD_NUMBER: _builtins.int
+    AGENCY_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    procedure: _builtins.str
+    """e.g. "birth_registration", "permanent_residence", "health_insurance_card"."""
+    agency: _builtins.str
+    """The agency that owns it: "population", "insurance", ..."""
+    state: Global___ProcedureState.ValueType
+    outcome: _builtins.str
+    """What happened, in words."""
+    reason: _builtins.str
+    """Stable reason code when refused or skipped (e.g. "CHILD_TOO_OLD")."""
+    def __init__(
+        self,
+        *,
+        procedure: _builtins.str = ...,
+        agency: _builtins.str = ...,
+        state: Global___ProcedureState.ValueType = ...,
+        outcome: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "outcome", b"outcome", "procedure", b"procedure", "reason", b"reason", "state", b"state"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProcedureResult: _TypeAlias = ProcedureResult  # noqa: Y015
+
+@_typing.final
 class Step(_message.Message):
     """One step of the timeline."""
 
@@ -462,9 +557,14 @@ class BirthResult(_message.Message):
     HOUSEHOLD_ID_FIELD_NUMBER: _builtins.int
     RESIDENCE_ADDRESS_FIELD_NUMBER: _builtins.int
     CARD_FIELD_NUMBER: _builtins.int
+    RESIDENCE_PROVINCE_CODE_FIELD_NUMBER: _builtins.int
     personal_id_number: _builtins.str
     household_id: _builtins.str
     residence_address: _builtins.str
+    residence_province_code: _builtins.str
+    """The province where the permanent residence is registered: the VSS office
+    there manages the child's card, and its code is on the card.
+    """
     @_builtins.property
     def card(self) -> _insurance_pb2.HealthInsuranceCard: ...
     def __init__(
@@ -474,10 +574,11 @@ class BirthResult(_message.Message):
         household_id: _builtins.str = ...,
         residence_address: _builtins.str = ...,
         card: _insurance_pb2.HealthInsuranceCard | None = ...,
+        residence_province_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "household_id", b"household_id", "personal_id_number", b"personal_id_number", "residence_address", b"residence_address"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "household_id", b"household_id", "personal_id_number", b"personal_id_number", "residence_address", b"residence_address", "residence_province_code", b"residence_province_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -540,6 +641,7 @@ class Dossier(_message.Message):
     DEATH_RESULT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     VERSION_FIELD_NUMBER: _builtins.int
+    PROCEDURES_FIELD_NUMBER: _builtins.int
     dossier_id: _builtins.str
     kind: Global___DossierKind.ValueType
     state: Global___DossierState.ValueType
@@ -562,7 +664,12 @@ class Dossier(_message.Message):
     @_builtins.property
     def supplement(self) -> Global___SupplementRequest: ...
     @_builtins.property
-    def rejection(self) -> Global___Rejection: ...
+    def rejection(self) -> Global___Rejection:
+        """The first refusal: why a REJECTED dossier was rejected, or, for
+        COMPLETED_WITH_REFUSALS, the first procedure refused (all are in
+        `procedures`).
+        """
+
     @_builtins.property
     def birth_declaration(self) -> Global___BirthDeclaration: ...
     @_builtins.property
@@ -573,6 +680,10 @@ class Dossier(_message.Message):
     def death_result(self) -> Global___DeathResult: ...
     @_builtins.property
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def procedures(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProcedureResult]:
+        """One result per procedure of the group, in the group's order."""
+
     def __init__(
         self,
         *,
@@ -592,10 +703,11 @@ class Dossier(_message.Message):
         death_result: Global___DeathResult | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         version: _builtins.int = ...,
+        procedures: _abc.Iterable[Global___ProcedureResult] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["birth_declaration", b"birth_declaration", "birth_result", b"birth_result", "death_declaration", b"death_declaration", "death_result", b"death_result", "declaration", b"declaration", "due_at", b"due_at", "finished_at", b"finished_at", "rejection", b"rejection", "result", b"result", "submitted_at", b"submitted_at", "supplement", b"supplement", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_declaration", b"birth_declaration", "birth_result", b"birth_result", "deadline_breached", b"deadline_breached", "death_declaration", b"death_declaration", "death_result", b"death_result", "declaration", b"declaration", "dossier_id", b"dossier_id", "due_at", b"due_at", "finished_at", b"finished_at", "kind", b"kind", "rejection", b"rejection", "result", b"result", "state", b"state", "submitted_at", b"submitted_at", "supplement", b"supplement", "timeline", b"timeline", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["birth_declaration", b"birth_declaration", "birth_result", b"birth_result", "deadline_breached", b"deadline_breached", "death_declaration", b"death_declaration", "death_result", b"death_result", "declaration", b"declaration", "dossier_id", b"dossier_id", "due_at", b"due_at", "finished_at", b"finished_at", "kind", b"kind", "procedures", b"procedures", "rejection", b"rejection", "result", b"result", "state", b"state", "submitted_at", b"submitted_at", "supplement", b"supplement", "timeline", b"timeline", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_declaration: _TypeAlias = _typing.Literal["birth_declaration", "death_declaration"]  # noqa: Y015
     _WhichOneofArgType_declaration: _TypeAlias = _typing.Literal["declaration", b"declaration"]  # noqa: Y015

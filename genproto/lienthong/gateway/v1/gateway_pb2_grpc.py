@@ -88,7 +88,7 @@ class GatewayServiceServicer:
 
     def WatchDossier(self, request, context):
         """Streams the dossier each time a step starts or ends, until it reaches a
-        terminal state (COMPLETED or REJECTED).
+        terminal state (COMPLETED, COMPLETED_WITH_REFUSALS or REJECTED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

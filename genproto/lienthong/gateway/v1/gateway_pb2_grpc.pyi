@@ -44,7 +44,7 @@ class GatewayServiceStub:
     """The dossier's state and the timeline of every step."""
     WatchDossier: _grpc.UnaryStreamMultiCallable[_gateway_pb2.WatchDossierRequest, _gateway_pb2.WatchDossierResponse]
     """Streams the dossier each time a step starts or ends, until it reaches a
-    terminal state (COMPLETED or REJECTED).
+    terminal state (COMPLETED, COMPLETED_WITH_REFUSALS or REJECTED).
     """
     SupplementDossier: _grpc.UnaryUnaryMultiCallable[_gateway_pb2.SupplementDossierRequest, _gateway_pb2.SupplementDossierResponse]
     """The declarant answers a request for missing data within its window."""
@@ -62,7 +62,7 @@ class GatewayServiceAsyncStub(GatewayServiceStub):
     """The dossier's state and the timeline of every step."""
     WatchDossier: _aio.UnaryStreamMultiCallable[_gateway_pb2.WatchDossierRequest, _gateway_pb2.WatchDossierResponse]  # type: ignore[assignment]
     """Streams the dossier each time a step starts or ends, until it reaches a
-    terminal state (COMPLETED or REJECTED).
+    terminal state (COMPLETED, COMPLETED_WITH_REFUSALS or REJECTED).
     """
     SupplementDossier: _aio.UnaryUnaryMultiCallable[_gateway_pb2.SupplementDossierRequest, _gateway_pb2.SupplementDossierResponse]  # type: ignore[assignment]
     """The declarant answers a request for missing data within its window."""
@@ -101,7 +101,7 @@ class GatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_gateway_pb2.WatchDossierResponse], _abc.AsyncIterator[_gateway_pb2.WatchDossierResponse]]:
         """Streams the dossier each time a step starts or ends, until it reaches a
-        terminal state (COMPLETED or REJECTED).
+        terminal state (COMPLETED, COMPLETED_WITH_REFUSALS or REJECTED).
         """
 
     @_abc_1.abstractmethod
