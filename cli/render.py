@@ -16,6 +16,7 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from gateway.saga import TERMINAL
 from lienthong.gateway.v1 import gateway_pb2 as gw
 
 PIPE_WIDTH = 140
@@ -26,14 +27,23 @@ _DOSSIER_STYLES = {
     gw.DOSSIER_STATE_NEEDS_SUPPLEMENT: "magenta",
     gw.DOSSIER_STATE_COMPLETED: "bold green",
     gw.DOSSIER_STATE_REJECTED: "bold red",
+    gw.DOSSIER_STATE_COMPLETED_WITH_REFUSALS: "bold dark_orange",
 }
 _STEP_STYLES = {
     gw.STEP_STATE_RUNNING: "yellow",
     gw.STEP_STATE_SUCCEEDED: "green",
     gw.STEP_STATE_REJECTED: "red",
     gw.STEP_STATE_SKIPPED: "dim",
+    gw.STEP_STATE_NOT_RUN: "dim",
 }
-TERMINAL_STATES = (gw.DOSSIER_STATE_COMPLETED, gw.DOSSIER_STATE_REJECTED)
+_PROCEDURE_WORDS = {
+    gw.PROCEDURE_STATE_PENDING: "pending",
+    gw.PROCEDURE_STATE_DONE: "done",
+    gw.PROCEDURE_STATE_REFUSED: "REFUSED",
+    gw.PROCEDURE_STATE_SKIPPED: "not run",
+    gw.PROCEDURE_STATE_NOT_REQUESTED: "not requested",
+}
+TERMINAL_STATES = TERMINAL
 
 
 def make_console(*, stderr: bool = False) -> Console:
@@ -115,9 +125,26 @@ def vnd(amount: int) -> str:
     return f"{amount:,} VND"
 
 
+def procedure_line(procedure: gw.ProcedureResult) -> str:
+    """One procedure's own result: "health_insurance_card (insurance): REFUSED — …"."""
+    words = _PROCEDURE_WORDS.get(procedure.state, "unknown")
+    line = f"{procedure.procedure.replace('_', ' ')} ({procedure.agency}): {words}"
+    if procedure.state in (gw.PROCEDURE_STATE_REFUSED, gw.PROCEDURE_STATE_SKIPPED):
+        detail = procedure.outcome or ""
+        line += f" — {detail} ({procedure.reason})" if procedure.reason else f" — {detail}"
+    return line
+
+
 def result_lines(dossier: gw.Dossier) -> list[str]:
     """The outcome of a dossier in sentences, as the declarant would be told it."""
     lines: list[str] = []
+    if dossier.state == gw.DOSSIER_STATE_COMPLETED_WITH_REFUSALS:
+        lines.append(
+            "Completed with refusals: what was done stands; "
+            "the procedures refused and why are listed below."
+        )
+    if dossier.procedures and dossier.state in TERMINAL_STATES:
+        lines.extend(f"  • {procedure_line(p)}" for p in dossier.procedures)
     if dossier.state == gw.DOSSIER_STATE_REJECTED and dossier.HasField("rejection"):
         rejection = dossier.rejection
         lines.append(

@@ -172,6 +172,7 @@ def summary_table(result: engine.ReplayResult) -> Table:
     rows = [
         ("submitted", f"{counts.submitted:,}"),
         ("completed", f"{counts.completed:,}"),
+        ("completed with refusals", f"{counts.completed_with_refusals:,}"),
         ("rejected", f"{counts.rejected:,}"),
         ("needs supplement", f"{counts.needs_supplement:,}"),
         ("unfinished", f"{counts.unfinished:,}"),
@@ -182,6 +183,12 @@ def summary_table(result: engine.ReplayResult) -> Table:
     for name in ("p50", "p95", "p99", "max"):
         value = latency.get(name)
         rows.append((f"end to end {name}", "-" if value is None else f"{value:,.0f} ms"))
+    # Each procedure's own result: "health_insurance_card: done 40, refused 4".
+    for procedure, results in counts.procedures.items():
+        said = ", ".join(
+            f"{result.replace('_', ' ')} {n:,}" for result, n in sorted(results.items())
+        )
+        rows.append((procedure.replace("_", " "), said))
     for label, value in rows:
         table.add_row(label, value)
     return table

@@ -31,8 +31,10 @@ def run_status(
         for line in result_lines(dossier):
             # soft_wrap: the terminal wraps long lines; piped output keeps them whole.
             console.print(escape(line), highlight=False, soft_wrap=True)
-    # Like a test runner: the exit code tells a script whether it went through.
-    return 1 if dossier.state == gw.DOSSIER_STATE_REJECTED else 0
+    # Like a test runner: the exit code tells a script whether it went through
+    # (a dossier completed with refusals did not go through in full).
+    refused = (gw.DOSSIER_STATE_REJECTED, gw.DOSSIER_STATE_COMPLETED_WITH_REFUSALS)
+    return 1 if dossier.state in refused else 0
 
 
 def _watch(

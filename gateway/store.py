@@ -19,6 +19,7 @@ from pathlib import Path
 
 from common.errors import InvalidArgument
 from common.sqlite import open_database, transaction
+from gateway.saga import TERMINAL
 from lienthong.events.v1 import events_pb2
 from lienthong.gateway.v1 import gateway_pb2 as pb
 
@@ -42,9 +43,7 @@ CREATE TABLE IF NOT EXISTS processed_events (
 
 # States in which a dossier is announced as settled: its end, or waiting on
 # the declarant (who is told what to supply).
-SETTLED_STATES = frozenset(
-    {pb.DOSSIER_STATE_COMPLETED, pb.DOSSIER_STATE_REJECTED, pb.DOSSIER_STATE_NEEDS_SUPPLEMENT}
-)
+SETTLED_STATES = frozenset({*TERMINAL, pb.DOSSIER_STATE_NEEDS_SUPPLEMENT})
 Transition = Callable[[pb.Dossier | None], tuple[pb.Dossier | None, list[events_pb2.StepCommand]]]
 
 

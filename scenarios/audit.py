@@ -4,7 +4,9 @@ gateway's view of its dossiers.
 
 A declaration that was accepted and should have completed is *lost* when any
 of its effects is missing: for a birth, the child's registration (found by the
-birth certificate), one permanent residence and one insurance card; for a
+birth certificate), one permanent residence and one insurance card (no card
+for a birth declared after the child's entitlement ended, which completes
+with that refusal); for a
 death, the death registration, the removal of the permanent residence, the
 death recorded by social insurance, and the funeral allowance when it was
 claimed and is due. An effect recorded more than once counts in
@@ -118,11 +120,13 @@ class _Registries:
 def _birth(registries: _Registries, planned: PlannedDeclaration, result: AuditResult) -> None:
     assert planned.birth_certificate_number is not None
     children = registries.children(planned.birth_certificate_number)
-    if planned.expected_state != "COMPLETED":
+    if planned.expected_state not in ("COMPLETED", "COMPLETED_WITH_REFUSALS"):
         if children:
             result.unexpected_effects += len(children)
             result.note("unexpected_effects", planned.key)
         return
+    # A birth declared too late for a card: registered, resident, no card.
+    card_due = planned.expected_state == "COMPLETED"
     if not children:
         result.lost += 1
         result.note("lost", planned.key)
@@ -135,9 +139,12 @@ def _birth(registries: _Registries, planned: PlannedDeclaration, result: AuditRe
     if extra:
         result.duplicated_effects += extra
         result.note("duplicated_effects", planned.key)
-    if residences == 0 or cards == 0:
+    if residences == 0 or (card_due and cards == 0):
         result.lost += 1
         result.note("lost", planned.key)
+    if cards and not card_due:
+        result.unexpected_effects += cards
+        result.note("unexpected_effects", planned.key)
 
 
 def _death(registries: _Registries, planned: PlannedDeclaration, result: AuditResult) -> None:

@@ -22,7 +22,12 @@ from scenarios.demography import (
     fertility,
 )
 from scenarios.facilities import GENERAL, MATERNITY
-from scenarios.faults import MISSING_FIELDS, MOTHER_ID_MISMATCH, UNKNOWN_BIRTH_CERTIFICATE
+from scenarios.faults import (
+    LATE_BIRTH_DECLARATION,
+    MISSING_FIELDS,
+    MOTHER_ID_MISMATCH,
+    UNKNOWN_BIRTH_CERTIFICATE,
+)
 from scenarios.households import NOBODY
 from scenarios.plan_context import PlanContext
 from scenarios.population import SyntheticPopulation
@@ -30,6 +35,9 @@ from scenarios.population import SyntheticPopulation
 # Born 1 to this many days before the declaration. The law allows 60 days
 # (Law on Civil Status art. 15); online, families declare within days.
 DECLARED_WITHIN_DAYS = 10
+# A late declaration: the child is 7 to 9 years old, past any card entitlement
+# (to the 6th birthday, or 30 September of that year).
+LATE_DECLARATION_AGE_DAYS = (7 * 366, 9 * 365)
 AT_MATERNITY_HOSPITAL_SHARE = 0.75  # else the general hospital
 FATHER_DECLARES_SHARE = 0.3  # when the father is on record
 DECLARE_HOUSEHOLD_SHARE = 0.5  # else leave it empty: the mother's household is used
@@ -102,6 +110,8 @@ def plan_birth(context: PlanContext, mother: int, fault: str | None) -> PlannedB
     partner = population.families.partner_of[mother]
     father = partner if partner != NOBODY and partner not in excluded else NOBODY
     born = today - dt.timedelta(days=rng.randint(1, DECLARED_WITHIN_DAYS))
+    if fault == LATE_BIRTH_DECLARATION:
+        born = today - dt.timedelta(days=rng.randint(*LATE_DECLARATION_AGE_DAYS))
     hospitals = population.facility_index.hospitals[province]
     at_maternity = rng.random() < AT_MATERNITY_HOSPITAL_SHARE
     facility = population.facilities[hospitals[MATERNITY if at_maternity else GENERAL]]

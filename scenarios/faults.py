@@ -11,6 +11,10 @@ UNKNOWN_BIRTH_CERTIFICATE = "unknown_birth_certificate"  # no such certificate a
 ALREADY_DEAD = "already_dead"  # the deceased's death is already registered
 DUPLICATE_SUBMISSION = "duplicate_submission"  # the same declaration sent twice (same key)
 MISSING_FIELDS = "missing_fields"  # required Form 01/02 fields left empty
+# A birth declared years late, after the child's card entitlement ended: the
+# birth and residence are registered, VSS refuses the card (CHILD_TOO_OLD), and
+# the dossier completes with that refusal.
+LATE_BIRTH_DECLARATION = "late_birth_declaration"
 
 FAULT_KINDS = (
     MOTHER_ID_MISMATCH,
@@ -18,6 +22,13 @@ FAULT_KINDS = (
     ALREADY_DEAD,
     DUPLICATE_SUBMISSION,
     MISSING_FIELDS,
+    LATE_BIRTH_DECLARATION,
 )
-BIRTH_FAULTS = (MOTHER_ID_MISMATCH, UNKNOWN_BIRTH_CERTIFICATE, DUPLICATE_SUBMISSION, MISSING_FIELDS)
+BIRTH_FAULTS = (
+    MOTHER_ID_MISMATCH,
+    UNKNOWN_BIRTH_CERTIFICATE,
+    DUPLICATE_SUBMISSION,
+    MISSING_FIELDS,
+    LATE_BIRTH_DECLARATION,
+)
 DEATH_FAULTS = (ALREADY_DEAD, DUPLICATE_SUBMISSION, MISSING_FIELDS)

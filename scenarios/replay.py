@@ -51,6 +51,7 @@ SUBMIT_DEADLINE_SECONDS = 10.0
 SEED_TIMEOUT_SECONDS = 600.0
 STATE_NAMES = {
     gw.DOSSIER_STATE_COMPLETED: "COMPLETED",
+    gw.DOSSIER_STATE_COMPLETED_WITH_REFUSALS: "COMPLETED_WITH_REFUSALS",
     gw.DOSSIER_STATE_REJECTED: "REJECTED",
     gw.DOSSIER_STATE_NEEDS_SUPPLEMENT: "NEEDS_SUPPLEMENT",
 }
@@ -261,6 +262,9 @@ class _Run:
         # Only how each ended (state, rejection reason): keeping whole dossiers
         # made this process grow by 120 MB over a national-year replay.
         self.settled: dict[str, tuple[str, str | None]] = {}
+        # Each procedure's result, counted as dossiers end (procedure, result,
+        # agency, reason) -> dossiers; kept apart from `settled` for the same reason.
+        self.procedures: dict[tuple[str, str, str, str], int] = {}
         self.early: dict[str, gw.Dossier] = {}  # settled before its submission answered
         self.failures: dict[str, int] = {}
         self.repeats_merged = 0  # repeated submissions answered with the first's dossier
@@ -343,6 +347,13 @@ class _Run:
             STATE_NAMES.get(dossier.state, "UNSPECIFIED"),
             dossier.rejection.reason or None,
         )
+        if dossier.state != gw.DOSSIER_STATE_NEEDS_SUPPLEMENT:
+            for procedure in dossier.procedures:
+                result = (
+                    gw.ProcedureState.Name(procedure.state).removeprefix("PROCEDURE_STATE_").lower()
+                )
+                key = (procedure.procedure, result, procedure.agency, procedure.reason)
+                self.procedures[key] = self.procedures.get(key, 0) + 1
         self.progress.settled += 1
         _, offset = self.planned_of[dossier_id]
         end = (
@@ -438,6 +449,8 @@ class _Run:
             state, reason = ended
             if state == "COMPLETED":
                 counts.completed += 1
+            elif state == "COMPLETED_WITH_REFUSALS":
+                counts.completed_with_refusals += 1
             elif state == "REJECTED":
                 counts.rejected += 1
             else:
@@ -454,6 +467,8 @@ class _Run:
         if repeats:
             counts.faults_expected[DUPLICATE_SUBMISSION] = repeats
             counts.faults_observed[DUPLICATE_SUBMISSION] = self.repeats_merged
+        for (procedure, result, agency, reason), n in sorted(self.procedures.items()):
+            counts.count_procedure(procedure, result, agency, reason, n)
         counts.lost = audited.lost
         counts.duplicated_effects = audited.duplicated_effects
         return counts, unexpected

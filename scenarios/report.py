@@ -92,7 +92,8 @@ class LatencyRecorder:
         self._submitted[index] = self._submitted.get(index, 0) + 1
 
     def record_dossier(self, submitted_at_s: float, finished_at_s: float) -> None:
-        """A dossier ended (completed, rejected or needing supplement)."""
+        """A dossier ended (completed, with or without refusals, rejected or
+        needing supplement)."""
         ms = (finished_at_s - submitted_at_s) * 1_000
         _record(self.end_to_end, ms)
         # Latency goes to the window it was *sent* in, so a slow spell lines up
@@ -141,6 +142,7 @@ class OutcomeCounts:
 
     submitted: int = 0
     completed: int = 0
+    completed_with_refusals: int = 0  # some procedures done, a later one refused
     rejected: int = 0
     needs_supplement: int = 0
     lost: int = 0  # accepted, then never heard of again
@@ -148,10 +150,24 @@ class OutcomeCounts:
     unfinished: int = 0  # still running when the drain timeout ran out
     faults_expected: dict[str, int] = field(default_factory=dict)  # fault kind -> planted
     faults_observed: dict[str, int] = field(default_factory=dict)  # fault kind -> caught
+    # Each procedure's own result over the ended dossiers:
+    # procedure -> result ("done", "refused", "skipped", "not_requested", "pending") -> count.
+    procedures: dict[str, dict[str, int]] = field(default_factory=dict)
+    # Refused procedures by "procedure by agency: REASON" -> count.
+    refusals: dict[str, int] = field(default_factory=dict)
 
     @property
     def ended(self) -> int:
-        return self.completed + self.rejected + self.needs_supplement
+        return self.completed + self.completed_with_refusals + self.rejected + self.needs_supplement
+
+    def count_procedure(
+        self, procedure: str, result: str, agency: str, reason: str, dossiers: int = 1
+    ) -> None:
+        by_result = self.procedures.setdefault(procedure, {})
+        by_result[result] = by_result.get(result, 0) + dossiers
+        if result == "refused":
+            key = f"{procedure} by {agency}: {reason}"
+            self.refusals[key] = self.refusals.get(key, 0) + dossiers
 
     def faults(self) -> dict[str, dict[str, int]]:
         kinds = sorted({*self.faults_expected, *self.faults_observed})
@@ -218,6 +234,7 @@ def write_report(
         "wall_seconds": wall_seconds,
         "submitted": counts.submitted,
         "completed": counts.completed,
+        "completed_with_refusals": counts.completed_with_refusals,
         "rejected": counts.rejected,
         "needs_supplement": counts.needs_supplement,
         "lost": counts.lost,
@@ -225,6 +242,8 @@ def write_report(
         "unfinished": counts.unfinished,
         "throughput_per_s": counts.ended / wall_seconds if wall_seconds > 0 else 0.0,
         "faults": counts.faults(),
+        "procedures": {name: dict(sorted(r.items())) for name, r in counts.procedures.items()},
+        "refusals": dict(sorted(counts.refusals.items())),
         "latency_ms": recorder.latency_ms(),
         "over_time": recorder.over_time(),
         "scenario_detail": _scenario_dict(scenario),

@@ -82,6 +82,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     outcome_keys = (
         "submitted",
         "completed",
+        "completed_with_refusals",
         "rejected",
         "needs_supplement",
         "unfinished",
@@ -93,6 +94,17 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += ["## Planted faults", ""]
         rows = [(kind, f["expected"], f["observed"]) for kind, f in report["faults"].items()]
         lines += _table(("fault", "planted", "caught"), rows)
+    if report.get("procedures"):
+        # Decree 63/2024/ND-CP: each procedure of a group has its own result.
+        lines += ["## Procedures (each its own result)", ""]
+        columns = ("done", "refused", "skipped", "not_requested", "pending")
+        rows = [
+            (name, *(results.get(column, 0) for column in columns))
+            for name, results in report["procedures"].items()
+        ]
+        lines += _table(("procedure", *columns), rows)
+    if report.get("refusals"):
+        lines += _table(("refused", "dossiers"), list(report["refusals"].items()))
     latency = report["latency_ms"]
     lines += ["## Latency (ms)", ""]
     rows = [("end to end", *(latency["end_to_end"][key] for key in _LATENCY_KEYS))]

@@ -35,7 +35,11 @@ pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 TODAY = vietnam_today(SystemClock())
 BORN = (TODAY - dt.timedelta(days=2)).isoformat()
 DIED = (TODAY - dt.timedelta(days=1)).isoformat()
-TERMINAL = (g.DOSSIER_STATE_COMPLETED, g.DOSSIER_STATE_REJECTED)
+TERMINAL = (
+    g.DOSSIER_STATE_COMPLETED,
+    g.DOSSIER_STATE_COMPLETED_WITH_REFUSALS,
+    g.DOSSIER_STATE_REJECTED,
+)
 
 
 def broker_kind() -> str:
@@ -72,7 +76,7 @@ def gateway(channels: dict[str, grpc.aio.Channel]) -> gg.GatewayServiceAsyncStub
 async def finished(
     stub: gg.GatewayServiceAsyncStub, dossier_id: str, within: float = 90
 ) -> g.Dossier:
-    """Wait (with a deadline) until the dossier is COMPLETED or REJECTED."""
+    """Wait (with a deadline) until the dossier has ended."""
     deadline = time.monotonic() + within
     while True:
         try:
@@ -149,6 +153,43 @@ def births_recorded(stack: Stack, families: list[Family]) -> tuple[int, int, int
         *ids,
     )
     return citizens, residences, cards
+
+
+async def test_the_card_carries_the_province_of_the_residence_not_of_the_registration(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    # Registered in Hà Nội (001), resident in Hồ Chí Minh City (079): the VSS
+    # office there manages the card, and its code says 79.
+    family = new_family(21)
+    await seed_families(channels, [family], born=BORN, died=DIED, household_province="079")
+    stub = gateway(channels)
+    birth = await finished(stub, await submit_birth(stub, "e2e-province", birth_form(family, BORN)))
+    assert birth.state == g.DOSSIER_STATE_COMPLETED, birth.rejection
+    assert birth.birth_result.personal_id_number.startswith("001")
+    card = birth.birth_result.card
+    assert card.card_code == "TE179" + card.social_insurance_number
+
+
+async def test_a_card_refused_after_the_birth_took_effect_completes_with_that_refusal(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    # Declared when the child is 7: too late for a card, not for the birth.
+    born = dt.date(TODAY.year - 7, 1, 15).isoformat()
+    family = new_family(22)
+    await seed_families(channels, [family], born=born, died=DIED)
+    stub = gateway(channels)
+    birth = await finished(stub, await submit_birth(stub, "e2e-late", birth_form(family, born)))
+    assert birth.state == g.DOSSIER_STATE_COMPLETED_WITH_REFUSALS, birth.rejection
+    assert birth.birth_result.personal_id_number and birth.birth_result.household_id
+    assert not birth.birth_result.HasField("card")
+    assert [(p.procedure, p.state, p.reason) for p in birth.procedures] == [
+        ("birth_registration", g.PROCEDURE_STATE_DONE, ""),
+        ("permanent_residence", g.PROCEDURE_STATE_DONE, ""),
+        ("health_insurance_card", g.PROCEDURE_STATE_REFUSED, "CHILD_TOO_OLD"),
+    ]
+    assert birth.procedures[2].agency == "insurance"
+    delivered = birth.timeline[-1]
+    assert delivered.name == "deliver_result" and "refused by insurance" in delivered.outcome
 
 
 async def test_birth_and_death_complete_with_every_result(

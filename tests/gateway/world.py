@@ -55,6 +55,7 @@ async def seed_families(
     born: str,
     died: str,
     pensioner: bool = True,
+    household_province: str = "001",
 ) -> None:
     population = pg.PopulationRegistryServiceStub(channels["population"])
     health = hg.HealthRegistryServiceStub(channels["health"])
@@ -66,7 +67,7 @@ async def seed_families(
                     p.Household(
                         household_id=f.household,
                         address=f"{k} Hàng Bạc, Hà Nội",
-                        province_code="001",
+                        province_code=household_province,
                         head_id_number=f.mother,
                     )
                     for k, f in enumerate(families, 1)

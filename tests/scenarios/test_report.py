@@ -91,13 +91,17 @@ def sample_run() -> tuple[Scenario, OutcomeCounts, LatencyRecorder]:
     )
     counts = OutcomeCounts(
         submitted=90,
-        completed=80,
+        completed=78,
+        completed_with_refusals=2,
         rejected=6,
         needs_supplement=3,
         unfinished=1,
         faults_expected={MOTHER_ID_MISMATCH: 4, MISSING_FIELDS: 5},
         faults_observed={MOTHER_ID_MISMATCH: 4, MISSING_FIELDS: 5},
     )
+    counts.count_procedure("birth_registration", "done", "population", "", 80)
+    counts.count_procedure("health_insurance_card", "done", "insurance", "", 78)
+    counts.count_procedure("health_insurance_card", "refused", "insurance", "CHILD_TOO_OLD", 2)
     recorder = LatencyRecorder.for_duration(scenario.duration_s)
     for i in range(90):
         sent = i * 20 / 90
@@ -126,6 +130,12 @@ def test_write_report_writes_json_markdown_and_plots(tmp_path: Path) -> None:
     assert report["broker"] == "embedded"
     assert report["throughput_per_s"] == pytest.approx(89 / 22.5)
     assert report["faults"][MISSING_FIELDS] == {"expected": 5, "observed": 5}
+    assert report["completed_with_refusals"] == 2
+    assert report["procedures"]["health_insurance_card"] == {"done": 78, "refused": 2}
+    assert report["refusals"] == {"health_insurance_card by insurance: CHILD_TOO_OLD": 2}
+    markdown = paths.markdown.read_text(encoding="utf-8")
+    assert "| health_insurance_card | 78 | 2 | 0 | 0 | 0 |" in markdown
+    assert "| health_insurance_card by insurance: CHILD_TOO_OLD | 2 |" in markdown
     for summary in (report["latency_ms"]["end_to_end"], *report["latency_ms"]["steps"].values()):
         assert set(summary) >= {"p50", "p95", "p99", "max", "count"}
     assert set(report["latency_ms"]["steps"]) == {"register_birth", "issue_card"}
