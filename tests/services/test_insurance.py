@@ -157,7 +157,10 @@ async def test_card_valid_to_72_months_or_30_september(stub: Any, born: str, val
     assert card.valid_to == valid_to
 
 
-async def test_child_born_on_29_february_is_under_6_until_1_march(stub: Any) -> None:
+async def test_child_born_on_29_february_is_under_6_until_1_march(start: Any) -> None:
+    # Asked for in 2030: the registry's today must have reached that day.
+    registry = await start(lambda db: build(db, today=lambda: dt.date(2030, 3, 1)))
+    stub = pb_grpc.InsuranceRegistryServiceStub(registry.channel)
     born = {"date_of_birth": "2024-02-29"}
     error = await refused(
         stub.IssueChildHealthInsuranceCard(card_request("late", requested_on="2030-03-01", **born))
@@ -444,7 +447,9 @@ async def test_death_before_the_base_salary_table_has_no_amount(stub: Any) -> No
 
 async def test_a_later_base_salary_comes_from_the_table(start: Any) -> None:
     table = BaseSalaryTable((dt.date(2024, 7, 1), dt.date(2026, 7, 1)), (2_340_000, 2_530_000))
-    registry = await start(lambda db: build(db, today=lambda: TODAY, base_salaries=table))
+    registry = await start(
+        lambda db: build(db, today=lambda: dt.date(2026, 7, 2), base_salaries=table)
+    )
     stub = pb_grpc.InsuranceRegistryServiceStub(registry.channel)
     await seed_deceased(stub, pensioner=True)
     allowance = await settle(
@@ -595,8 +600,7 @@ async def test_seed_is_all_or_nothing_and_replayable(stub: Any) -> None:
     assert error.field_violations.keys() == {"batch[1].participants[0].personal_id_number"}
     await refused(stub.GetParticipant(pb.GetParticipantRequest(personal_id_number=DECEASED)))
 
-    same_person = participant(social_insurance_number="0199000003")  # a second number: ignored
-    added = await seed(stub, pb.SeedParticipantsRequest(participants=[good, same_person]))
+    added = await seed(stub, pb.SeedParticipantsRequest(participants=[good]))
     assert added.participants == 1
     replayed = await seed(stub, pb.SeedParticipantsRequest(participants=[good]))
     assert replayed.participants == 0
@@ -639,3 +643,112 @@ async def test_acknowledged_data_survives_reopening(start: Any, tmp_path: Path) 
     error = await refused(stub.SettleFuneralAllowance(settle_request("again")))
     assert error.reason == "ALLOWANCE_ALREADY_SETTLED"
     assert (await issue_card(stub, card_request("again"))) == card
+
+
+# --- Days that have not come yet ---------------------------------------------------
+
+WEEKS_AHEAD = (TODAY + dt.timedelta(weeks=3)).isoformat()
+
+
+async def test_no_card_is_issued_for_a_request_dated_in_the_future(stub: Any) -> None:
+    error = await refused(
+        stub.IssueChildHealthInsuranceCard(card_request(requested_on=WEEKS_AHEAD))
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.field_violations == {"requested_on": f"{WEEKS_AHEAD} is in the future"}
+    missing = await refused(stub.GetParticipant(pb.GetParticipantRequest(personal_id_number=CHILD)))
+    assert missing.reason == "PARTICIPANT_NOT_FOUND"
+
+
+async def test_no_allowance_is_paid_for_a_request_dated_in_the_future(stub: Any) -> None:
+    await seed_deceased(stub, pensioner=True)
+    error = await refused(stub.SettleFuneralAllowance(settle_request(requested_on=WEEKS_AHEAD)))
+    assert error.field_violations == {"requested_on": f"{WEEKS_AHEAD} is in the future"}
+    # Nothing was paid: a request dated today settles it once.
+    assert (await settle(stub, settle_request("today"))).eligible
+
+
+async def test_coverage_is_not_ended_for_a_death_in_the_future(stub: Any) -> None:
+    await seed_deceased(stub, pensioner=True)
+    error = await refused(
+        stub.EndCoverage(
+            pb.EndCoverageRequest(
+                request_id="end", personal_id_number=DECEASED, date_of_death=WEEKS_AHEAD
+            )
+        )
+    )
+    assert error.field_violations == {"date_of_death": f"{WEEKS_AHEAD} is in the future"}
+
+
+# --- Seeding: one participant per number -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "words"),
+    [
+        (participant(date_of_birth="2099-01-01"), "date_of_birth", "2099-01-01 is in the future"),
+        (participant(date_of_death=WEEKS_AHEAD), "date_of_death", "is in the future"),
+        (participant(date_of_death="1950-04-01"), "date_of_death", "before the date of birth"),
+        (participant(date_of_birth="19500402"), "date_of_birth", "must be a date"),
+    ],
+)
+async def test_a_seeded_participant_with_an_impossible_date_is_named(
+    stub: Any, bad: pb.Participant, field: str, words: str
+) -> None:
+    other = participant(social_insurance_number="0199000009", personal_id_number=PAYEE)
+    error = await refused(seed(stub, pb.SeedParticipantsRequest(participants=[other, bad])))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in error.field_violations[f"batch[0].participants[1].{field}"]
+
+
+@pytest.mark.parametrize(
+    ("second", "field", "words"),
+    [
+        (
+            participant(personal_id_number=PAYEE),
+            "social_insurance_number",
+            "is also the social insurance number of batch[0].participants[0]",
+        ),
+        (
+            participant(social_insurance_number="0199000009"),
+            "personal_id_number",
+            "is also the personal ID number of batch[0].participants[0]",
+        ),
+    ],
+)
+async def test_a_number_twice_in_one_stream_is_refused_not_dropped(
+    stub: Any, second: pb.Participant, field: str, words: str
+) -> None:
+    error = await refused(
+        seed(
+            stub,
+            pb.SeedParticipantsRequest(participants=[participant()]),
+            pb.SeedParticipantsRequest(participants=[second]),
+        )
+    )
+    assert error.field_violations == {f"batch[1].participants[0].{field}": words}
+    await refused(stub.GetParticipant(pb.GetParticipantRequest(personal_id_number=DECEASED)))
+
+
+@pytest.mark.parametrize(
+    ("later", "reason"),
+    [
+        (participant(personal_id_number=PAYEE), "SOCIAL_INSURANCE_NUMBER_TAKEN"),
+        (participant(social_insurance_number="0199000009"), "PARTICIPANT_HAS_ANOTHER_NUMBER"),
+    ],
+)
+async def test_a_stored_number_is_a_replay_only_for_the_same_person(
+    stub: Any, later: pb.Participant, reason: str
+) -> None:
+    await seed(stub, pb.SeedParticipantsRequest(participants=[participant()]))
+    newcomer = participant(social_insurance_number="0199000077", personal_id_number=OTHER_CHILD)
+    error = await refused(
+        seed(
+            stub,
+            pb.SeedParticipantsRequest(participants=[newcomer]),
+            pb.SeedParticipantsRequest(participants=[later]),
+        )
+    )
+    assert (error.code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, reason)
+    assert error.message.startswith("batch[1].participants[0].")
+    await refused(stub.GetParticipant(pb.GetParticipantRequest(personal_id_number=OTHER_CHILD)))
