@@ -690,6 +690,8 @@ async def test_coverage_is_not_ended_for_a_death_in_the_future(stub: Any) -> Non
         (participant(date_of_death=WEEKS_AHEAD), "date_of_death", "is in the future"),
         (participant(date_of_death="1950-04-01"), "date_of_death", "before the date of birth"),
         (participant(date_of_birth="19500402"), "date_of_birth", "must be a date"),
+        # No contract pattern here: the registry insists on YYYY-MM-DD itself.
+        (participant(pension_stopped_from="20250101"), "pension_stopped_from", "not a real date"),
     ],
 )
 async def test_a_seeded_participant_with_an_impossible_date_is_named(
