@@ -339,9 +339,9 @@ class InsuranceRegistry:
     @staticmethod
     def check_stream(batches: list[list[tuple[object, ...]]]) -> None:
         """One participant per social insurance number (one number per person
-        for life, Decision 1666/QD-BHXH) and per personal ID number within the
-        stream: a second record under a number would otherwise be dropped
-        without a word."""
+        for life; since Decision 1666/QD-BHXH it is all a card shows) and per
+        personal ID number within the stream: a second record under a number
+        would otherwise be dropped without a word."""
         for column, field, what in (
             (0, "social_insurance_number", "social insurance number"),
             (1, "personal_id_number", "personal ID number"),
