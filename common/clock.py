@@ -76,3 +76,16 @@ def civil_today() -> Callable[[], dt.date]:
     """'Today' for a registry: the Vietnamese calendar day on the shared clock."""
     clock = clock_from_env()
     return lambda: vietnam_today(clock)
+
+
+def latest_past_day(now: dt.datetime, tolerance: dt.timedelta) -> dt.date:
+    """The latest Vietnamese calendar day a date recording the past may name:
+    today, or tomorrow once tomorrow is less than `tolerance` away (a client
+    whose clock runs slightly ahead of ours, just before midnight)."""
+    return (now + tolerance).astimezone(VIETNAM).date()
+
+
+def civil_latest_past_day(tolerance: dt.timedelta) -> Callable[[], dt.date]:
+    """latest_past_day for a registry, on the shared clock."""
+    clock = clock_from_env()
+    return lambda: latest_past_day(clock.now(), tolerance)

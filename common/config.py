@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,20 @@ def env_float(name: str, default: float) -> float:
         raise SystemExit(f"{name} must be a number, got {raw!r}") from None
 
 
+# A date that records the past (a birth, a death, the day of a request) may
+# name tomorrow only when tomorrow begins within this many seconds: a client
+# whose clock runs a little ahead, just before midnight, is not refused.
+CLOCK_TOLERANCE_VARIABLE = "LIENTHONG_CLOCK_TOLERANCE_SECONDS"
+DEFAULT_CLOCK_TOLERANCE_SECONDS = 300.0
+
+
+def clock_tolerance() -> dt.timedelta:
+    seconds = env_float(CLOCK_TOLERANCE_VARIABLE, DEFAULT_CLOCK_TOLERANCE_SECONDS)
+    if seconds < 0:
+        raise SystemExit(f"{CLOCK_TOLERANCE_VARIABLE} must not be negative, got {seconds}")
+    return dt.timedelta(seconds=seconds)
+
+
 @dataclass(frozen=True)
 class RegistryConfig:
     """What every registry needs; each service reads it under its own prefix,
@@ -42,6 +57,8 @@ class RegistryConfig:
     database: Path
     grace_seconds: float
     verbose: bool
+    # How far past now a date recording the past may reach (clock_tolerance).
+    clock_tolerance: dt.timedelta
 
     @classmethod
     def from_env(cls, name: str, default_port: int) -> RegistryConfig:
@@ -54,6 +71,7 @@ class RegistryConfig:
             database=Path(env_str(prefix + "DB", str(data_dir / f"{name}.sqlite3"))),
             grace_seconds=env_float("LIENTHONG_GRACE_SECONDS", 5.0),
             verbose=env_str("LIENTHONG_VERBOSE", "1") not in ("0", "false", "no"),
+            clock_tolerance=clock_tolerance(),
         )
 
 

@@ -3,16 +3,45 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from common.errors import InvalidArgument
 
+# A refusal quotes at most this much of what the client sent.
+_QUOTE_LIMIT = 100
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _short(value: str) -> str:
+    """The client's value, quoted, cut to a length a message can carry."""
+    if len(value) <= _QUOTE_LIMIT:
+        return repr(value)
+    return repr(value[:_QUOTE_LIMIT]) + f" (cut; {len(value)} characters)"
+
 
 def parse_date(field: str, value: str) -> dt.date:
-    """Parse YYYY-MM-DD, naming the field when it is not a real calendar day."""
+    """Parse YYYY-MM-DD, naming the field when it is not a real calendar day.
+
+    Only the YYYY-MM-DD form is accepted: date.fromisoformat would also take
+    20240501 or 2024-W18-3, which no contract field means."""
     try:
+        if not _ISO_DATE.match(value):
+            raise ValueError(value)
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise InvalidArgument.field(field, f"{value!r} is not a real date (YYYY-MM-DD)") from None
+        raise InvalidArgument.field(
+            field, f"{_short(value)} is not a real date (YYYY-MM-DD)"
+        ) from None
+
+
+def past_day(field: str, value: str, latest: dt.date) -> dt.date:
+    """A real calendar day that records the past (a birth, a death, a
+    registration, a request): not after `latest`, which is today plus the
+    configured clock tolerance (common.clock.latest_past_day)."""
+    day = parse_date(field, value)
+    if day > latest:
+        raise InvalidArgument.field(field, f"{value} is in the future")
+    return day
 
 
 def parse_optional_date(field: str, value: str, default: dt.date) -> dt.date:

@@ -13,11 +13,12 @@ from typing import Any
 import grpc
 from aiokafka import AIOKafkaProducer
 
-from common.clock import Clock
-from common.dates import parse_date
+from common.clock import Clock, latest_past_day
+from common.config import DEFAULT_CLOCK_TOLERANCE_SECONDS
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
 from gateway import saga
 from gateway.events import Event, Topics
+from gateway.forms import check_birth_declaration, check_death_declaration
 from gateway.kafka import publish
 from gateway.store import DossierStore, fingerprint
 from lienthong.events.v1 import events_pb2 as ev
@@ -28,12 +29,6 @@ Context = grpc.aio.ServicerContext[Any, Any]
 WATCH_POLL_SECONDS = 0.05
 
 
-def _check_dates(fields: dict[str, str]) -> None:
-    for name, value in fields.items():
-        if value:
-            parse_date(name, value)
-
-
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
     def __init__(
         self,
@@ -42,12 +37,19 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         topics: Topics,
         clock: Clock,
         changed: asyncio.Condition,
+        *,
+        clock_tolerance: dt.timedelta = dt.timedelta(seconds=DEFAULT_CLOCK_TOLERANCE_SECONDS),
     ) -> None:
         self.store = store
         self.producer = producer
         self.topics = topics
         self.clock = clock
         self.changed = changed
+        self.clock_tolerance = clock_tolerance
+
+    def _latest_day(self) -> dt.date:
+        """The latest day a declared birth or death may be on."""
+        return latest_past_day(self.clock.now(), self.clock_tolerance)
 
     async def _submit(self, key: str, dossier: pb.Dossier, declaration: bytes) -> str:
         kind = pb.DossierKind.Name(dossier.kind)
@@ -79,7 +81,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.SubmitBirthDeclarationRequest, context: Context
     ) -> pb.SubmitBirthDeclarationResponse:
         form = request.declaration
-        _check_dates({"declaration.child_date_of_birth": form.child_date_of_birth})
+        check_birth_declaration(form, field="declaration", latest=self._latest_day())
         dossier = self._new_dossier(pb.DOSSIER_KIND_BIRTH, "birth")
         dossier.birth_declaration.CopyFrom(form)
         dossier_id = await self._submit(
@@ -91,7 +93,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.SubmitDeathDeclarationRequest, context: Context
     ) -> pb.SubmitDeathDeclarationResponse:
         form = request.declaration
-        _check_dates({"declaration.date_of_death": form.date_of_death})
+        check_death_declaration(form, field="declaration", latest=self._latest_day())
         dossier = self._new_dossier(pb.DOSSIER_KIND_DEATH, "death")
         dossier.death_declaration.CopyFrom(form)
         dossier_id = await self._submit(
@@ -137,6 +139,34 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.SupplementDossierRequest, context: Context
     ) -> pb.SupplementDossierResponse:
         dossier = self._load(request.dossier_id)
+        key = request.idempotency_key
+        field = request.WhichOneof("declaration") or "declaration"
+        supplement = getattr(request, field)
+        print_ = fingerprint(
+            f"supplement:{field}", supplement.SerializeToString(deterministic=True)
+        )
+        # A repeat of an accepted supplement is answered again (and published
+        # again: the first attempt may have died before Kafka acknowledged;
+        # the event id makes the saga apply it once), whatever the dossier's
+        # state is now. A key reused for a different supplement is refused.
+        if not self.store.supplement_accepted(dossier.dossier_id, key, print_):
+            self._check_supplement(dossier, request)
+            self.store.accept_supplement(dossier.dossier_id, key, print_)
+        event = ev.DossierSupplemented(dossier_id=dossier.dossier_id, supplement_id=key)
+        if field == "birth_declaration":
+            event.birth_declaration.CopyFrom(request.birth_declaration)
+        else:
+            event.death_declaration.CopyFrom(request.death_declaration)
+        supplemented = Event(
+            f"{dossier.dossier_id}/supplement/{key}",
+            dossier.dossier_id,
+            event,
+            self.clock.now(),
+        )
+        await publish(self.producer, [(self.topics.dossiers, supplemented)])
+        return pb.SupplementDossierResponse(dossier_id=dossier.dossier_id)
+
+    def _check_supplement(self, dossier: pb.Dossier, request: pb.SupplementDossierRequest) -> None:
         if dossier.state != pb.DOSSIER_STATE_NEEDS_SUPPLEMENT:
             raise FailedPrecondition(
                 "the dossier is not waiting for a supplement "
@@ -154,18 +184,17 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 "birth_declaration" if birth else "death_declaration",
                 "does not match the dossier's kind",
             )
-        event = ev.DossierSupplemented(
-            dossier_id=dossier.dossier_id, supplement_id=request.idempotency_key
-        )
+        # The same rules as a submission, on the form as the saga will have it
+        # once the supplement is merged in (saga.on_supplemented), so a field
+        # the supplement got wrong is named by its place in this request.
+        latest = self._latest_day()
         if birth:
-            event.birth_declaration.CopyFrom(request.birth_declaration)
+            merged_birth = pb.BirthDeclaration()
+            merged_birth.CopyFrom(dossier.birth_declaration)
+            merged_birth.MergeFrom(request.birth_declaration)
+            check_birth_declaration(merged_birth, field="birth_declaration", latest=latest)
         else:
-            event.death_declaration.CopyFrom(request.death_declaration)
-        supplemented = Event(
-            f"{dossier.dossier_id}/supplement/{request.idempotency_key}",
-            dossier.dossier_id,
-            event,
-            self.clock.now(),
-        )
-        await publish(self.producer, [(self.topics.dossiers, supplemented)])
-        return pb.SupplementDossierResponse(dossier_id=dossier.dossier_id)
+            merged_death = pb.DeathDeclaration()
+            merged_death.CopyFrom(dossier.death_declaration)
+            merged_death.MergeFrom(request.death_declaration)
+            check_death_declaration(merged_death, field="death_declaration", latest=latest)

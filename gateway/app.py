@@ -116,7 +116,9 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
     ]
     for consumer in consumers:
         await consumer.start()
-    servicer = GatewayServicer(store, producer, topics, clock, changed)
+    servicer = GatewayServicer(
+        store, producer, topics, clock, changed, clock_tolerance=config.clock_tolerance
+    )
     running = await start_registry(
         [
             ServiceBinding(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import DEFAULT_PORTS, env_float, env_int, env_str
+from common.config import DEFAULT_PORTS, clock_tolerance, env_float, env_int, env_str
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,8 @@ class GatewayConfig:
     sweep_interval_seconds: float
     grace_seconds: float
     verbose: bool
+    # How far past now a declared date of birth or death may reach.
+    clock_tolerance: dt.timedelta
 
     @classmethod
     def from_env(cls) -> GatewayConfig:
@@ -57,4 +60,5 @@ class GatewayConfig:
             sweep_interval_seconds=env_float("LIENTHONG_SWEEP_INTERVAL_SECONDS", 1.0),
             grace_seconds=env_float("LIENTHONG_GRACE_SECONDS", 5.0),
             verbose=env_str("LIENTHONG_VERBOSE", "1") not in ("0", "false", "no"),
+            clock_tolerance=clock_tolerance(),
         )

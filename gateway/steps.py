@@ -86,7 +86,32 @@ async def verify_birth_certificate(agencies: Agencies, step: StepInput) -> StepD
             "BIRTH_DETAILS_MISMATCH",
             "the child's sex or date of birth differs from the birth certificate",
         )
+    await _check_initial_facility(agencies, step)
     return succeeded(f"birth certificate {certificate.certificate_number} verified")
+
+
+async def _check_initial_facility(agencies: Agencies, step: StepInput) -> None:
+    """The initial health-care facility chosen for the child's card (Form 01)
+    is a code the hospital registry owns, so the health step checks it there,
+    before any agency acts on the dossier: VSS would otherwise record a card
+    naming a facility that does not exist."""
+    code = step.dossier.birth_declaration.initial_facility_code
+    try:
+        await agencies.call(
+            "health",
+            agencies.health.GetFacility,
+            health_pb2.GetFacilityRequest(code=code),
+            step.correlation_id,
+        )
+    except AgencyRefusalError as refusal:
+        if refusal.reason != "FACILITY_NOT_FOUND":
+            raise
+        raise AgencyRefusalError(
+            "health",
+            refusal.reason,
+            f"the initial health-care facility chosen for the card ({code}) "
+            "is not a known medical facility",
+        ) from refusal
 
 
 async def register_birth(agencies: Agencies, step: StepInput) -> StepDone:

@@ -39,6 +39,15 @@ CREATE TABLE IF NOT EXISTS processed_events (
     event_id TEXT PRIMARY KEY,
     caused   BLOB NOT NULL
 );
+-- Supplements accepted, by the declarant's key (scoped to the dossier, as the
+-- supplement's event id is): a repeat is answered again, a key reused for a
+-- different supplement is refused, as for submissions.
+CREATE TABLE IF NOT EXISTS supplements (
+    dossier_id      TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    fingerprint     BLOB NOT NULL,
+    PRIMARY KEY (dossier_id, idempotency_key)
+);
 """
 
 # States in which a dossier is announced as settled: its end, or waiting on
@@ -71,6 +80,13 @@ def _supplement_due(dossier: pb.Dossier) -> str | None:
 
 def fingerprint(kind: str, declaration: bytes) -> bytes:
     return hashlib.sha256(kind.encode() + declaration).digest()
+
+
+def _key_reused(what: str) -> InvalidArgument:
+    return InvalidArgument.field(
+        "idempotency_key",
+        f"this key was already used for a different {what}; use a new key for a new {what}",
+    )
 
 
 class DossierStore:
@@ -121,14 +137,34 @@ class DossierStore:
             ).fetchone()
             if row is not None:
                 if row["fingerprint"] != print_:
-                    raise InvalidArgument.field(
-                        "idempotency_key",
-                        "this key was already used for a different declaration; "
-                        "use a new key for a new declaration",
-                    )
+                    raise _key_reused("declaration")
                 return pb.Dossier.FromString(row["body"])
             self._insert(dossier, idempotency_key, print_)
             return dossier
+
+    def supplement_accepted(self, dossier_id: str, idempotency_key: str, print_: bytes) -> bool:
+        """Whether this very supplement was accepted before under this key.
+        A key already used for a different supplement is refused."""
+        row = self.conn.execute(
+            "SELECT fingerprint FROM supplements WHERE dossier_id = ? AND idempotency_key = ?",
+            (dossier_id, idempotency_key),
+        ).fetchone()
+        if row is None:
+            return False
+        if row["fingerprint"] != print_:
+            raise _key_reused("supplement")
+        return True
+
+    def accept_supplement(self, dossier_id: str, idempotency_key: str, print_: bytes) -> None:
+        """Record a supplement as accepted (before it is published, so a retry
+        after a lost acknowledgement finds it and publishes it again)."""
+        with transaction(self.conn):
+            if not self.supplement_accepted(dossier_id, idempotency_key, print_):
+                self.conn.execute(
+                    "INSERT INTO supplements (dossier_id, idempotency_key, fingerprint) "
+                    "VALUES (?, ?, ?)",
+                    (dossier_id, idempotency_key, print_),
+                )
 
     def load(self, dossier_id: str) -> pb.Dossier | None:
         row = self.conn.execute(

@@ -13,7 +13,7 @@ from services.health.config import load_config
 def main() -> None:
     config = load_config()
     configure_logging(service=config.name, verbose=config.verbose)
-    bindings, store = build(config.database)
+    bindings, store = build(config.database, clock_tolerance=config.clock_tolerance)
     asyncio.run(
         run_registry(
             bindings,

@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from common.clock import civil_today
+from common.clock import civil_latest_past_day, civil_today
+from common.config import DEFAULT_CLOCK_TOLERANCE_SECONDS
 from common.server import ServiceBinding
 from lienthong.health.v1 import health_pb2, health_pb2_grpc
 from services.health.registry import HospitalRegistry
@@ -17,11 +18,15 @@ SERVICE_NAME = health_pb2.DESCRIPTOR.services_by_name["HealthRegistryService"].f
 
 
 def build(
-    database: Path | str, today: Callable[[], dt.date] | None = None
+    database: Path | str,
+    today: Callable[[], dt.date] | None = None,
+    clock_tolerance: dt.timedelta = dt.timedelta(seconds=DEFAULT_CLOCK_TOLERANCE_SECONDS),
 ) -> tuple[list[ServiceBinding], HospitalStore]:
+    """`today` given (tests): it is also the latest day a date may name."""
+    latest = today if today is not None else civil_latest_past_day(clock_tolerance)
     today = today or civil_today()
     store = HospitalStore(database)
-    servicer = HealthRegistryServicer(HospitalRegistry(store, today))
+    servicer = HealthRegistryServicer(HospitalRegistry(store, today, latest))
     binding = ServiceBinding(
         servicer, health_pb2_grpc.add_HealthRegistryServiceServicer_to_server, SERVICE_NAME
     )

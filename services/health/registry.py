@@ -11,9 +11,10 @@ import datetime as dt
 import sqlite3
 from collections.abc import Callable
 
-from common.dates import parse_date
+from common.dates import past_day
 from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from common.identifiers import parse_personal_id
+from common.provinces import is_province
 from lienthong.health.v1 import health_pb2 as pb
 from services.health.store import HospitalStore
 
@@ -25,9 +26,7 @@ def _check_id(field: str, value: str) -> None:
         raise InvalidArgument.field(field, str(error)) from None
 
 
-def _not_after(field: str, value: str, today: dt.date) -> None:
-    if parse_date(field, value) > today:
-        raise InvalidArgument.field(field, f"{value} is in the future")
+SeedRows = tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]]]
 
 
 def to_birth_certificate(row: sqlite3.Row) -> pb.BirthCertificate:
@@ -58,9 +57,16 @@ def to_death_notice(row: sqlite3.Row) -> pb.DeathNotice:
 
 
 class HospitalRegistry:
-    def __init__(self, store: HospitalStore, today: Callable[[], dt.date] = dt.date.today) -> None:
+    def __init__(
+        self,
+        store: HospitalStore,
+        today: Callable[[], dt.date] = dt.date.today,
+        latest: Callable[[], dt.date] | None = None,
+    ) -> None:
         self.store = store
         self.today = today
+        # The latest day a date recording the past may name (clock tolerance).
+        self.latest = latest or today
 
     def _require_facility(self, code: str) -> None:
         if self.store.facility(code) is None:
@@ -71,7 +77,7 @@ class HospitalRegistry:
     ) -> pb.IssueBirthCertificateResponse:
         today = self.today()
         _check_id("mother_id_number", request.mother_id_number)
-        _not_after("date_of_birth", request.date_of_birth, today)
+        past_day("date_of_birth", request.date_of_birth, self.latest())
         self._require_facility(request.facility_code)
         serial = self.store.next_serial(f"birth:{request.facility_code}")
         number = f"GCS-{request.facility_code}-{serial:07d}"
@@ -113,7 +119,7 @@ class HospitalRegistry:
     ) -> pb.IssueDeathNoticeResponse:
         today = self.today()
         _check_id("deceased_id_number", request.deceased_id_number)
-        _not_after("date_of_death", request.date_of_death, today)
+        past_day("date_of_death", request.date_of_death, self.latest())
         self._require_facility(request.facility_code)
         existing = self.store.death_notice_for(request.deceased_id_number)
         if existing is not None:
@@ -167,14 +173,26 @@ class HospitalRegistry:
             )
         )
 
-    def seed_rows(
-        self, batch: pb.SeedHospitalRecordsRequest, index: int
-    ) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]]]:
-        """Check one batch beyond the contract and turn it into rows."""
+    def seed_rows(self, batch: pb.SeedHospitalRecordsRequest, index: int) -> SeedRows:
+        """Check one batch beyond the contract and turn it into rows: dates
+        are real days, not in the future; a facility's province is in the table."""
+        latest = self.latest()
+        for i, facility in enumerate(batch.facilities):
+            if not is_province(facility.province_code):
+                raise InvalidArgument.field(
+                    f"batch[{index}].facilities[{i}].province_code",
+                    f"{facility.province_code} is not a province code",
+                )
         for i, birth in enumerate(batch.birth_certificates):
-            parse_date(f"batch[{index}].birth_certificates[{i}].date_of_birth", birth.date_of_birth)
+            path = f"batch[{index}].birth_certificates[{i}]"
+            born = past_day(f"{path}.date_of_birth", birth.date_of_birth, latest)
+            if past_day(f"{path}.issued_on", birth.issued_on, latest) < born:
+                raise InvalidArgument.field(f"{path}.issued_on", "is before the date of birth")
         for i, death in enumerate(batch.death_notices):
-            parse_date(f"batch[{index}].death_notices[{i}].date_of_death", death.date_of_death)
+            path = f"batch[{index}].death_notices[{i}]"
+            died = past_day(f"{path}.date_of_death", death.date_of_death, latest)
+            if past_day(f"{path}.issued_on", death.issued_on, latest) < died:
+                raise InvalidArgument.field(f"{path}.issued_on", "is before the date of death")
         return (
             [(f.code, f.name, f.province_code) for f in batch.facilities],
             [
@@ -205,3 +223,82 @@ class HospitalRegistry:
                 for d in batch.death_notices
             ],
         )
+
+    def check_stream(self, batches: list[SeedRows]) -> None:
+        """Checks that need the whole stream: one record per key (facility
+        code, certificate number, notice number, one death notice per person),
+        and every certificate or notice names a facility, in the stream or
+        already stored. A second record under a key would otherwise be
+        dropped without a word."""
+        keys = (
+            ("facilities", 0, "code", "facility code"),
+            ("birth_certificates", 0, "certificate_number", "certificate number"),
+            ("death_notices", 0, "notice_number", "notice number"),
+            ("death_notices", 2, "deceased_id_number", "deceased (one death notice a person)"),
+        )
+        for part, column, field, what in keys:
+            kind = _PARTS.index(part)
+            first: dict[object, tuple[int, int]] = {}
+            for index, rows in enumerate(batches):
+                for i, row in enumerate(rows[kind]):
+                    claimed = first.setdefault(row[column], (index, i))
+                    if claimed != (index, i):
+                        raise InvalidArgument.field(
+                            f"batch[{index}].{part}[{i}].{field}",
+                            f"is also the {what} of batch[{claimed[0]}].{part}[{claimed[1]}]",
+                        )
+        seeded = {row[0] for rows in batches for row in rows[0]}
+        known: dict[object, bool] = {}
+        for index, rows in enumerate(batches):
+            for kind in (1, 2):
+                for i, row in enumerate(rows[kind]):
+                    code = row[1]
+                    if code not in seeded and code not in known:
+                        known[code] = self.store.facility(str(code)) is not None
+                    if code not in seeded and not known[code]:
+                        raise InvalidArgument.field(
+                            f"batch[{index}].{_PARTS[kind]}[{i}].facility_code",
+                            f"no medical facility has code {code}",
+                        )
+
+    def stored_conflict(self, batches: list[SeedRows]) -> AlreadyExists | None:
+        """The first seeded record whose key the registry already holds for a
+        different record; None if there is none. A replayed record is not a
+        conflict."""
+        for index, (facilities, births, deaths) in enumerate(batches):
+            for i, facility in enumerate(facilities):
+                row = self.store.facility(str(facility[0]))
+                if row is not None and (row["name"], row["province_code"]) != facility[1:3]:
+                    return AlreadyExists(
+                        f"batch[{index}].facilities[{i}].code: "
+                        "the registry already has another facility under this code",
+                        reason="FACILITY_CODE_TAKEN",
+                    )
+            for i, birth in enumerate(births):
+                row = self.store.birth_certificate(str(birth[0]))
+                if row is not None and tuple(row) != birth:
+                    return AlreadyExists(
+                        f"batch[{index}].birth_certificates[{i}].certificate_number: "
+                        "the registry already has another birth certificate under this number",
+                        reason="CERTIFICATE_NUMBER_TAKEN",
+                    )
+            for i, death in enumerate(deaths):
+                row = self.store.death_notice(str(death[0]))
+                if row is not None and tuple(row) != death:
+                    return AlreadyExists(
+                        f"batch[{index}].death_notices[{i}].notice_number: "
+                        "the registry already has another death notice under this number",
+                        reason="NOTICE_NUMBER_TAKEN",
+                    )
+                row = self.store.death_notice_for(str(death[2]))
+                if row is not None and row["notice_number"] != death[0]:
+                    return AlreadyExists(
+                        f"batch[{index}].death_notices[{i}].deceased_id_number: "
+                        f"a death notice for this person was already issued: "
+                        f"{row['notice_number']}",
+                        reason="DEATH_NOTICE_EXISTS",
+                    )
+        return None
+
+
+_PARTS = ("facilities", "birth_certificates", "death_notices")

@@ -63,11 +63,20 @@ class HealthRegistryServicer(pb_grpc.HealthRegistryServiceServicer):
         self, request_iterator: AsyncIterator[pb.SeedHospitalRecordsRequest], context: Context
     ) -> pb.SeedHospitalRecordsResponse:
         batches = await read_batches(request_iterator, self.registry.seed_rows)
+        self.registry.check_stream(batches)
         added = [0, 0, 0]
+        sent = [sum(len(rows[kind]) for rows in batches) for kind in range(3)]
         with transaction(self.conn):
             for facilities, births, deaths in batches:
                 counts = self.registry.store.seed(facilities, births, deaths)
                 added = [a + c for a, c in zip(added, counts, strict=True)]
+            # Fewer rows added than sent: some keys were already stored. Only
+            # then look whether they are replays or different records, so a
+            # clean seed pays nothing; raising rolls everything back.
+            if added != sent:
+                conflict = self.registry.stored_conflict(batches)
+                if conflict is not None:
+                    raise conflict
         return pb.SeedHospitalRecordsResponse(
             facilities=added[0], birth_certificates=added[1], death_notices=added[2]
         )

@@ -19,7 +19,9 @@ def main() -> None:
         base_salaries = load_table()
     except (OSError, ValueError) as error:
         raise SystemExit(f"cannot read the base salary table: {error}") from None
-    bindings, store = build(config.database, base_salaries=base_salaries)
+    bindings, store = build(
+        config.database, base_salaries=base_salaries, clock_tolerance=config.clock_tolerance
+    )
     asyncio.run(
         run_registry(
             bindings,

@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from common.clock import civil_today
+from common.clock import civil_latest_past_day, civil_today
+from common.config import DEFAULT_CLOCK_TOLERANCE_SECONDS
 from common.server import ServiceBinding
 from lienthong.insurance.v1 import insurance_pb2, insurance_pb2_grpc
 from services.insurance.base_salary import BaseSalaryTable, load_table
@@ -21,13 +22,16 @@ def build(
     database: Path | str,
     today: Callable[[], dt.date] | None = None,
     base_salaries: BaseSalaryTable | None = None,
+    clock_tolerance: dt.timedelta = dt.timedelta(seconds=DEFAULT_CLOCK_TOLERANCE_SECONDS),
 ) -> tuple[list[ServiceBinding], InsuranceStore]:
-    today = today or civil_today()
     """`base_salaries` None reads the table this deployment configured
-    (LIENTHONG_BASE_SALARY_CSV or the bundled one)."""
+    (LIENTHONG_BASE_SALARY_CSV or the bundled one). `today` given (tests): it
+    is also the latest day a date may name."""
+    latest = today if today is not None else civil_latest_past_day(clock_tolerance)
+    today = today or civil_today()
     table = base_salaries if base_salaries is not None else load_table()
     store = InsuranceStore(database)
-    servicer = InsuranceRegistryServicer(InsuranceRegistry(store, table, today))
+    servicer = InsuranceRegistryServicer(InsuranceRegistry(store, table, today, latest))
     binding = ServiceBinding(
         servicer,
         insurance_pb2_grpc.add_InsuranceRegistryServiceServicer_to_server,

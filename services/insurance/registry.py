@@ -12,7 +12,7 @@ import datetime as dt
 import sqlite3
 from collections.abc import Callable
 
-from common.dates import first_day_of_next_month, parse_date, parse_optional_date
+from common.dates import first_day_of_next_month, parse_date, past_day
 from common.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -106,15 +106,19 @@ def to_allowance(row: sqlite3.Row) -> pb.FuneralAllowance:
     )
 
 
-def seed_row(participant: pb.Participant) -> tuple[object, ...]:
-    """Check one seeded participant beyond the contract and turn it into a row.
-    The card is the registry's to issue, so a seeded one is ignored."""
+def seed_row(participant: pb.Participant, latest: dt.date) -> tuple[object, ...]:
+    """Check one seeded participant beyond the contract and turn it into a row:
+    real dates, a birth and a death not after `latest` (today, plus the clock
+    tolerance). The card is the registry's to issue, so a seeded one is ignored."""
     _check_id("personal_id_number", participant.personal_id_number)
-    parse_date("date_of_birth", participant.date_of_birth)
+    born = past_day("date_of_birth", participant.date_of_birth, latest)
+    # The first day of the month after the death: it may be next month.
     if participant.pension_stopped_from:
         parse_date("pension_stopped_from", participant.pension_stopped_from)
-    if participant.date_of_death:
-        parse_date("date_of_death", participant.date_of_death)
+    if participant.date_of_death and (
+        past_day("date_of_death", participant.date_of_death, latest) < born
+    ):
+        raise InvalidArgument.field("date_of_death", "is before the date of birth")
     return (
         participant.social_insurance_number,
         participant.personal_id_number,
@@ -136,10 +140,18 @@ class InsuranceRegistry:
         store: InsuranceStore,
         base_salaries: BaseSalaryTable,
         today: Callable[[], dt.date] = dt.date.today,
+        latest: Callable[[], dt.date] | None = None,
     ) -> None:
         self.store = store
         self.base_salaries = base_salaries
         self.today = today
+        # The latest day a date recording the past may name (clock tolerance).
+        self.latest = latest or today
+
+    def _requested_on(self, value: str) -> dt.date:
+        """The day of the request: today when empty; a day that has not come
+        yet is refused, or a card or allowance would be dated in the future."""
+        return past_day("requested_on", value, self.latest()) if value else self.today()
 
     def _require_same_death(self, participant: sqlite3.Row, date_of_death: str) -> None:
         """A person dies once: a second, different date is a conflict to resolve
@@ -154,7 +166,7 @@ class InsuranceRegistry:
     def issue_child_health_insurance_card(
         self, request: pb.IssueChildHealthInsuranceCardRequest
     ) -> pb.IssueChildHealthInsuranceCardResponse:
-        requested_on = parse_optional_date("requested_on", request.requested_on, self.today())
+        requested_on = self._requested_on(request.requested_on)
         _check_id("personal_id_number", request.personal_id_number)
         if not is_province(request.province_code):
             raise InvalidArgument.field(
@@ -219,7 +231,7 @@ class InsuranceRegistry:
     def settle_funeral_allowance(
         self, request: pb.SettleFuneralAllowanceRequest
     ) -> pb.SettleFuneralAllowanceResponse:
-        requested_on = parse_optional_date("requested_on", request.requested_on, self.today())
+        requested_on = self._requested_on(request.requested_on)
         _check_id("personal_id_number", request.personal_id_number)
         _check_id("payee.personal_id_number", request.payee.personal_id_number)
         died = _not_after(
@@ -279,7 +291,7 @@ class InsuranceRegistry:
 
     def end_coverage(self, request: pb.EndCoverageRequest) -> pb.EndCoverageResponse:
         _check_id("personal_id_number", request.personal_id_number)
-        died = _not_after("date_of_death", request.date_of_death, self.today(), "today")
+        died = past_day("date_of_death", request.date_of_death, self.latest())
         participant = self.store.participant(request.personal_id_number)
         if participant is None:
             return pb.EndCoverageResponse(participant_found=False)
@@ -313,11 +325,12 @@ class InsuranceRegistry:
     def seed_rows(self, batch: pb.SeedParticipantsRequest, index: int) -> list[tuple[object, ...]]:
         """Check one batch beyond the contract and turn it into rows."""
         rows = []
+        latest = self.latest()
         # Seeding loads hundreds of thousands of rows: the position is spelled
         # out only for the one that is refused.
         for i, participant in enumerate(batch.participants):
             try:
-                rows.append(seed_row(participant))
+                rows.append(seed_row(participant, latest))
             except InvalidArgument as error:
                 raise InvalidArgument(
                     [
@@ -326,3 +339,48 @@ class InsuranceRegistry:
                     ]
                 ) from None
         return rows
+
+    @staticmethod
+    def check_stream(batches: list[list[tuple[object, ...]]]) -> None:
+        """One participant per social insurance number (one number per person
+        for life; since Decision 1666/QD-BHXH it is all a card shows) and per
+        personal ID number within the stream: a second record under a number
+        would otherwise be dropped without a word."""
+        for column, field, what in (
+            (0, "social_insurance_number", "social insurance number"),
+            (1, "personal_id_number", "personal ID number"),
+        ):
+            first: dict[object, tuple[int, int]] = {}
+            for index, rows in enumerate(batches):
+                for i, row in enumerate(rows):
+                    claimed = first.setdefault(row[column], (index, i))
+                    if claimed != (index, i):
+                        raise InvalidArgument.field(
+                            f"batch[{index}].participants[{i}].{field}",
+                            f"is also the {what} of batch[{claimed[0]}].participants[{claimed[1]}]",
+                        )
+
+    def stored_conflict(self, batches: list[list[tuple[object, ...]]]) -> AlreadyExists | None:
+        """The first seeded participant whose social insurance number the
+        registry holds for another person, or who already holds another
+        number; None if there is none. The same person with the same number
+        is a replay, left as it was."""
+        for index, rows in enumerate(batches):
+            for i, row in enumerate(rows):
+                number, personal_id = str(row[0]), str(row[1])
+                holder = self.store.holder_of(number)
+                if holder is not None and holder != personal_id:
+                    return AlreadyExists(
+                        f"batch[{index}].participants[{i}].social_insurance_number: "
+                        "the registry already gave this number to another person",
+                        reason="SOCIAL_INSURANCE_NUMBER_TAKEN",
+                    )
+                found = self.store.participant(personal_id)
+                if found is not None and found["social_insurance_number"] != number:
+                    return AlreadyExists(
+                        f"batch[{index}].participants[{i}].personal_id_number: "
+                        "this person already has another social insurance number "
+                        "(one number per person for life)",
+                        reason="PARTICIPANT_HAS_ANOTHER_NUMBER",
+                    )
+        return None

@@ -64,8 +64,16 @@ class InsuranceRegistryServicer(pb_grpc.InsuranceRegistryServiceServicer):
         self, request_iterator: AsyncIterator[pb.SeedParticipantsRequest], context: Context
     ) -> pb.SeedParticipantsResponse:
         batches = await read_batches(request_iterator, self.registry.seed_rows)
+        self.registry.check_stream(batches)
         added = 0
         with transaction(self.conn):
             for rows in batches:
                 added += self.registry.store.seed(rows)
+            # Fewer rows added than sent: some numbers were already stored.
+            # Only then look whether they are replays or someone else's, so a
+            # clean seed pays nothing; raising rolls everything back.
+            if added != sum(len(rows) for rows in batches):
+                conflict = self.registry.stored_conflict(batches)
+                if conflict is not None:
+                    raise conflict
         return pb.SeedParticipantsResponse(participants=added)

@@ -89,6 +89,14 @@ class InsuranceStore:
         ).fetchone()
         return row
 
+    def holder_of(self, social_insurance_number: str) -> str | None:
+        """The personal ID number of whoever holds this social insurance number."""
+        row = self.conn.execute(
+            "SELECT personal_id_number FROM participants WHERE social_insurance_number = ?",
+            (social_insurance_number,),
+        ).fetchone()
+        return None if row is None else str(row[0])
+
     def card(self, social_insurance_number: str) -> sqlite3.Row | None:
         row: sqlite3.Row | None = self.conn.execute(
             f"SELECT {CARD_COLUMNS} FROM cards WHERE social_insurance_number = ?",

@@ -14,7 +14,11 @@ def main() -> None:
     config = load_config()
     registry = config.registry
     configure_logging(service=registry.name, verbose=registry.verbose)
-    bindings, store = build(registry.database, death_declaration_days=config.death_declaration_days)
+    bindings, store = build(
+        registry.database,
+        death_declaration_days=config.death_declaration_days,
+        clock_tolerance=registry.clock_tolerance,
+    )
     asyncio.run(
         run_registry(
             bindings,

@@ -6,7 +6,8 @@ import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
-from common.clock import civil_today
+from common.clock import civil_latest_past_day, civil_today
+from common.config import DEFAULT_CLOCK_TOLERANCE_SECONDS
 from common.server import ServiceBinding
 from lienthong.population.v1 import population_pb2, population_pb2_grpc
 from services.population.registry import PopulationRegistry
@@ -21,10 +22,15 @@ def build(
     database: Path | str,
     today: Callable[[], dt.date] | None = None,
     death_declaration_days: int = DEFAULT_DEATH_DECLARATION_DAYS,
+    clock_tolerance: dt.timedelta = dt.timedelta(seconds=DEFAULT_CLOCK_TOLERANCE_SECONDS),
 ) -> tuple[list[ServiceBinding], PopulationStore]:
+    """`today` given (tests): it is also the latest day a date may name."""
+    latest = today if today is not None else civil_latest_past_day(clock_tolerance)
     today = today or civil_today()
     store = PopulationStore(database)
-    servicer = PopulationRegistryServicer(PopulationRegistry(store, today, death_declaration_days))
+    servicer = PopulationRegistryServicer(
+        PopulationRegistry(store, today, death_declaration_days, latest)
+    )
     binding = ServiceBinding(
         servicer,
         population_pb2_grpc.add_PopulationRegistryServiceServicer_to_server,

@@ -14,7 +14,7 @@ import itertools
 import sqlite3
 from collections.abc import Callable
 
-from common.dates import parse_date, parse_optional_date
+from common.dates import parse_date, past_day
 from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from common.provinces import is_province
 from common.sqlite import transaction
@@ -22,16 +22,20 @@ from lienthong.common.v1 import common_pb2
 from lienthong.population.v1 import population_pb2 as pb
 from services.population import rules
 from services.population.records import to_citizen, to_household
-from services.population.seed import SeedBatch, batch_rows, certificate_conflict, check_stream
+from services.population.seed import (
+    SeedBatch,
+    batch_rows,
+    certificate_conflict,
+    check_stream,
+    stored_conflict,
+)
 from services.population.store import PopulationStore
 
 
-def _day(field: str, value: str, today: dt.date) -> dt.date:
-    """A real calendar day, `today` when empty, never in the future."""
-    day = parse_optional_date(field, value, today)
-    if day > today:
-        raise InvalidArgument.field(field, f"{value} is in the future")
-    return day
+def _day(field: str, value: str, today: dt.date, latest: dt.date) -> dt.date:
+    """A real calendar day that records the past: `today` when empty, never
+    after `latest` (today, plus the configured clock tolerance)."""
+    return past_day(field, value, latest) if value else today
 
 
 class PopulationRegistry:
@@ -40,9 +44,12 @@ class PopulationRegistry:
         store: PopulationStore,
         today: Callable[[], dt.date] = dt.date.today,
         death_declaration_days: int = rules.DEFAULT_DEATH_DECLARATION_DAYS,
+        latest: Callable[[], dt.date] | None = None,
     ) -> None:
         self.store = store
         self.today = today
+        # The latest day a date recording the past may name (clock tolerance).
+        self.latest = latest or today
         self.death_declaration_days = death_declaration_days
 
     def _require_citizen(self, personal_id: str) -> sqlite3.Row:
@@ -79,10 +86,10 @@ class PopulationRegistry:
             )
 
     def register_birth(self, request: pb.RegisterBirthRequest) -> pb.RegisterBirthResponse:
-        today = self.today()
-        registered_on = _day("registered_on", request.registered_on, today)
+        today, latest = self.today(), self.latest()
+        registered_on = _day("registered_on", request.registered_on, today, latest)
         child = request.child
-        born = _day("child.date_of_birth", child.date_of_birth, today)
+        born = past_day("child.date_of_birth", child.date_of_birth, latest)
         if born > registered_on:
             raise InvalidArgument.field(
                 "child.date_of_birth", f"is after the registration day {registered_on}"
@@ -137,7 +144,7 @@ class PopulationRegistry:
     def register_permanent_residence(
         self, request: pb.RegisterPermanentResidenceRequest
     ) -> pb.RegisterPermanentResidenceResponse:
-        registered_on = _day("registered_on", request.registered_on, self.today())
+        registered_on = _day("registered_on", request.registered_on, self.today(), self.latest())
         citizen = self._require_citizen(request.personal_id_number)
         if citizen["date_of_death"]:
             raise FailedPrecondition(
@@ -173,7 +180,7 @@ class PopulationRegistry:
     def remove_permanent_residence(
         self, request: pb.RemovePermanentResidenceRequest
     ) -> pb.RemovePermanentResidenceResponse:
-        removed_on = _day("removed_on", request.removed_on, self.today())
+        removed_on = _day("removed_on", request.removed_on, self.today(), self.latest())
         citizen = self._require_citizen(request.personal_id_number)
         residence = self.store.current_residence(request.personal_id_number)
         if residence is None:
@@ -206,7 +213,7 @@ class PopulationRegistry:
         )
 
     def register_death(self, request: pb.RegisterDeathRequest) -> pb.RegisterDeathResponse:
-        declared_on = _day("declared_on", request.declared_on, self.today())
+        declared_on = _day("declared_on", request.declared_on, self.today(), self.latest())
         died = parse_date("date_of_death", request.date_of_death)
         if died > declared_on:
             raise InvalidArgument.field(
@@ -261,17 +268,23 @@ class PopulationRegistry:
 
     def seed_rows(self, batch: pb.SeedPopulationRequest, index: int) -> SeedBatch:
         """Check one batch beyond the contract and turn it into rows."""
-        return batch_rows(batch, index)
+        return batch_rows(batch, index, self.latest())
 
     def seed(self, batches: list[SeedBatch]) -> pb.SeedPopulationResponse:
         """Write the whole stream in one transaction, or nothing."""
         check_stream(batches, self.store.existing_households)
+        household_rows = list(itertools.chain.from_iterable(b.households for b in batches))
+        citizen_rows = list(itertools.chain.from_iterable(b.citizens for b in batches))
         try:
             with transaction(self.store.conn):
-                households, citizens = self.store.seed(
-                    list(itertools.chain.from_iterable(b.households for b in batches)),
-                    list(itertools.chain.from_iterable(b.citizens for b in batches)),
-                )
+                households, citizens = self.store.seed(household_rows, citizen_rows)
+                # Fewer rows added than sent: some keys were already stored.
+                # Only then look whether they are replays or someone else's,
+                # so a clean seed pays nothing; raising rolls everything back.
+                if (households, citizens) != (len(household_rows), len(citizen_rows)):
+                    conflict = stored_conflict(batches, self.store.citizen, self.store.household)
+                    if conflict is not None:
+                        raise conflict
         except sqlite3.IntegrityError:
             # Rolled back; only now look for the culprit, so a clean seed pays nothing.
             conflict = certificate_conflict(batches, self.store.citizen_with_birth_certificate)

@@ -1,17 +1,22 @@
 """A SeedPopulation stream checked beyond the contract and turned into rows.
 
 Each batch is checked as it arrives (common.seeding.read_batches); the checks
-that need the whole stream (household references, one citizen per birth
-certificate) run once it has ended. Errors name `batch[i].citizens[j].field`.
+that need the whole stream (household references, one citizen per personal ID
+number, household id and birth certificate) run once it has ended. Errors
+name `batch[i].citizens[j].field`. A record whose key is already stored is a
+replay, left as it was, when it describes the same person or household; one
+that describes someone else under that key is refused (stored_conflict).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from common.dates import parse_date
+from common.dates import past_day
 from common.errors import AlreadyExists, FieldViolation, InvalidArgument
 from common.provinces import is_province
 from lienthong.population.v1 import population_pb2 as pb
@@ -49,9 +54,10 @@ def _citizen_path(batch: int, position: int) -> str:
     return f"batch[{batch}].citizens[{position}]"
 
 
-def citizen_row(citizen: pb.Citizen) -> CitizenRow:
-    """Field names in errors are relative to the citizen; batch_rows adds the path."""
-    born = parse_date("date_of_birth", citizen.date_of_birth)
+def citizen_row(citizen: pb.Citizen, latest: dt.date) -> CitizenRow:
+    """Field names in errors are relative to the citizen; batch_rows adds the
+    path. `latest` is the latest day a date of birth or death may name."""
+    born = past_day("date_of_birth", citizen.date_of_birth, latest)
     # Law on Identification 2023, Decree 70/2024: the number encodes the
     # registration province, the century and sex, and the birth year.
     problem = id_mismatch(citizen.personal_id_number, born, citizen.sex)
@@ -62,7 +68,7 @@ def citizen_row(citizen: pb.Citizen) -> CitizenRow:
             "registration_province_code",
             "must be the first three digits of the personal identification number",
         )
-    if citizen.date_of_death and parse_date("date_of_death", citizen.date_of_death) < born:
+    if citizen.date_of_death and past_day("date_of_death", citizen.date_of_death, latest) < born:
         raise InvalidArgument.field("date_of_death", "is before the date of birth")
     return CitizenRow(
         citizen.personal_id_number,
@@ -81,13 +87,13 @@ def citizen_row(citizen: pb.Citizen) -> CitizenRow:
     )
 
 
-def _citizen_rows(batch: pb.SeedPopulationRequest, index: int) -> list[CitizenRow]:
+def _citizen_rows(batch: pb.SeedPopulationRequest, index: int, latest: dt.date) -> list[CitizenRow]:
     rows = []
     # The path is formatted only for the record at fault: 200,000 f-strings
     # for nothing would be a tenth of the conversion.
     for position, citizen in enumerate(batch.citizens):
         try:
-            rows.append(citizen_row(citizen))
+            rows.append(citizen_row(citizen, latest))
         except InvalidArgument as error:
             path = _citizen_path(index, position)
             raise InvalidArgument(
@@ -96,7 +102,7 @@ def _citizen_rows(batch: pb.SeedPopulationRequest, index: int) -> list[CitizenRo
     return rows
 
 
-def batch_rows(batch: pb.SeedPopulationRequest, index: int) -> SeedBatch:
+def batch_rows(batch: pb.SeedPopulationRequest, index: int, latest: dt.date) -> SeedBatch:
     households: list[HouseholdRow] = []
     for position, household in enumerate(batch.households):
         if not is_province(household.province_code):
@@ -112,14 +118,45 @@ def batch_rows(batch: pb.SeedPopulationRequest, index: int) -> SeedBatch:
                 household.head_id_number,
             )
         )
-    return SeedBatch(index, households, _citizen_rows(batch, index))
+    return SeedBatch(index, households, _citizen_rows(batch, index, latest))
+
+
+def _household_path(batch: int, position: int) -> str:
+    return f"batch[{batch}].households[{position}]"
+
+
+def _first_claims(
+    batches: list[SeedBatch],
+) -> None:
+    """One household per household id and one citizen per personal ID number
+    within the stream: a second record under a key would otherwise be dropped
+    without a word."""
+    households: dict[str, tuple[int, int]] = {}
+    citizens: dict[str, tuple[int, int]] = {}
+    for batch in batches:
+        for position, household in enumerate(batch.households):
+            first = households.setdefault(household[0], (batch.index, position))
+            if first != (batch.index, position):
+                raise InvalidArgument.field(
+                    f"{_household_path(batch.index, position)}.household_id",
+                    f"is also the household id of {_household_path(*first)}",
+                )
+        for position, row in enumerate(batch.citizens):
+            first = citizens.setdefault(row.personal_id_number, (batch.index, position))
+            if first != (batch.index, position):
+                raise InvalidArgument.field(
+                    f"{_citizen_path(batch.index, position)}.personal_id_number",
+                    f"is also the personal ID number of {_citizen_path(*first)}",
+                )
 
 
 def check_stream(
     batches: list[SeedBatch], existing_households: Callable[[Iterable[str]], set[str]]
 ) -> None:
     """Every household a citizen names exists (in the stream or already), and
-    no birth certificate is claimed by two citizens within the stream."""
+    no personal ID number, household id or birth certificate is claimed by two
+    records within the stream."""
+    _first_claims(batches)
     seeded = {row[0] for batch in batches for row in batch.households}
     referenced = {
         row.household_id
@@ -147,6 +184,40 @@ def check_stream(
                     f"{_citizen_path(batch.index, position)}.birth_certificate_number",
                     f"is also the birth certificate of {_citizen_path(first[1], first[2])}",
                 )
+
+
+def stored_conflict(
+    batches: list[SeedBatch],
+    stored_citizen: Callable[[str], sqlite3.Row | None],
+    stored_household: Callable[[str], sqlite3.Row | None],
+) -> AlreadyExists | None:
+    """The first seeded record whose key the registry already holds for a
+    different person or household, as the error to report; None if there is
+    none. A replayed record is not a conflict: the same person is the same
+    sex and date of birth (what the number encodes and no later change of
+    name or residence alters); the same household, the same address and
+    province."""
+    for batch in batches:
+        for position, household in enumerate(batch.households):
+            row = stored_household(household[0])
+            if row is not None and (row["address"], row["province_code"]) != household[1:3]:
+                return AlreadyExists(
+                    f"{_household_path(batch.index, position)}.household_id: "
+                    "the registry already has another household under this id",
+                    reason="HOUSEHOLD_ID_TAKEN",
+                )
+        for position, citizen in enumerate(batch.citizens):
+            found = stored_citizen(citizen.personal_id_number)
+            if found is not None and (found["sex"], found["date_of_birth"]) != (
+                citizen.sex,
+                citizen.date_of_birth,
+            ):
+                return AlreadyExists(
+                    f"{_citizen_path(batch.index, position)}.personal_id_number: "
+                    "the registry already has another person under this number",
+                    reason="PERSONAL_ID_TAKEN",
+                )
+    return None
 
 
 def certificate_conflict(

@@ -249,6 +249,7 @@ async def test_not_eligible_for_the_allowance_still_completes(
         ("mother_mismatch", "health", "MOTHER_ID_MISMATCH"),
         ("unknown_certificate", "health", "BIRTH_CERTIFICATE_NOT_FOUND"),
         ("already_dead", "population", "ALREADY_DEAD"),
+        ("unknown_facility", "health", "FACILITY_NOT_FOUND"),
     ],
 )
 async def test_rejections_name_the_agency_and_reason(
@@ -266,16 +267,19 @@ async def test_rejections_name_the_agency_and_reason(
             stub, f"e2e-{kind}-2", death_form(family, DIED, claim_funeral_allowance=False)
         )
     else:
-        form = (
-            birth_form(family, BORN, mother_id_number=other.mother)
-            if kind == "mother_mismatch"
-            else birth_form(family, BORN, birth_certificate_number="GCS-01001-NOPE")
-        )
-        dossier_id = await submit_birth(stub, f"e2e-{kind}", form)
+        changes: dict[str, str] = {
+            "mother_mismatch": {"mother_id_number": other.mother},
+            "unknown_certificate": {"birth_certificate_number": "GCS-01001-NOPE"},
+            "unknown_facility": {"initial_facility_code": "99999"},
+        }[kind]
+        dossier_id = await submit_birth(stub, f"e2e-{kind}", birth_form(family, BORN, **changes))
     dossier = await finished(stub, dossier_id)
     assert dossier.state == g.DOSSIER_STATE_REJECTED
     assert (dossier.rejection.agency, dossier.rejection.reason) == (agency, reason)
     assert dossier.rejection.message
+    if kind != "already_dead":
+        # Refused at the health step: no agency acted on the birth.
+        assert births_recorded(stack, [family]) == (0, 0, 0)
 
 
 async def test_duplicate_submission_returns_the_same_dossier_and_acts_once(
@@ -320,6 +324,18 @@ async def test_missing_data_asks_for_a_supplement_then_completes(
     done = await finished(stub, dossier_id)
     assert done.state == g.DOSSIER_STATE_COMPLETED
     assert done.birth_declaration.ethnicity == "Tày"
+    # The key is the supplement's: its repeat is answered, another body refused.
+    again = g.SupplementDossierRequest(
+        dossier_id=dossier_id,
+        idempotency_key="s1",
+        birth_declaration=g.BirthDeclaration(ethnicity="Tày"),
+    )
+    assert (await stub.SupplementDossier(again)).dossier_id == dossier_id
+    again.birth_declaration.ethnicity = "Nùng"
+    with pytest.raises(grpc.aio.AioRpcError) as raised:
+        await stub.SupplementDossier(again)
+    assert raised.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "idempotency_key" in (raised.value.details() or "")
 
 
 async def test_agency_down_for_a_while_then_back(

@@ -157,8 +157,15 @@ async def test_card_valid_to_72_months_or_30_september(stub: Any, born: str, val
     assert card.valid_to == valid_to
 
 
-async def test_child_born_on_29_february_is_entitled_until_30_september(stub: Any) -> None:
+async def registry_on(start: Any, day: str) -> Any:
+    """A registry whose today is `day`: a request may not be dated after it."""
+    registry = await start(lambda db: build(db, today=lambda: dt.date.fromisoformat(day)))
+    return pb_grpc.InsuranceRegistryServiceStub(registry.channel)
+
+
+async def test_child_born_on_29_february_is_entitled_until_30_september(start: Any) -> None:
     # The 6th birthday is 1 March 2030, before the school year: covered to 30 September.
+    stub = await registry_on(start, "2030-10-01")
     born = {"date_of_birth": "2024-02-29"}
     card = await issue_card(stub, card_request("in-time", requested_on="2030-03-01", **born))
     assert card.valid_to == "2030-09-30"
@@ -170,9 +177,10 @@ async def test_child_born_on_29_february_is_entitled_until_30_september(stub: An
     assert (error.code, error.reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CHILD_TOO_OLD")
 
 
-async def test_child_who_turned_6_before_30_september_still_gets_a_card(stub: Any) -> None:
+async def test_child_who_turned_6_before_30_september_still_gets_a_card(start: Any) -> None:
     # ../shared/domain.md: a child who turns 6 on or before 30 September is still
     # entitled to a card, valid to that day, between the birthday and then.
+    stub = await registry_on(start, "2025-10-01")
     card = await issue_card(
         stub, card_request("turned-six", date_of_birth="2019-01-01", requested_on="2025-09-30")
     )
@@ -498,7 +506,9 @@ async def test_a_death_declared_years_late_is_settled_at_the_salary_of_its_month
 
 async def test_a_later_base_salary_comes_from_the_table(start: Any) -> None:
     table = BaseSalaryTable((dt.date(2024, 7, 1), dt.date(2026, 7, 1)), (2_340_000, 2_530_000))
-    registry = await start(lambda db: build(db, today=lambda: TODAY, base_salaries=table))
+    registry = await start(
+        lambda db: build(db, today=lambda: dt.date(2026, 7, 2), base_salaries=table)
+    )
     stub = pb_grpc.InsuranceRegistryServiceStub(registry.channel)
     await seed_deceased(stub, pensioner=True)
     allowance = await settle(
@@ -649,8 +659,7 @@ async def test_seed_is_all_or_nothing_and_replayable(stub: Any) -> None:
     assert error.field_violations.keys() == {"batch[1].participants[0].personal_id_number"}
     await refused(stub.GetParticipant(pb.GetParticipantRequest(personal_id_number=DECEASED)))
 
-    same_person = participant(social_insurance_number="0199000003")  # a second number: ignored
-    added = await seed(stub, pb.SeedParticipantsRequest(participants=[good, same_person]))
+    added = await seed(stub, pb.SeedParticipantsRequest(participants=[good]))
     assert added.participants == 1
     replayed = await seed(stub, pb.SeedParticipantsRequest(participants=[good]))
     assert replayed.participants == 0
@@ -693,3 +702,114 @@ async def test_acknowledged_data_survives_reopening(start: Any, tmp_path: Path) 
     error = await refused(stub.SettleFuneralAllowance(settle_request("again")))
     assert error.reason == "ALLOWANCE_ALREADY_SETTLED"
     assert (await issue_card(stub, card_request("again"))) == card
+
+
+# --- Days that have not come yet ---------------------------------------------------
+
+WEEKS_AHEAD = (TODAY + dt.timedelta(weeks=3)).isoformat()
+
+
+async def test_no_card_is_issued_for_a_request_dated_in_the_future(stub: Any) -> None:
+    error = await refused(
+        stub.IssueChildHealthInsuranceCard(card_request(requested_on=WEEKS_AHEAD))
+    )
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.field_violations == {"requested_on": f"{WEEKS_AHEAD} is in the future"}
+    missing = await refused(stub.GetParticipant(pb.GetParticipantRequest(personal_id_number=CHILD)))
+    assert missing.reason == "PARTICIPANT_NOT_FOUND"
+
+
+async def test_no_allowance_is_paid_for_a_request_dated_in_the_future(stub: Any) -> None:
+    await seed_deceased(stub, pensioner=True)
+    error = await refused(stub.SettleFuneralAllowance(settle_request(requested_on=WEEKS_AHEAD)))
+    assert error.field_violations == {"requested_on": f"{WEEKS_AHEAD} is in the future"}
+    # Nothing was paid: a request dated today settles it once.
+    assert (await settle(stub, settle_request("today"))).eligible
+
+
+async def test_coverage_is_not_ended_for_a_death_in_the_future(stub: Any) -> None:
+    await seed_deceased(stub, pensioner=True)
+    error = await refused(
+        stub.EndCoverage(
+            pb.EndCoverageRequest(
+                request_id="end", personal_id_number=DECEASED, date_of_death=WEEKS_AHEAD
+            )
+        )
+    )
+    assert error.field_violations == {"date_of_death": f"{WEEKS_AHEAD} is in the future"}
+
+
+# --- Seeding: one participant per number -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "words"),
+    [
+        (participant(date_of_birth="2099-01-01"), "date_of_birth", "2099-01-01 is in the future"),
+        (participant(date_of_death=WEEKS_AHEAD), "date_of_death", "is in the future"),
+        (participant(date_of_death="1950-04-01"), "date_of_death", "before the date of birth"),
+        (participant(date_of_birth="19500402"), "date_of_birth", "must be a date"),
+        # No contract pattern here: the registry insists on YYYY-MM-DD itself.
+        (participant(pension_stopped_from="20250101"), "pension_stopped_from", "not a real date"),
+    ],
+)
+async def test_a_seeded_participant_with_an_impossible_date_is_named(
+    stub: Any, bad: pb.Participant, field: str, words: str
+) -> None:
+    other = participant(social_insurance_number="0199000009", personal_id_number=PAYEE)
+    error = await refused(seed(stub, pb.SeedParticipantsRequest(participants=[other, bad])))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in error.field_violations[f"batch[0].participants[1].{field}"]
+
+
+@pytest.mark.parametrize(
+    ("second", "field", "words"),
+    [
+        (
+            participant(personal_id_number=PAYEE),
+            "social_insurance_number",
+            "is also the social insurance number of batch[0].participants[0]",
+        ),
+        (
+            participant(social_insurance_number="0199000009"),
+            "personal_id_number",
+            "is also the personal ID number of batch[0].participants[0]",
+        ),
+    ],
+)
+async def test_a_number_twice_in_one_stream_is_refused_not_dropped(
+    stub: Any, second: pb.Participant, field: str, words: str
+) -> None:
+    error = await refused(
+        seed(
+            stub,
+            pb.SeedParticipantsRequest(participants=[participant()]),
+            pb.SeedParticipantsRequest(participants=[second]),
+        )
+    )
+    assert error.field_violations == {f"batch[1].participants[0].{field}": words}
+    await refused(stub.GetParticipant(pb.GetParticipantRequest(personal_id_number=DECEASED)))
+
+
+@pytest.mark.parametrize(
+    ("later", "reason"),
+    [
+        (participant(personal_id_number=PAYEE), "SOCIAL_INSURANCE_NUMBER_TAKEN"),
+        (participant(social_insurance_number="0199000009"), "PARTICIPANT_HAS_ANOTHER_NUMBER"),
+    ],
+)
+async def test_a_stored_number_is_a_replay_only_for_the_same_person(
+    stub: Any, later: pb.Participant, reason: str
+) -> None:
+    await seed(stub, pb.SeedParticipantsRequest(participants=[participant()]))
+    newcomer = participant(social_insurance_number="0199000077", personal_id_number=OTHER_CHILD)
+    error = await refused(
+        seed(
+            stub,
+            pb.SeedParticipantsRequest(participants=[newcomer]),
+            pb.SeedParticipantsRequest(participants=[later]),
+        )
+    )
+    assert (error.code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, reason)
+    assert error.message.startswith("batch[1].participants[0].")
+    await refused(stub.GetParticipant(pb.GetParticipantRequest(personal_id_number=OTHER_CHILD)))

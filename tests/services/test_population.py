@@ -681,3 +681,83 @@ async def test_seeding_benchmark_runs_at_small_scale(tmp_path: Path) -> None:
     )
     assert (first.records, first.added) == (2_600, 2_600)
     assert (replay.records, replay.added) == (2_600, 0)
+
+
+@pytest.mark.parametrize(
+    ("bad", "field", "words"),
+    [
+        (citizen("002299000001", SEX_MALE, "2099-01-01"), "date_of_birth", "is in the future"),
+        (
+            citizen("002090000002", SEX_MALE, "1990-01-01", date_of_death="2025-03-11"),
+            "date_of_death",
+            "2025-03-11 is in the future",
+        ),
+        (
+            citizen("002090000002", SEX_MALE, "1990-01-01", date_of_death="2024-13-01"),
+            "date_of_death",
+            "not a real date",
+        ),
+    ],
+)
+async def test_a_seeded_date_in_the_future_is_refused(
+    stub: Any, bad: pb.Citizen, field: str, words: str
+) -> None:
+    good = citizen("002090000001", SEX_MALE, "1990-01-01")
+    error = await refused(seed(stub, pb.SeedPopulationRequest(citizens=[good, bad])))
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert words in error.field_violations[f"batch[0].citizens[1].{field}"]
+    missing = await refused(
+        stub.GetCitizen(pb.GetCitizenRequest(personal_id_number="002090000001"))
+    )
+    assert missing.reason == "CITIZEN_NOT_FOUND"
+
+
+async def test_a_personal_id_number_twice_in_one_stream_is_refused_not_dropped(stub: Any) -> None:
+    first = citizen("002090000001", SEX_MALE, "1990-01-01")
+    second = citizen("002090000001", SEX_MALE, "1990-06-06", full_name="Người khác")
+    error = await refused(
+        seed(
+            stub,
+            pb.SeedPopulationRequest(citizens=[first]),
+            pb.SeedPopulationRequest(citizens=[second]),
+        )
+    )
+    assert error.field_violations == {
+        "batch[1].citizens[0].personal_id_number": (
+            "is also the personal ID number of batch[0].citizens[0]"
+        )
+    }
+
+
+async def test_a_household_id_twice_in_one_stream_is_refused_not_dropped(stub: Any) -> None:
+    households = [
+        pb.Household(household_id="HK-9", address=address, province_code="001")
+        for address in ("1 Hàng Bạc", "2 Hàng Đào")
+    ]
+    error = await refused(seed(stub, pb.SeedPopulationRequest(households=households)))
+    assert error.field_violations == {
+        "batch[0].households[1].household_id": "is also the household id of batch[0].households[0]"
+    }
+
+
+async def test_a_stored_number_is_a_replay_only_for_the_same_person(stub: Any) -> None:
+    newcomer = citizen("004085000001", SEX_MALE, "1985-07-07")
+    impostor = citizen(MOTHER, SEX_FEMALE, "1990-04-13", full_name="Nguyễn Thị Lan")
+    error = await refused(
+        seed(
+            stub,
+            pb.SeedPopulationRequest(citizens=[newcomer]),
+            pb.SeedPopulationRequest(citizens=[impostor]),
+        )
+    )
+    assert (error.code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, "PERSONAL_ID_TAKEN")
+    assert error.message.startswith("batch[1].citizens[0].personal_id_number:")
+    # All or nothing: the newcomer was not kept, and the mother is as she was.
+    missing = await refused(
+        stub.GetCitizen(pb.GetCitizenRequest(personal_id_number="004085000001"))
+    )
+    assert missing.reason == "CITIZEN_NOT_FOUND"
+    assert (await citizen_of(stub, MOTHER)).date_of_birth == "1990-04-12"
+    moved = pb.Household(household_id="HK-001", address="Somewhere else", province_code="079")
+    error = await refused(seed(stub, pb.SeedPopulationRequest(households=[moved])))
+    assert (error.code, error.reason) == (grpc.StatusCode.ALREADY_EXISTS, "HOUSEHOLD_ID_TAKEN")
