@@ -144,6 +144,7 @@ def result_lines(dossier: gw.Dossier) -> list[str]:
             "the procedures refused and why are listed below."
         )
     if dossier.procedures and dossier.state in TERMINAL_STATES:
+        lines.append("Each procedure's own result:")
         lines.extend(f"  • {procedure_line(p)}" for p in dossier.procedures)
     if dossier.state == gw.DOSSIER_STATE_REJECTED and dossier.HasField("rejection"):
         rejection = dossier.rejection
