@@ -107,6 +107,8 @@ def timeline_table(dossier: gw.Dossier, *, title: str | None = None) -> Table:
         outcome = step.outcome or ""
         if step.reason:
             outcome = f"{outcome} [{step.reason}]" if outcome else step.reason
+        if step.deadline_breached:
+            outcome = f"{outcome} (after its legal time limit)"
         table.add_row(
             str(number),
             escape(step.name),

@@ -103,10 +103,13 @@ DEATH_STEPS = (
     StepPlan("deliver_result", GATEWAY),
 )
 
-# Legal limits for the whole group, in working days from a complete dossier.
-BIRTH_DUE_WORKING_DAYS = 3
-DEATH_DUE_WORKING_DAYS = 10  # VSS settles within 10 working days (Decree 63/2024)
-SUPPLEMENT_WINDOW_WORKING_DAYS = 7
+# The legal time limits (of each group, each step, the supplement window) are
+# data: gateway/time_limits.py.
+
+
+def group_name(dossier: pb.Dossier) -> str:
+    """The group's name in the time-limit table: "birth" or "death"."""
+    return "birth" if dossier.kind == pb.DOSSIER_KIND_BIRTH else "death"
 
 
 def steps_for(dossier: pb.Dossier) -> tuple[StepPlan, ...]:

@@ -8,16 +8,9 @@ import datetime as dt
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.procedures import (
-    BIRTH_DUE_WORKING_DAYS,
-    DEATH_DUE_WORKING_DAYS,
-    GATEWAY,
-    SUPPLEMENT_WINDOW_WORKING_DAYS,
-    StepPlan,
-    missing_fields,
-    steps_for,
-)
-from gateway.working_days import add_working_days
+from gateway.procedures import GATEWAY, StepPlan, group_name, missing_fields, steps_for
+from gateway.time_limits import time_limits
+from gateway.working_days import add_working_days, due_by
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 
@@ -179,14 +172,18 @@ def _start_next_step(dossier: pb.Dossier, now: dt.datetime) -> list[ev.StepComma
             )
         )
         return _start_next_step(dossier, now)
-    dossier.timeline.append(
-        pb.Step(
-            name=plan.name,
-            agency=plan.agency,
-            state=pb.STEP_STATE_RUNNING,
-            started_at=timestamp(now),
-        )
+    step = pb.Step(
+        name=plan.name,
+        agency=plan.agency,
+        state=pb.STEP_STATE_RUNNING,
+        started_at=timestamp(now),
     )
+    # The step's own limit runs from when its agency is asked (the same
+    # working day for a birth registration; data, gateway/time_limits.py).
+    limit = time_limits().step(plan.name)
+    if limit is not None:
+        step.due_at.CopyFrom(timestamp(due_by(now, limit)))
+    dossier.timeline.append(step)
     snapshot = pb.Dossier()
     snapshot.CopyFrom(dossier)
     return [ev.StepCommand(dossier_id=dossier.dossier_id, step=plan.name, dossier=snapshot)]
@@ -200,17 +197,16 @@ def _begin_or_ask(dossier: pb.Dossier, now: dt.datetime) -> list[ev.StepCommand]
             pb.SupplementRequest(
                 missing_fields=missing,
                 requested_at=timestamp(now),
-                due_at=timestamp(add_working_days(now, SUPPLEMENT_WINDOW_WORKING_DAYS)),
+                due_at=timestamp(add_working_days(now, time_limits().supplement_window)),
             )
         )
         return []
     dossier.state = pb.DOSSIER_STATE_IN_PROGRESS
     dossier.ClearField("supplement")
-    # The legal limit runs from the day the dossier is complete.
-    days = (
-        BIRTH_DUE_WORKING_DAYS if dossier.kind == pb.DOSSIER_KIND_BIRTH else DEATH_DUE_WORKING_DAYS
-    )
-    dossier.due_at.CopyFrom(timestamp(add_working_days(now, days)))
+    # The legal limit runs from the day the dossier is complete (the next
+    # working day when it is complete after the daily cut-off).
+    days = time_limits().group(group_name(dossier))
+    dossier.due_at.CopyFrom(timestamp(due_by(now, days)))
     return _start_next_step(dossier, now)
 
 
@@ -258,7 +254,7 @@ def on_supplement_window_expired(
             agency="gateway",
             reason="SUPPLEMENT_NOT_RECEIVED",
             message=f"the missing data ({', '.join(dossier.supplement.missing_fields)}) was "
-            f"not supplied within {SUPPLEMENT_WINDOW_WORKING_DAYS} working days",
+            f"not supplied within {time_limits().supplement_window} working days",
         )
     )
     _finish(dossier, pb.DOSSIER_STATE_REJECTED, now)
@@ -285,6 +281,10 @@ def on_step_outcome(
         if outcome.finished_at_unix_ms
         else timestamp(now)
     )
+    if step.HasField("due_at"):
+        step.deadline_breached = step.finished_at.ToDatetime(dt.UTC) > step.due_at.ToDatetime(
+            dt.UTC
+        )
     if outcome.HasField("birth_result"):
         dossier.birth_result.MergeFrom(outcome.birth_result)
     elif outcome.HasField("death_result"):

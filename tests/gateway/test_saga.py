@@ -11,7 +11,8 @@ from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 from lienthong.insurance.v1.insurance_pb2 import Payee
 
-MONDAY = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+# 09:00 in Hà Nội (UTC+7), before the 15:00 cut-off.
+MONDAY = dt.datetime(2026, 11, 23, 2, 0, tzinfo=dt.UTC)
 
 
 def birth_dossier(**form: object) -> pb.Dossier:
@@ -339,3 +340,33 @@ def test_an_allowance_not_claimed_is_not_requested() -> None:
         "PROCEDURE_STATE_NOT_REQUESTED",
         "",
     )
+
+
+# --- Time limits (Decree 63/2024/ND-CP; per step as the press reported it) ---
+
+
+def test_a_dossier_complete_after_15_00_counts_from_the_next_working_day() -> None:
+    at_16_00 = MONDAY + dt.timedelta(hours=7)  # 16:00 in Hà Nội
+    dossier, _ = saga.on_submitted(None, ev.DossierSubmitted(dossier=birth_dossier()), at_16_00)
+    assert dossier is not None
+    # From Tuesday: 3 working days end on Friday (Hà Nội's day).
+    due = dossier.due_at.ToDatetime(dt.UTC) + dt.timedelta(hours=7)
+    assert due.date() == dt.date(2026, 11, 27)
+
+
+def test_each_step_has_its_own_limit_and_a_late_one_is_marked() -> None:
+    dossier, _ = run_birth(outcome("verify_birth_certificate"))
+    registration = dossier.timeline[1]
+    assert registration.name == "register_birth"
+    # A birth is registered the same working day: by the end of Monday in Hà Nội.
+    assert registration.due_at.ToDatetime(dt.UTC) == dt.datetime(
+        2026, 11, 23, 16, 59, 59, tzinfo=dt.UTC
+    )
+    assert not dossier.timeline[0].HasField("due_at")  # the hospital's check has none
+    tuesday = int((MONDAY + dt.timedelta(days=1)).timestamp() * 1000)
+    late, _ = saga.on_step_outcome(
+        dossier, outcome("register_birth", finished_at_unix_ms=tuesday), MONDAY
+    )
+    assert late is not None and late.timeline[1].deadline_breached
+    on_time, _ = saga.on_step_outcome(dossier, outcome("register_birth"), MONDAY)
+    assert on_time is not None and not on_time.timeline[1].deadline_breached

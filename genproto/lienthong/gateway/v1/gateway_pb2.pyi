@@ -459,6 +459,8 @@ class Step(_message.Message):
     ATTEMPTS_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    DEADLINE_BREACHED_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """e.g. "verify_birth_certificate", "register_birth"."""
     agency: _builtins.str
@@ -470,10 +472,18 @@ class Step(_message.Message):
     """What happened, in words (e.g. "personal ID number 001324000001")."""
     reason: _builtins.str
     """Stable reason code when rejected or skipped (e.g. "MOTHER_ID_MISMATCH")."""
+    deadline_breached: _builtins.bool
+    """Finished after due_at."""
     @_builtins.property
     def started_at(self) -> _timestamp_pb2.Timestamp: ...
     @_builtins.property
     def finished_at(self) -> _timestamp_pb2.Timestamp: ...
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """The step's own legal time limit, when it has one (e.g. a birth is
+        registered the same working day; the card within 2 working days).
+        """
+
     def __init__(
         self,
         *,
@@ -485,10 +495,12 @@ class Step(_message.Message):
         attempts: _builtins.int = ...,
         outcome: _builtins.str = ...,
         reason: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        deadline_breached: _builtins.bool = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["due_at", b"due_at", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "attempts", b"attempts", "finished_at", b"finished_at", "name", b"name", "outcome", b"outcome", "reason", b"reason", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agency", b"agency", "attempts", b"attempts", "deadline_breached", b"deadline_breached", "due_at", b"due_at", "finished_at", b"finished_at", "name", b"name", "outcome", b"outcome", "reason", b"reason", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -657,8 +669,9 @@ class Dossier(_message.Message):
     def timeline(self) -> _containers.RepeatedCompositeFieldContainer[Global___Step]: ...
     @_builtins.property
     def due_at(self) -> _timestamp_pb2.Timestamp:
-        """The legal time limit for the whole group, in working days from submission
-        (3 for births, 10 for deaths; Decree 63/2024).
+        """The legal time limit for the whole group, in working days from the day the
+        complete dossier counts as received (after 15:00, the next working day):
+        3 for births, 10 for deaths (Decree 63/2024).
         """
 
     @_builtins.property
