@@ -48,7 +48,7 @@ class GatewayClient:
         return response.dossier
 
     def watch(self, dossier_id: str, *, timeout: float | None = None) -> WatchStream:
-        """The dossier each time it changes, until COMPLETED or REJECTED; cancellable."""
+        """The dossier each time it changes, until it ends; cancellable."""
         call = self._stub.WatchDossier(
             gw.WatchDossierRequest(dossier_id=dossier_id), timeout=timeout
         )
