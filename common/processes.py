@@ -147,7 +147,12 @@ def free_port() -> int:
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
+    """Whether something listens on the port. SO_REUSEADDR, as the brokers
+    themselves bind (the JVM and tokio both set it): the sockets a stopped
+    broker leaves in TIME_WAIT for a minute do not make the port taken, so a
+    broker restarts on its own port at once."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

@@ -117,3 +117,20 @@ def test_apache_broker_describes_itself(apache_broker: RunningBroker) -> None:
     assert apache_broker.supports_idempotence is True
     assert apache_broker.log_file is not None
     assert "Kafka Server started" in apache_broker.log_file.read_text()
+
+
+def test_a_stopped_broker_restarts_on_its_own_port_at_once(tmp_path: Path) -> None:
+    # A client still connected (a gateway) is closed by the broker as it stops,
+    # which leaves the connection in TIME_WAIT on the broker's port for a minute.
+    first = start_broker(BrokerKind.EMBEDDED, data_dir=tmp_path / "one")
+    port = int(first.bootstrap_servers.rsplit(":", 1)[1])
+    with socket.create_connection((LOOPBACK, port)) as client:
+        first.stop()
+        client.settimeout(10)
+        assert client.recv(1) == b""  # the broker closed its side first
+    second = start_broker(BrokerKind.EMBEDDED, data_dir=tmp_path / "two", port=port)
+    try:
+        assert second.bootstrap_servers.endswith(f":{port}")
+        assert answers(second.bootstrap_servers)
+    finally:
+        second.stop()
