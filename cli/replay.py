@@ -178,6 +178,7 @@ def summary_table(result: engine.ReplayResult) -> Table:
         ("unfinished", f"{counts.unfinished:,}"),
         ("lost (registries' records)", f"{counts.lost:,}"),
         ("duplicated effects", f"{counts.duplicated_effects:,}"),
+        ("allowances of a wrong amount", f"{result.audit.wrong_amounts:,}"),
         ("throughput", f"{counts.ended / result.wall_seconds:,.1f} dossiers/s"),
     ]
     for name in ("p50", "p95", "p99", "max"):
@@ -235,7 +236,10 @@ def run_replay(
     with fresh_stack(console, broker, verbose_children=False) as stack:
         result = run_scenario(console, scenario, stack)
         counts = result.counts
-        healthy = counts.lost == 0 and counts.duplicated_effects == 0 and counts.unfinished == 0
+        wrong = result.audit.wrong_amounts
+        healthy = (
+            counts.lost == 0 and counts.duplicated_effects == 0 and counts.unfinished == 0
+        ) and wrong == 0
         stack.keep_data_dir = not healthy
     with console.status("Writing the report…"):
         paths = write(directory, scenario, result)
@@ -253,7 +257,7 @@ def run_replay(
     if not healthy:
         raise CliError(
             f"{counts.lost} lost, {counts.duplicated_effects} duplicated effects, "
-            f"{counts.unfinished} unfinished dossiers",
+            f"{wrong} allowances of a wrong amount, {counts.unfinished} unfinished dossiers",
             ["see the report and the kept stack logs"],
         )
     return 0

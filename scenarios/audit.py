@@ -9,19 +9,25 @@ for a birth declared after the child's entitlement ended, which completes
 with that refusal); for a
 death, the death registration, the removal of the permanent residence, the
 death recorded by social insurance, and the funeral allowance when it was
-claimed and is due. An effect recorded more than once counts in
+claimed and is due. Whether it is due, and how much, the audit judges by the
+scenarios' own reading of the rule (scenarios/allowance_rule.py), not the
+registry's: an amount other than 10 × the base salary of the month of death
+counts in *wrong_amounts*. A death declared twice expects one registration
+and at most one allowance. An effect recorded more than once counts in
 *duplicated_effects*, once per extra record. A declaration that should have
 been refused yet left an effect counts in *unexpected_effects*.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
 from collections.abc import Collection, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scenarios.allowance_rule import allowance_vnd
 from scenarios.declarations import PlannedDeclaration
 
 
@@ -31,6 +37,9 @@ class AuditResult:
     lost: int = 0
     duplicated_effects: int = 0
     unexpected_effects: int = 0
+    # Funeral allowances paid at another amount than the rule's (10 × the base
+    # salary of the month of death, scenarios/allowance_rule.py).
+    wrong_amounts: int = 0
     # A few examples of each finding, for the report (idempotency keys).
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -84,13 +93,11 @@ class _Registries:
                 "GROUP BY participants.personal_id_number"
             )
         }
-        self._allowances: dict[str, int] = {
-            str(person): int(n)
-            for person, n in insurance.execute(
-                "SELECT personal_id_number, COUNT(*) FROM funeral_allowances "
-                "GROUP BY personal_id_number"
-            )
-        }
+        self._allowances: dict[str, list[int]] = {}
+        for person, amount in insurance.execute(
+            "SELECT personal_id_number, amount_vnd FROM funeral_allowances"
+        ):
+            self._allowances.setdefault(str(person), []).append(int(amount))
 
     def children(self, certificate: str) -> list[str]:
         return self._children.get(certificate, [])
@@ -113,8 +120,9 @@ class _Registries:
             return False, False
         return True, self._insured[person]
 
-    def allowances(self, person: str) -> int:
-        return self._allowances.get(person, 0)
+    def allowances(self, person: str) -> list[int]:
+        """The amounts paid to this person's funeral, one per payment."""
+        return self._allowances.get(person, [])
 
 
 def _birth(registries: _Registries, planned: PlannedDeclaration, result: AuditResult) -> None:
@@ -147,32 +155,41 @@ def _birth(registries: _Registries, planned: PlannedDeclaration, result: AuditRe
         result.note("unexpected_effects", planned.key)
 
 
-def _death(registries: _Registries, planned: PlannedDeclaration, result: AuditResult) -> None:
-    person = planned.deceased_id_number
-    assert person is not None
-    if planned.expected_state != "COMPLETED":
-        return  # the already dead were seeded dead: nothing tells a new effect apart
+def _death(
+    registries: _Registries, person: str, declared: list[PlannedDeclaration], result: AuditResult
+) -> None:
+    """One deceased, over every accepted declaration of that death that should
+    complete: a death declared twice still has one registration and at most
+    one allowance, due when any declaration claimed it and the rule says so."""
+    first = declared[0]
     registrations = registries.death_registrations(person)
     known, death_recorded = registries.insured(person)
-    allowances = registries.allowances(person)
-    claimed = planned.request.declaration.claim_funeral_allowance  # type: ignore[union-attr]
-    due = claimed and bool(planned.funeral_allowance_eligible)
-    extra = max(0, registrations - 1) + max(0, allowances - 1)
+    paid = registries.allowances(person)
+    due = any(
+        d.request.declaration.claim_funeral_allowance  # type: ignore[union-attr]
+        and bool(d.funeral_allowance_eligible)
+        for d in declared
+    )
+    extra = max(0, registrations - 1) + (max(0, len(paid) - 1) if due else 0)
     if extra:
         result.duplicated_effects += extra
-        result.note("duplicated_effects", planned.key)
+        result.note("duplicated_effects", first.key)
     missing = (
         registrations == 0
         or registries.current_residences(person) > 0
         or (known and not death_recorded)
-        or (due and allowances == 0)
+        or (due and not paid)
     )
     if missing:
         result.lost += 1
-        result.note("lost", planned.key)
-    if allowances and not due:
-        result.unexpected_effects += allowances
-        result.note("unexpected_effects", planned.key)
+        result.note("lost", first.key)
+    if paid and not due:
+        result.unexpected_effects += len(paid)
+        result.note("unexpected_effects", first.key)
+    died = dt.date.fromisoformat(first.request.declaration.date_of_death)  # type: ignore[union-attr]
+    if due and paid and paid[0] != allowance_vnd(died):
+        result.wrong_amounts += 1
+        result.note("wrong_amounts", first.key)
 
 
 def audit(
@@ -191,6 +208,7 @@ def audit(
         closing(_read_only(insurance_db)) as insurance,
     ):
         registries = _Registries(population, insurance)
+        deaths: dict[str, list[PlannedDeclaration]] = {}
         for planned in declarations:
             if planned.key in seen or planned.key not in accepted:
                 continue
@@ -198,6 +216,10 @@ def audit(
             result.checked += 1
             if planned.kind == "birth":
                 _birth(registries, planned, result)
-            else:
-                _death(registries, planned, result)
+            elif planned.expected_state == "COMPLETED":
+                # The already dead were seeded dead: nothing tells a new effect apart.
+                assert planned.deceased_id_number is not None
+                deaths.setdefault(planned.deceased_id_number, []).append(planned)
+        for person, declared in deaths.items():
+            _death(registries, person, declared, result)
     return result

@@ -23,13 +23,13 @@ from lienthong.health.v1 import health_pb2 as hl
 from lienthong.insurance.v1 import insurance_pb2 as ins
 from lienthong.population.v1 import population_pb2 as pop
 from scenarios import form_parts
+from scenarios.allowance_rule import SeededHistory, allowance_due
 from scenarios.demography import ADULT_AGE, mortality
 from scenarios.facilities import GENERAL
 from scenarios.faults import ALREADY_DEAD, MISSING_FIELDS
 from scenarios.households import NOBODY
 from scenarios.plan_context import PlanContext
 from scenarios.population import SyntheticPopulation
-from services.insurance.funeral_allowance import InsuranceHistory, eligibility
 
 # Law on Civil Status art. 33: declare within 15 days; later is accepted, flagged.
 DECLARATION_LIMIT_DAYS = 15
@@ -148,22 +148,20 @@ def _notice(context: PlanContext, deceased: int, died: dt.date) -> tuple[hl.Deat
 def _eligible(
     population: SyntheticPopulation, deceased: int, died: dt.date, accident: bool
 ) -> bool:
-    """What services/insurance will decide (Law on Social Insurance art. 66, 80)."""
+    """Whether the allowance is due, by the scenarios' own reading of the rule
+    (scenarios/allowance_rule.py), which the audit then holds the registry to."""
     position = population.participant_of[deceased]
     record = population.participants[position] if position != NOBODY else None
     history = None
     if record is not None:
-        history = InsuranceHistory(
+        history = SeededHistory(
             record.compulsory_contribution_months,
             record.voluntary_contribution_months,
             record.pensioner,
             record.receives_monthly_occupational_allowance,
             record.receives_monthly_social_allowance,
         )
-    decision = eligibility(
-        history, date_of_death=died, work_accident_or_occupational_disease=accident
-    )
-    return decision.eligible
+    return allowance_due(history, died, accident)
 
 
 def plan_death(context: PlanContext, deceased: int, fault: str | None) -> PlannedDeath:

@@ -130,6 +130,7 @@ class ReplayResult:
         """The report's fields beyond the standard ones."""
         return {
             "unexpected_effects": self.audit.unexpected_effects,
+            "wrong_amounts": self.audit.wrong_amounts,
             "audited_dossiers": self.audit.checked,
             "audit_examples": self.audit.examples,
             "submit_failures": self.submit_failures,

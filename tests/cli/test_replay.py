@@ -19,7 +19,7 @@ from cli.replay import load, run_scenario, write
 from cli.stack import Stack
 from common.clock import SystemClock, vietnam_today
 from scenarios import replay as engine
-from scenarios.audit import audit
+from scenarios.audit import AuditResult, audit
 from scenarios.declarations import PlannedDeclaration
 from tests.gateway.test_end_to_end import broker_kind
 
@@ -90,6 +90,15 @@ def test_the_smoke_replay_loses_nothing_and_catches_every_planted_fault(
     assert "lost" in (replayed.report_dir / "report.md").read_text()
 
 
+def _audit_result(replayed: Replayed) -> AuditResult:
+    return audit(
+        replayed.declarations,
+        {d.key for d in replayed.declarations},
+        population_db=replayed.data_dir / "population.sqlite3",
+        insurance_db=replayed.data_dir / "insurance.sqlite3",
+    )
+
+
 def _audit(replayed: Replayed) -> tuple[int, int]:
     found = audit(
         replayed.declarations,
@@ -134,6 +143,50 @@ def test_the_audit_counts_a_missing_card_as_lost_and_a_second_residence_as_dupli
             (child, household),
         )
     assert _audit(replayed) == (1, 1)
+
+
+def test_the_audit_judges_the_allowance_by_its_own_rule(replayed: Replayed) -> None:
+    paid = next(
+        d
+        for d in replayed.declarations
+        if d.kind == "death" and d.expected_state == "COMPLETED" and d.funeral_allowance_eligible
+    )
+    assert _audit_result(replayed).wrong_amounts == 0
+    person = paid.deceased_id_number
+    with closing(sqlite3.connect(replayed.data_dir / "insurance.sqlite3")) as conn, conn:
+        # One base salary off: 10 × 2,340,000 is due for a death since July 2024.
+        conn.execute(
+            "UPDATE funeral_allowances SET amount_vnd = amount_vnd - 2340000 "
+            "WHERE personal_id_number = ?",
+            (person,),
+        )
+    found = _audit_result(replayed)
+    assert (found.wrong_amounts, found.examples["wrong_amounts"]) == (1, [paid.key])
+    with closing(sqlite3.connect(replayed.data_dir / "insurance.sqlite3")) as conn, conn:
+        conn.execute(
+            "UPDATE funeral_allowances SET amount_vnd = amount_vnd + 2340000 "
+            "WHERE personal_id_number = ?",
+            (person,),
+        )
+    # A payment to a death the rule owes nothing (no claim, or a history that
+    # earns none): an effect the audit did not expect.
+    not_due = next(
+        d
+        for d in replayed.declarations
+        if d.kind == "death"
+        and d.expected_state == "COMPLETED"
+        and not d.funeral_allowance_eligible
+    )
+    before = _audit_result(replayed).unexpected_effects
+    with closing(sqlite3.connect(replayed.data_dir / "insurance.sqlite3")) as conn, conn:
+        row = conn.execute(
+            "SELECT * FROM funeral_allowances WHERE personal_id_number = ?", (person,)
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO funeral_allowances VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (not_due.deceased_id_number, *row[1:5], f"MT-TEST-{not_due.key}", *row[6:]),
+        )
+    assert _audit_result(replayed).unexpected_effects == before + 1
 
 
 def test_a_bad_scenario_file_is_named_with_its_field(tmp_path: Path) -> None:
