@@ -151,6 +151,12 @@ class Stack:
     def log_file(self, name: str) -> Path:
         return self._component(name).log_file
 
+    def component_names(self) -> list[str]:
+        return list(self.components)
+
+    def is_running(self, name: str) -> bool:
+        return self._component(name).running()
+
     def pid(self, name: str) -> int | None:
         """The component's process id while it runs."""
         process = self._component(name).process

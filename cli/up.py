@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ from cli.rpc_errors import describe
 from cli.seeding import RegistryAddresses, seed
 from cli.stack import GATEWAY, Stack, StackError
 from cli.state import StackState, remove_state, write_state
+from cli.supervisor import Supervisor
 from lienthong.gateway.v1 import gateway_pb2
 from lienthong.population.v1 import population_pb2
 
@@ -50,7 +52,7 @@ def run_up(console: Console, *, broker: str, data_dir: Path, gateway: bool, seed
         try:
             print_listening(console, stack, state_file)
             console.print("Press Ctrl-C to stop.", style="bold")
-            return _supervise(console, stack)
+            return _supervise(console, stack, state)
         except KeyboardInterrupt:
             # Ctrl-C or SIGTERM is how `up` is meant to end once it serves
             # (whoever read "Press Ctrl-C" may signal at once): a clean stop, exit 0.
@@ -75,18 +77,21 @@ def _seed_example(console: Console, state: StackState) -> None:
     )
 
 
-def _supervise(console: Console, stack: Stack) -> int:
-    """Wait for Ctrl-C/SIGTERM (raised as KeyboardInterrupt); return 1 if a child dies first."""
+def _supervise(console: Console, stack: Stack, state: StackState) -> int:
+    """Until Ctrl-C/SIGTERM (raised as KeyboardInterrupt): a registry or gateway
+    that dies is started again with backoff (cli/supervisor.py). The broker is
+    not: the embedded one keeps its topics in memory, so a restart would lose
+    every event in flight; its death stops the stack (exit 1)."""
     ticker = threading.Event()
+    supervisor = Supervisor(
+        stack, say=lambda line: console.print(f"[yellow]{escape(line)}[/]", highlight=False)
+    )
     while True:
-        for name, component in stack.components.items():
-            if not component.running():
-                console.print(
-                    f"[red]{name} stopped unexpectedly[/]; its log is "
-                    f"{escape(str(component.log_file))}. Stopping the stack.",
-                    highlight=False,
-                )
-                return 1
+        if supervisor.check():
+            # The state file names the children's process ids: keep it true.
+            pids = {n: p for n in stack.components if (p := stack.pid(n)) is not None}
+            state = dataclasses.replace(state, processes=pids)
+            write_state(stack.data_dir, state)
         if stack.broker is not None and not stack.broker.is_alive():
             console.print("[red]the Kafka broker stopped unexpectedly[/]; stopping the stack.")
             return 1

@@ -12,6 +12,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -57,6 +58,32 @@ def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) 
         assert state["population"] == "127.0.0.1:50051"
         children = list(state["processes"].values())
         assert len(children) == 3 and all(alive(pid) for pid in children)
+        # A registry that dies is started again on its port (with backoff).
+        crashed = state["processes"]["population"]
+        os.kill(crashed, signal.SIGKILL)
+        lines = []
+        for line in up.stdout:
+            lines.append(line)
+            if "population is serving again" in line:
+                break
+        output += "".join(lines)
+        assert "population stopped unexpectedly; starting it again in 1 s" in output
+        # `up` rewrites its state file with the new process id just after saying so.
+        deadline = time.monotonic() + 30
+        while state["processes"]["population"] == crashed and time.monotonic() < deadline:
+            time.sleep(0.05)
+            state = json.loads((data_dir / "stack.json").read_text(encoding="utf-8"))
+        assert state["processes"]["population"] != crashed
+        assert alive(state["processes"]["population"])
+        answer = subprocess.run(
+            [sys.executable, "-m", "common.healthcheck", "127.0.0.1:50051"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert answer.returncode == 0, answer.stdout + answer.stderr
+        children = list(state["processes"].values())
         up.send_signal(signal.SIGTERM)
         rest, _ = up.communicate(timeout=30)
     finally:
