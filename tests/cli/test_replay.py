@@ -3,6 +3,7 @@ real Kafka broker), then the audit shown to catch what it is there to catch."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import sqlite3
@@ -18,6 +19,7 @@ from cli.main import main
 from cli.replay import load, run_scenario, write
 from cli.stack import Stack
 from common.clock import SystemClock, vietnam_today
+from lienthong.gateway.v1 import gateway_pb2 as gw
 from scenarios import replay as engine
 from scenarios.audit import AuditResult, audit
 from scenarios.declarations import PlannedDeclaration
@@ -187,6 +189,35 @@ def test_the_audit_judges_the_allowance_by_its_own_rule(replayed: Replayed) -> N
             (not_due.deceased_id_number, *row[1:5], f"MT-TEST-{not_due.key}", *row[6:]),
         )
     assert _audit_result(replayed).unexpected_effects == before + 1
+
+
+def test_a_death_declared_twice_expects_one_allowance(replayed: Replayed) -> None:
+    paid = next(
+        d
+        for d in replayed.declarations
+        if d.kind == "death" and d.expected_state == "COMPLETED" and d.funeral_allowance_eligible
+    )
+    # A relative declares the same death again, without claiming: the one
+    # allowance already paid is the death's, not an unexpected effect.
+    assert isinstance(paid.request, gw.SubmitDeathDeclarationRequest)
+    request = gw.SubmitDeathDeclarationRequest()
+    request.CopyFrom(paid.request)
+    request.declaration.claim_funeral_allowance = False
+    again = dataclasses.replace(
+        paid, key=f"{paid.key}-again", request=request, funeral_allowance_eligible=None
+    )
+
+    def findings(declarations: list[PlannedDeclaration]) -> tuple[int, int, int, int]:
+        found = audit(
+            declarations,
+            {d.key for d in declarations},
+            population_db=replayed.data_dir / "population.sqlite3",
+            insurance_db=replayed.data_dir / "insurance.sqlite3",
+        )
+        return found.lost, found.duplicated_effects, found.unexpected_effects, found.wrong_amounts
+
+    # Other tests tamper with the same files: compare with and without the repeat.
+    assert findings([*replayed.declarations, again]) == findings(replayed.declarations)
 
 
 def test_a_bad_scenario_file_is_named_with_its_field(tmp_path: Path) -> None:
