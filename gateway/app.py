@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 
 import structlog
@@ -17,7 +18,15 @@ from gateway.api import GatewayServicer
 from gateway.config import GatewayConfig
 from gateway.events import Event, Topics
 from gateway.executor import StepExecutor
-from gateway.kafka import PartitionedConsumer, ensure_topics, make_producer, publish
+from gateway.kafka import (
+    Membership,
+    PartitionedConsumer,
+    ensure_topics,
+    make_consumer,
+    make_producer,
+    publish,
+    static_membership_honoured,
+)
 from gateway.store import DossierStore
 from gateway.worker import SagaWorker
 from lienthong.events.v1 import events_pb2 as ev
@@ -26,8 +35,31 @@ from lienthong.gateway.v1 import gateway_pb2, gateway_pb2_grpc
 log = structlog.get_logger("gateway")
 SERVICE_NAME = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
 # A step may retry for a long time while an agency is down; the consumer must
-# not be evicted from its group meanwhile.
+# not be evicted from its group meanwhile. (aiokafka does not make it the
+# rebalance timeout; Membership sets that apart, and short.)
 STEP_MAX_POLL_INTERVAL_MS = 3_600_000
+SAGA_MAX_POLL_INTERVAL_MS = 300_000
+
+
+async def membership(config: GatewayConfig, probe_topic: str) -> Membership:
+    """The gateway's group membership: static under its instance id when the
+    broker honours it (tried once at start), else dynamic, said once."""
+    instance_id = config.instance_id
+    if instance_id is not None and not await static_membership_honoured(
+        config.bootstrap_servers, probe_topic
+    ):
+        log.warning(
+            "static group membership not honoured by the broker; using dynamic membership",
+            instance_id=instance_id,
+            session_timeout_s=config.session_timeout_seconds,
+        )
+        instance_id = None
+    return Membership(
+        instance_id=instance_id,
+        session_timeout_ms=round(config.session_timeout_seconds * 1000),
+        rebalance_timeout_ms=round(config.rebalance_timeout_seconds * 1000),
+        handover_grace_seconds=config.handover_grace_seconds,
+    )
 
 
 async def sweep_supplement_windows(
@@ -91,27 +123,44 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         retry_base_seconds=config.retry_base_seconds,
         retry_cap_seconds=config.retry_cap_seconds,
     )
+    joining = await membership(config, topics.deadletter)
+    # Distinct per process even without an instance id: the owner's name in
+    # the saga store's partition claims.
+    owner = joining.instance_id or f"gateway-pid-{os.getpid()}"
     consumers = [
         PartitionedConsumer(
             name="saga",
-            bootstrap=config.bootstrap_servers,
-            group_id=f"{config.topic_prefix}-saga",
+            consumer=make_consumer(
+                config.bootstrap_servers,
+                f"{config.topic_prefix}-saga",
+                joining,
+                max_poll_interval_ms=SAGA_MAX_POLL_INTERVAL_MS,
+            ),
             topics=[topics.dossiers, topics.step_outcomes],
             handle=worker.handle_batch,
             check=worker.check,
             producer=producer,
             deadletter_topic=topics.deadletter,
+            membership=joining,
+            owners=store,
+            owner_name=owner,
         ),
         PartitionedConsumer(
             name="steps",
-            bootstrap=config.bootstrap_servers,
-            group_id=f"{config.topic_prefix}-steps",
+            consumer=make_consumer(
+                config.bootstrap_servers,
+                f"{config.topic_prefix}-steps",
+                joining,
+                max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
+            ),
             topics=[topics.step_commands],
             handle=executor.handle_batch,
             check=executor.check,
             producer=producer,
             deadletter_topic=topics.deadletter,
-            max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
+            membership=joining,
+            owners=store,
+            owner_name=owner,
         ),
     ]
     for consumer in consumers:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,13 +31,28 @@ class GatewayConfig:
     verbose: bool
     # How far past now a declared date of birth or death may reach.
     clock_tolerance: dt.timedelta
+    # Static group membership (KIP-345): a gateway that restarts under the
+    # same id within the session timeout gets its partitions back without a
+    # rebalance. None: dynamic membership.
+    instance_id: str | None
+    # A member silent this long is dropped and its partitions move: the bound
+    # on how long a gateway that is gone for good holds them.
+    session_timeout_seconds: float
+    # How long a rebalance waits for the members to rejoin. Set apart from the
+    # step consumer's long poll interval, which aiokafka would not use for it,
+    # but which a member's revocation must never approach either.
+    rebalance_timeout_seconds: float
+    # How long a partition being handed over may finish its batch in flight
+    # before that batch is cancelled (its agency retries with it).
+    handover_grace_seconds: float
 
     @classmethod
     def from_env(cls) -> GatewayConfig:
         data_dir = Path(env_str("LIENTHONG_DATA_DIR", "data"))
+        port = env_int("LIENTHONG_GATEWAY_PORT", DEFAULT_PORTS["gateway"])
         return cls(
             host=env_str("LIENTHONG_GATEWAY_HOST", "127.0.0.1"),
-            port=env_int("LIENTHONG_GATEWAY_PORT", DEFAULT_PORTS["gateway"]),
+            port=port,
             bootstrap_servers=env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
             population_address=env_str(
                 "LIENTHONG_POPULATION_ADDRESS", f"127.0.0.1:{DEFAULT_PORTS['population']}"
@@ -61,4 +77,18 @@ class GatewayConfig:
             grace_seconds=env_float("LIENTHONG_GRACE_SECONDS", 5.0),
             verbose=env_str("LIENTHONG_VERBOSE", "1") not in ("0", "false", "no"),
             clock_tolerance=clock_tolerance(),
+            instance_id=_instance_id(port),
+            session_timeout_seconds=env_float("LIENTHONG_GROUP_SESSION_TIMEOUT_SECONDS", 6.0),
+            rebalance_timeout_seconds=env_float("LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS", 5.0),
+            handover_grace_seconds=env_float("LIENTHONG_HANDOVER_GRACE_SECONDS", 1.0),
         )
+
+
+def _instance_id(port: int) -> str | None:
+    """LIENTHONG_GATEWAY_INSTANCE_ID, "none" for dynamic membership; by
+    default the host's name and the gateway's port, which a restart keeps and
+    which no two gateways running at once share."""
+    # Port 0 (any free port) is no identity: dynamic membership then.
+    default = f"gateway-{socket.gethostname()}-{port}" if port else "none"
+    chosen = env_str("LIENTHONG_GATEWAY_INSTANCE_ID", default)
+    return None if chosen.strip().lower() in ("", "none") else chosen.strip()

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaProducer
 from common.clock import Clock
 from gateway.agencies import Agencies, AgencyRefusalError, TransientAgencyError
 from gateway.events import Event, PoisonEventError, Topics
-from gateway.kafka import send
+from gateway.kafka import Lease, send
 from gateway.steps import HANDLERS, StepDone, StepInput
 from lienthong.events.v1 import events_pb2 as ev
 
@@ -52,24 +52,36 @@ class StepExecutor:
         if command.step not in HANDLERS or not command.dossier.timeline:
             raise PoisonEventError(f"unknown step {command.step!r}")
 
-    async def handle_batch(self, events: list[Event]) -> None:
+    async def handle_batch(self, events: list[Event], lease: Lease) -> None:
         """Run the batch's steps concurrently, one dossier's in order, and
-        return once every outcome is acknowledged by the broker."""
+        return once every outcome is acknowledged by the broker. Once the
+        partition is no longer this process's (the lease says), no agency is
+        called and no outcome sent: PartitionRevokedError ends the batch."""
         by_dossier: dict[str, list[ev.StepCommand]] = {}
         for event in events:
             assert isinstance(event.message, ev.StepCommand)  # check() let it through
             by_dossier.setdefault(event.dossier_id, []).append(event.message)
-        sent = await asyncio.gather(*(self._run_in_order(c) for c in by_dossier.values()))
+        runs = [asyncio.ensure_future(self._run_in_order(c, lease)) for c in by_dossier.values()]
+        try:
+            sent = await asyncio.gather(*runs)
+        except BaseException:
+            # One dossier found the partition gone (or failed): the others
+            # stop too, rather than call agencies for a batch that is dropped.
+            for run in runs:
+                run.cancel()
+            raise
         for acknowledged in (future for futures in sent for future in futures):
             await acknowledged
 
-    async def _run_in_order(self, commands: list[ev.StepCommand]) -> list[asyncio.Future[Any]]:
+    async def _run_in_order(
+        self, commands: list[ev.StepCommand], lease: Lease
+    ) -> list[asyncio.Future[Any]]:
         # Each dossier runs in a task of its own: its id goes on every line
         # logged meanwhile (the agency retries too).
         with structlog.contextvars.bound_contextvars(dossier_id=commands[0].dossier_id):
-            return [await self._run(command) for command in commands]
+            return [await self._run(command, lease) for command in commands]
 
-    async def _run(self, command: ev.StepCommand) -> asyncio.Future[Any]:
+    async def _run(self, command: ev.StepCommand, lease: Lease) -> asyncio.Future[Any]:
         """Run one step; returns the future of its outcome's acknowledgement."""
         agency, handler = HANDLERS[command.step]
         started = self.clock.now()
@@ -77,6 +89,7 @@ class StepExecutor:
         attempts = 0
         while True:
             attempts += 1
+            lease.check()
             try:
                 done = await handler(self.agencies, StepInput(command.dossier, command.step))
                 break
@@ -111,6 +124,7 @@ class StepExecutor:
             outcome.birth_result.CopyFrom(done.birth)
         if done.death is not None:
             outcome.death_result.CopyFrom(done.death)
+        lease.check()
         acknowledged = await send(
             self.producer,
             self.topics.step_outcomes,

@@ -12,8 +12,18 @@ the broker's acknowledgements, however many records it holds. A partition
 whose backlog grows too long is paused at the broker until its worker catches
 up. A record that can never be processed goes to the dead-letter topic with
 the error in a header; any other failure retries the batch, with backoff,
-until it succeeds. Partitions are handed over in a rebalance only between
-batches: a dossier is never worked by two processes at once.
+until it succeeds.
+
+One worker per partition, enforced: each worker holds a Lease on its
+partition, with the epoch the saga store gave this process when it claimed
+the partition (PartitionOwners). A partition being handed over may finish
+its batch in flight for a short grace, while this process is still a member,
+then the batch is cancelled (agency retries with it) and the lease revoked:
+nothing more is published or stored for it. A lease also lapses when the
+event loop was frozen for a good part of the session timeout (SIGSTOP, a
+stalled host): the group may have moved the partition meanwhile, so the work
+stops before it calls an agency again, and the saga store refuses a write
+under a claim that is no longer the latest.
 """
 
 from __future__ import annotations
@@ -21,8 +31,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -34,9 +47,153 @@ from gateway.events import Event, PoisonEventError, decode, encode
 
 log = structlog.get_logger("kafka")
 
+
+class PartitionRevokedError(Exception):
+    """This process no longer owns the partition: its batch stops, unfinished."""
+
+
+class PartitionOwners(Protocol):
+    """Who owns which partition, kept where the work's effects are (the saga
+    store): a claim gives a larger epoch than any before it."""
+
+    def claim(self, topic: str, partition: int, owner: str) -> int: ...
+
+
+class LoopWatch:
+    """Notices that the event loop was frozen (SIGSTOP, a stalled host) for
+    longer than `limit` seconds: the group may have given this process's
+    partitions to another meanwhile, before any heartbeat could say so."""
+
+    def __init__(self, limit: float, on_stall: Callable[[float], None]) -> None:
+        self.limit = limit
+        self.on_stall = on_stall
+        self.last_tick = time.monotonic()
+
+    def fresh(self) -> bool:
+        # Read inline, because after a freeze a retry's timer may fire before
+        # the watch's own tick does.
+        return time.monotonic() - self.last_tick < self.limit
+
+    async def run(self) -> None:
+        tick = min(0.1, self.limit / 4)
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            if now - self.last_tick >= self.limit:
+                self.on_stall(now - self.last_tick)
+            self.last_tick = now
+
+
+class Lease:
+    """A worker's right to work its partition."""
+
+    def __init__(self, tp: TopicPartition, epoch: int, watch: LoopWatch) -> None:
+        self.tp = tp
+        self.epoch = epoch
+        self.watch = watch
+        self.revoked = False
+
+    @property
+    def valid(self) -> bool:
+        return not self.revoked and self.watch.fresh()
+
+    def check(self) -> None:
+        """Raise PartitionRevokedError unless still this process's to work:
+        called before each agency call and each publication."""
+        if not self.watch.fresh():
+            self.revoked = True
+        if self.revoked:
+            raise PartitionRevokedError(f"{self.tp.topic}/{self.tp.partition} epoch {self.epoch}")
+
+
 # Handles the events of one partition's batch, in order; returns once their
 # effects are durable (stored, and what they caused acknowledged by the broker).
-BatchHandler = Callable[[list[Event]], Awaitable[None]]
+# The lease says whether the partition is still this process's to work.
+BatchHandler = Callable[[list[Event], Lease], Awaitable[None]]
+
+
+class GroupConsumer(Protocol):
+    """What PartitionedConsumer uses of AIOKafkaConsumer (a fake in tests)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None: ...
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]: ...
+
+    def assignment(self) -> set[TopicPartition]: ...
+
+    def pause(self, *partitions: TopicPartition) -> None: ...
+
+    def resume(self, *partitions: TopicPartition) -> None: ...
+
+    def paused(self) -> set[TopicPartition]: ...
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None: ...
+
+    async def seek_to_committed(self, *partitions: TopicPartition) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Membership:
+    """How a gateway process belongs to its consumer groups."""
+
+    # Static membership (KIP-345) when set: see static_membership_honoured.
+    instance_id: str | None = None
+    session_timeout_ms: int = 6000
+    rebalance_timeout_ms: int = 5000
+    handover_grace_seconds: float = 1.0
+
+
+def make_consumer(
+    bootstrap: str, group_id: str, membership: Membership, *, max_poll_interval_ms: int
+) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group_id,
+        group_instance_id=membership.instance_id,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=membership.session_timeout_ms,
+        heartbeat_interval_ms=max(membership.session_timeout_ms // 3, 500),
+        # Given apart: the broker waits this long for every member to rejoin,
+        # so a member's revocation must fit in it (handover grace + commit).
+        rebalance_timeout_ms=membership.rebalance_timeout_ms,
+        max_poll_interval_ms=max_poll_interval_ms,
+    )
+
+
+async def static_membership_honoured(bootstrap: str, topic: str, *, within: float = 2.0) -> bool:
+    """Whether the broker gives a restarted static member its partitions back
+    at once. Both brokers accept group_instance_id on the wire (JoinGroup v5);
+    Apache Kafka keeps the member's place, the embedded Tansu broker waits for
+    the old member's session to expire (measured: 7.5 s after a restart
+    against Apache's 1.6 s, and a member gone for good was dropped after 11.6 s
+    against 8.6 s without an instance id). So this tries it, in a throwaway
+    group: join, vanish without leaving, rejoin under the same id."""
+    group = f"static-membership-probe-{uuid.uuid4().hex[:8]}"
+    membership = Membership(instance_id=f"probe-{uuid.uuid4().hex[:8]}")
+
+    async def join() -> tuple[AIOKafkaConsumer, float]:
+        consumer = make_consumer(bootstrap, group, membership, max_poll_interval_ms=300_000)
+        await consumer.start()
+        consumer.subscribe([topic])
+        began = time.monotonic()
+        while not consumer.assignment():
+            await consumer.getmany(timeout_ms=100)
+            if time.monotonic() - began > 30:
+                break
+        return consumer, time.monotonic() - began
+
+    first, _ = await join()
+    await first.stop()  # a static member sends no LeaveGroup
+    second, rejoined_in = await join()
+    await second.stop()
+    return bool(second.assignment()) and rejoined_in < within
 
 
 async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
@@ -101,11 +258,12 @@ class _PartitionWorker:
 
     def __init__(
         self,
-        tp: TopicPartition,
-        process: Callable[[TopicPartition, list[ConsumerRecord[bytes, bytes]]], Awaitable[None]],
+        lease: Lease,
+        process: Callable[[Lease, list[ConsumerRecord[bytes, bytes]]], Awaitable[None]],
         on_done: Callable[[_PartitionWorker], None],
     ) -> None:
-        self.tp = tp
+        self.tp = lease.tp
+        self.lease = lease
         self.process = process
         self.on_done = on_done
         self.backlog: list[ConsumerRecord[bytes, bytes]] = []
@@ -114,7 +272,9 @@ class _PartitionWorker:
         self.idle.set()
         self.done_offset: int | None = None  # next offset to commit
         self.committed_offset: int | None = None
-        self.task = asyncio.create_task(self._run(), name=f"partition {tp.topic}/{tp.partition}")
+        self.task = asyncio.create_task(
+            self._run(), name=f"partition {self.tp.topic}/{self.tp.partition}"
+        )
 
     def add(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         self.backlog.extend(records)
@@ -128,20 +288,36 @@ class _PartitionWorker:
                 batch, self.backlog = self.backlog[:MAX_BATCH], self.backlog[MAX_BATCH:]
                 self.idle.clear()
                 try:
-                    await self.process(self.tp, batch)
+                    await self.process(self.lease, batch)
+                except PartitionRevokedError:
+                    # Not this process's any more: nothing is committed, the
+                    # owner reads the batch again from the committed offset.
+                    self.backlog.clear()
+                    return
                 finally:
                     self.idle.set()
                 self.done_offset = batch[-1].offset + 1
                 self.on_done(self)
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float) -> bool:
         """Drop what has not started (the next owner reads it again from the
-        committed offset) and wait for the batch in flight."""
+        committed offset); let the batch in flight finish within `grace`
+        seconds, else cancel it. Then nothing more is done for the partition.
+        Returns whether a batch was cut short."""
         self.backlog.clear()
-        await self.idle.wait()
+        cut_short = False
+        if self.lease.valid and not self.task.done():
+            try:
+                await asyncio.wait_for(self.idle.wait(), grace)
+            except TimeoutError:
+                cut_short = True
+        else:
+            cut_short = not self.idle.is_set()
+        self.lease.revoked = True
         self.task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await self.task
+        return cut_short
 
 
 class _HandOverBetweenBatches(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -152,8 +328,14 @@ class _HandOverBetweenBatches(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.owner.release(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.owner.claim(assigned)
         # Operators (and the scale-out test) see who owns what after a rebalance.
-        log.info("partitions assigned", consumer=self.owner.name, partitions=len(assigned))
+        log.info(
+            "partitions assigned",
+            consumer=self.owner.name,
+            partitions=len(assigned),
+            static=self.owner.membership.instance_id is not None,
+        )
         self.owner.joined.set()
 
 
@@ -162,17 +344,26 @@ class PartitionedConsumer:
         self,
         *,
         name: str,
-        bootstrap: str,
-        group_id: str,
+        consumer: GroupConsumer,
         topics: Sequence[str],
         handle: BatchHandler,
         check: Callable[[Event], None],
         producer: AIOKafkaProducer,
         deadletter_topic: str,
-        session_timeout_ms: int = 6000,
-        max_poll_interval_ms: int = 300_000,
+        membership: Membership,
+        owners: PartitionOwners | None = None,
+        owner_name: str = "",
     ) -> None:
         self.name = name
+        self.membership = membership
+        # Claims this process's partitions where their work's effects are
+        # stored; without it (tests), epochs count locally.
+        self.owners = owners
+        self.owner_name = owner_name or name
+        self.epochs: dict[TopicPartition, int] = {}  # of the partitions held now
+        self._claims: dict[TopicPartition, int] = {}  # counted here when no owners
+        # Half the session: a freeze that long may have let the group move on.
+        self.watch = LoopWatch(membership.session_timeout_ms / 2000, self._stalled)
         self.handle = handle
         # Raises PoisonEventError for a record the handler can never process,
         # so that one record goes to the dead-letter topic, not its batch.
@@ -182,17 +373,11 @@ class PartitionedConsumer:
         self.topics = list(topics)
         self.workers: dict[TopicPartition, _PartitionWorker] = {}
         self.to_commit = asyncio.Event()
+        # Partitions whose work was dropped after a freeze, to read again.
+        self._reread: set[TopicPartition] = set()
         # Set once the group gave this consumer its share (maybe none).
         self.joined = asyncio.Event()
-        self.consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
-            group_id=group_id,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            session_timeout_ms=session_timeout_ms,
-            heartbeat_interval_ms=max(session_timeout_ms // 3, 500),
-            max_poll_interval_ms=max_poll_interval_ms,
-        )
+        self.consumer = consumer
 
     async def start(self) -> None:
         await self.consumer.start()
@@ -202,26 +387,71 @@ class PartitionedConsumer:
         await self.release(set(self.workers))
         await self.consumer.stop()
 
+    def claim(self, assigned: set[TopicPartition]) -> None:
+        """Take the assigned partitions in the owners' record: a larger epoch
+        than any earlier owner's, whose writes the store now refuses."""
+        for tp in assigned:
+            if self.owners is not None:
+                self.epochs[tp] = self.owners.claim(tp.topic, tp.partition, self.owner_name)
+            else:
+                self._claims[tp] = self._claims.get(tp, 0) + 1
+                self.epochs[tp] = self._claims[tp]
+
+    def _stalled(self, seconds: float) -> None:
+        """The loop was frozen: every lease lapsed (Lease.check already says
+        so). Drop the workers and read their partitions again from the last
+        commit, in case they are still ours; a rebalance follows if not."""
+        log.warning(
+            "event loop was frozen; dropping partitions' work",
+            consumer=self.name,
+            frozen_s=round(seconds, 1),
+            partitions=len(self.workers),
+        )
+        dropped = list(self.workers.values())
+        self.workers.clear()
+        for worker in dropped:
+            worker.lease.revoked = True
+            worker.backlog.clear()
+            worker.task.cancel()
+        self.epochs.clear()
+        self._reread = {w.tp for w in dropped}
+
     async def run(self) -> None:
         committer = asyncio.create_task(self._commit_loop(), name=f"{self.name} commits")
+        watch = asyncio.create_task(self.watch.run(), name=f"{self.name} loop watch")
         try:
             while True:
+                if self._reread:
+                    await self._read_again_from_commit()
                 batches = await self.consumer.getmany(timeout_ms=1000, max_records=MAX_BATCH)
+                if self._reread:
+                    continue  # fetched before the freeze was noticed: read again
                 assigned = self.consumer.assignment()
                 for tp, records in batches.items():
-                    if tp not in assigned:
+                    if tp not in assigned or tp not in self.epochs:
                         continue  # revoked since the fetch: the next owner reads it
                     worker = self.workers.get(tp)
                     if worker is None:
-                        worker = _PartitionWorker(tp, self._process, self._batch_done)
+                        lease = Lease(tp, self.epochs[tp], self.watch)
+                        worker = _PartitionWorker(lease, self._process, self._batch_done)
                         self.workers[tp] = worker
                     worker.add(records)
                     if len(worker.backlog) > PAUSE_BACKLOG:
                         self.consumer.pause(tp)
         finally:
             committer.cancel()
+            watch.cancel()
             for worker in self.workers.values():
                 worker.task.cancel()
+
+    async def _read_again_from_commit(self) -> None:
+        partitions = self._reread & self.consumer.assignment()
+        self._reread = set()
+        if partitions:
+            # Re-claim: if the store already has a later owner, the new
+            # workers' writes are refused; a rebalance will sort out who.
+            self.claim(partitions)
+            await self.consumer.seek_to_committed(*partitions)
 
     def _batch_done(self, worker: _PartitionWorker) -> None:
         if not worker.backlog and worker.tp in self.consumer.paused():
@@ -261,15 +491,25 @@ class PartitionedConsumer:
             await asyncio.sleep(COMMIT_INTERVAL_SECONDS)
 
     async def release(self, partitions: set[TopicPartition]) -> None:
-        """Stop the workers of partitions being handed over, after their batch
-        in flight, and commit what they finished."""
+        """Stop the workers of partitions being handed over, each after its
+        batch in flight or the handover grace, and commit what they finished
+        (while this process is still the group's member for them)."""
+        for tp in partitions:
+            self.epochs.pop(tp, None)
         leaving = [self.workers.pop(tp) for tp in partitions if tp in self.workers]
-        await asyncio.gather(*(w.stop() for w in leaving))
+        cut_short = await asyncio.gather(
+            *(w.stop(self.membership.handover_grace_seconds) for w in leaving)
+        )
+        if leaving:
+            log.info(
+                "partitions released",
+                consumer=self.name,
+                partitions=len(leaving),
+                batches_cut_short=sum(cut_short),
+            )
         await self._commit(leaving)
 
-    async def _process(
-        self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]
-    ) -> None:
+    async def _process(self, lease: Lease, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         """Handle one batch until it succeeds: the poison to the dead-letter
         topic, the rest to the handler, retried with backoff on any failure."""
         events: list[Event] = []
@@ -285,12 +525,25 @@ class PartitionedConsumer:
         while True:
             try:
                 while poison:
+                    lease.check()
                     await self._deadletter(*poison[0])
                     poison.pop(0)
                 if events:
-                    await self.handle(events)
+                    await self.handle(events, lease)
                 return
             except asyncio.CancelledError:
+                raise
+            except PartitionRevokedError as revoked:
+                log.warning(
+                    "batch dropped: partition no longer ours",
+                    consumer=self.name,
+                    topic=lease.tp.topic,
+                    partition=lease.tp.partition,
+                    epoch=lease.epoch,
+                    offset=records[0].offset,
+                    records=len(records),
+                    why=str(revoked),
+                )
                 raise
             except Exception as error:
                 failures += 1
@@ -298,14 +551,15 @@ class PartitionedConsumer:
                 log.warning(
                     "retrying batch",
                     consumer=self.name,
-                    topic=tp.topic,
-                    partition=tp.partition,
+                    topic=lease.tp.topic,
+                    partition=lease.tp.partition,
                     offset=records[0].offset,
                     records=len(records),
                     error=repr(error),
                     pause_s=round(pause, 3),
                 )
                 await asyncio.sleep(pause)
+                lease.check()
 
     async def _deadletter(self, record: ConsumerRecord[bytes, bytes], why: str) -> None:
         headers = [

@@ -5,8 +5,12 @@ with the columns queries need beside it. Each event is applied in one
 transaction together with the record that it was processed and the events it
 caused, so a redelivered event changes nothing and re-sends the same events.
 Several gateway processes on one host share the file (WAL, busy timeout);
-partition ownership keeps one dossier with one process at a time, and the
-version column catches a stale writer if ownership moved mid-flight.
+partition ownership keeps one dossier with one process at a time. It is
+enforced here: a process claims each partition it is assigned (a larger epoch
+than any before), and a batch is stored only under the latest claim of its
+partition, checked in the batch's own transaction, so a process that lost a
+partition without noticing yet (a zombie) cannot write. The version column
+catches a stale writer of one dossier too.
 """
 
 from __future__ import annotations
@@ -42,6 +46,15 @@ CREATE TABLE IF NOT EXISTS processed_events (
 -- Supplements accepted, by the declarant's key (scoped to the dossier, as the
 -- supplement's event id is): a repeat is answered again, a key reused for a
 -- different supplement is refused, as for submissions.
+-- Who owns each partition of the topics the saga consumes: a claim on
+-- assignment raises the epoch; a batch is stored only under the latest.
+CREATE TABLE IF NOT EXISTS partition_owner (
+    topic     TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    owner     TEXT NOT NULL,
+    epoch     INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition)
+);
 CREATE TABLE IF NOT EXISTS supplements (
     dossier_id      TEXT NOT NULL,
     idempotency_key TEXT NOT NULL,
@@ -63,6 +76,15 @@ class PendingEvent:
     event_id: str
     dossier_id: str
     transition: Transition
+
+
+@dataclass(frozen=True)
+class Fence:
+    """The claim a batch is stored under: refused unless still the latest."""
+
+    topic: str
+    partition: int
+    epoch: int
 
 
 @dataclass(frozen=True)
@@ -178,14 +200,43 @@ class DossierStore:
         ).fetchone()
         return None if row is None else int(row["version"])
 
-    def apply_all(self, events: Sequence[PendingEvent]) -> list[Applied]:
+    def claim(self, topic: str, partition: int, owner: str) -> int:
+        """Claim a partition for `owner`; returns its epoch, larger than any
+        earlier claim's, whose holders' batches are refused from now on."""
+        with transaction(self.conn):
+            row = self.conn.execute(
+                "INSERT INTO partition_owner (topic, partition, owner, epoch) VALUES (?, ?, ?, 1) "
+                "ON CONFLICT (topic, partition) DO UPDATE SET owner = excluded.owner, "
+                "epoch = epoch + 1 RETURNING epoch",
+                (topic, partition, owner),
+            ).fetchone()
+        return int(row["epoch"])
+
+    def _check_owner(self, fence: Fence) -> None:
+        row = self.conn.execute(
+            "SELECT owner, epoch FROM partition_owner WHERE topic = ? AND partition = ?",
+            (fence.topic, fence.partition),
+        ).fetchone()
+        if row is None or int(row["epoch"]) != fence.epoch:
+            raise StaleOwnerError(
+                f"{fence.topic}/{fence.partition}: epoch {fence.epoch} is stale, "
+                f"now {row['epoch'] if row else None} ({row['owner'] if row else 'nobody'})"
+            )
+
+    def apply_all(
+        self, events: Sequence[PendingEvent], *, fence: Fence | None = None
+    ) -> list[Applied]:
         """Apply a batch of events, each once, in one transaction: all of them
         or, on any error, none (the batch is then read again from Kafka).
+        With a fence, only if its claim on the partition is still the latest
+        (StaleOwnerError otherwise).
 
         For each event: the events it causes (the new ones, or on a redelivery
         the ones its first delivery caused) and the dossier as it now stands
         (None on a redelivery, which reads nothing)."""
         with transaction(self.conn):
+            if fence is not None:
+                self._check_owner(fence)
             return [self._apply(event) for event in events]
 
     def apply(self, event: PendingEvent) -> Applied:
@@ -228,3 +279,7 @@ class DossierStore:
 
 class StaleDossierError(Exception):
     """Another writer changed the dossier first; the event will be redelivered."""
+
+
+class StaleOwnerError(Exception):
+    """The partition was claimed by a later owner: this batch is not stored."""

@@ -16,8 +16,8 @@ from google.protobuf.message import Message
 from common.clock import Clock
 from gateway import saga
 from gateway.events import Event, PoisonEventError, Topics
-from gateway.kafka import publish
-from gateway.store import DossierStore, PendingEvent, Transition
+from gateway.kafka import Lease, PartitionRevokedError, publish
+from gateway.store import DossierStore, Fence, PendingEvent, StaleOwnerError, Transition
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 
@@ -58,11 +58,20 @@ class SagaWorker:
         on_event = TRANSITIONS[type(event.message)]  # check() let only these through
         return lambda current: on_event(current, event.message, now)
 
-    async def handle_batch(self, events: list[Event]) -> None:
+    async def handle_batch(self, events: list[Event], lease: Lease) -> None:
         now = self.clock.now()
-        applied = self.store.apply_all(
-            [PendingEvent(e.event_id, e.dossier_id, self._transition(e, now)) for e in events]
-        )
+        lease.check()
+        try:
+            applied = self.store.apply_all(
+                [PendingEvent(e.event_id, e.dossier_id, self._transition(e, now)) for e in events],
+                fence=Fence(lease.tp.topic, lease.tp.partition, lease.epoch),
+            )
+        except StaleOwnerError as stale:
+            # Another process claimed the partition since: it works these
+            # events; this one stores and publishes nothing for them.
+            log.warning("saga store refused a stale owner", error=str(stale), events=len(events))
+            lease.revoked = True
+            raise PartitionRevokedError(str(stale)) from stale
         caused: list[tuple[str, Event]] = []
         for result in applied:
             caused.extend(
@@ -79,6 +88,9 @@ class SagaWorker:
                         Event(f"{dossier_id}/settled/{state}", dossier_id, settled, now),
                     )
                 )
+        # Stored under the latest claim; the freeze check still applies, so a
+        # batch frozen right here publishes only what the next owner re-sends.
+        lease.check()
         await publish(self.producer, caused)
         for event, result in zip(events, applied, strict=True):
             log.info(

@@ -10,7 +10,7 @@ import pytest
 
 from gateway import saga
 from gateway.procedures import BIRTH_STEPS
-from gateway.store import DossierStore, PendingEvent, StaleDossierError
+from gateway.store import DossierStore, Fence, PendingEvent, StaleDossierError, StaleOwnerError
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 from tests.gateway.test_saga import MONDAY, birth_dossier, outcome
@@ -116,3 +116,21 @@ def test_supplement_due_dates_are_found_by_the_sweeper(tmp_path: Path) -> None:
     )
     assert store.expired_supplements(MONDAY + dt.timedelta(days=3)) == []
     assert store.expired_supplements(MONDAY + dt.timedelta(days=30)) == ["birth-1"]
+
+
+def test_a_batch_is_stored_only_under_the_latest_claim_of_its_partition(tmp_path: Path) -> None:
+    # Two gateway processes share the file: the one that claimed the
+    # partition last is its only writer; the other's batch is refused whole.
+    first = DossierStore(tmp_path / "gateway.sqlite3")
+    second = DossierStore(tmp_path / "gateway.sqlite3")
+    old = first.claim("lienthong.dossiers", 3, "gateway-a")
+    new = second.claim("lienthong.dossiers", 3, "gateway-b")
+    assert new > old
+    with pytest.raises(StaleOwnerError):
+        first.apply_all([SUBMITTED], fence=Fence("lienthong.dossiers", 3, old))
+    assert first.load("birth-1") is None
+    second.apply_all([SUBMITTED], fence=Fence("lienthong.dossiers", 3, new))
+    assert second.load("birth-1") is not None
+    # A claim of another partition does not move this one's epoch.
+    second.claim("lienthong.dossiers", 4, "gateway-a")
+    assert second.claim("lienthong.dossiers", 3, "gateway-b") == new + 1

@@ -1,0 +1,252 @@
+"""Gateways under faults, end to end (real broker, real processes): a killed
+gateway's partitions come back within the bound, a gateway gone for good has
+them moved within the session timeout, and a frozen gateway (a zombie) does
+no more work for partitions the group gave away. Concurrent executions of one
+step are counted from the gateways' logs: there must be none."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import itertools
+import json
+import os
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+
+from cli.stack import Stack
+from lienthong.gateway.v1 import gateway_pb2 as g
+from tests.gateway.test_end_to_end import (
+    BORN,
+    DIED,
+    births_recorded,
+    broker_kind,
+    finished,
+    gateway,
+    submit_birth,
+)
+from tests.gateway.world import birth_form, new_family, seed_families
+
+pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
+
+SESSION_TIMEOUT = 6.0
+# A gateway gone for good: its partitions move within this (the session
+# timeout, then one rebalance).
+MOVED_WITHIN = 10.0
+# Each group's partitions: the saga reads two topics of 6, the steps one.
+EVERY_PARTITION = {"saga": 12, "steps": 6}
+
+
+def settled_within(stack: Stack) -> float:
+    """How soon a dossier submitted while a gateway is killed and restarted
+    settles: with static membership the restart moves nothing; without it
+    (the embedded broker) the session expires, then two rebalances follow."""
+    return 15.0 if stack.broker_kind == "apache" else 30.0
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    with Stack(
+        broker=broker_kind(),
+        gateway_env={
+            "LIENTHONG_RETRY_CAP_SECONDS": "0.5",
+            "LIENTHONG_CALL_DEADLINE_SECONDS": "2",
+            "LIENTHONG_GROUP_SESSION_TIMEOUT_SECONDS": str(SESSION_TIMEOUT),
+        },
+    ) as running:
+        running.keep_data_dir = bool(os.environ.get("LIENTHONG_KEEP_TEST_DATA"))
+        yield running
+
+
+def log_lines(stack: Stack, name: str) -> list[dict[str, object]]:
+    lines = []
+    for line in Path(stack.log_file(name)).read_text(encoding="utf-8").splitlines():
+        if line.startswith("{"):
+            lines.append(json.loads(line))
+    return lines
+
+
+def at(line: dict[str, object]) -> float:
+    return dt.datetime.fromisoformat(str(line["timestamp"])).timestamp()
+
+
+def assigned(stack: Stack, name: str, *, after: float) -> dict[str, int]:
+    """consumer → partitions, as last assigned to this gateway after `after`."""
+    found: dict[str, int] = {}
+    for line in log_lines(stack, name):
+        if line.get("event") == "partitions assigned" and at(line) > after:
+            found[str(line["consumer"])] = int(str(line["partitions"]))
+    return found
+
+
+async def until(condition: Callable[[], object], what: str, within: float) -> float:
+    """Wait for condition() with a deadline; returns the seconds it took."""
+    began = time.monotonic()
+    while not condition():
+        assert time.monotonic() - began < within, f"{what}: not within {within} s"
+        await asyncio.sleep(0.1)
+    return time.monotonic() - began
+
+
+def concurrent_step_runs(stack: Stack, names: list[str]) -> int:
+    """How many times two gateways worked the same step of the same dossier
+    at once: each gateway's span of a step runs from its first attempt (the
+    step line's start, or its first retry) to its last sign of work."""
+    spans: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
+    for name in names:
+        seen: dict[tuple[str, str], list[float]] = {}
+        for line in log_lines(stack, name):
+            if line.get("logger") != "steps" or "step" not in line or "dossier_id" not in line:
+                continue
+            key = (str(line["dossier_id"]), str(line["step"]))
+            end = at(line)
+            start = end - float(str(line.get("duration_ms", 0))) / 1000
+            seen.setdefault(key, []).extend([start, end])
+        for key, times in seen.items():
+            spans.setdefault(key, []).append((min(times), max(times), name))
+    overlaps = 0
+    for runs in spans.values():
+        runs.sort()
+        for (_, end, one), (start, _, other) in itertools.pairwise(runs):
+            if one != other and start < end:
+                overlaps += 1
+    return overlaps
+
+
+async def start_with_channels_closed(
+    stack: Stack, name: str, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    """Start a process with this process's gRPC channels closed: a child
+    forked while grpc's event engine runs here can abort before its exec
+    (seen: SIGABRT, "epoll_wait error: Bad file descriptor")."""
+    for channel in channels.values():
+        await channel.close()
+    try:
+        stack.start_component(name)
+    finally:
+        channels.update(open_channels(stack))
+
+
+def open_channels(stack: Stack) -> dict[str, grpc.aio.Channel]:
+    return {
+        name: grpc.aio.insecure_channel(stack.address(name))
+        for name in ("population", "insurance", "health", "gateway")
+    }
+
+
+async def test_a_killed_gateway_takes_its_partitions_back_within_the_bound(stack: Stack) -> None:
+    second = stack.add_gateway(database=stack.data_dir / "gateway.sqlite3")
+    await until(lambda: len(assigned(stack, second, after=0)) == 2, "second joined", 60)
+    channels = open_channels(stack)
+    try:
+        families = [new_family(41) for _ in range(12)]
+        await seed_families(channels, families, born=BORN, died=DIED)
+        stub = gateway(channels)
+        killed_at = time.time()
+        stack.kill(second)
+        submitted: dict[str, float] = {}
+        for n, family in enumerate(families):
+            if n == 6:  # half while it is down, half once it is back
+                await start_with_channels_closed(stack, second, channels)
+                stub = gateway(channels)
+                await until(
+                    lambda: len(assigned(stack, second, after=killed_at)) == 2,
+                    "the restarted gateway's partitions back",
+                    MOVED_WITHIN,
+                )
+            key = f"fo-kill-{n}"
+            submitted[await submit_birth(stub, key, birth_form(family, BORN))] = time.monotonic()
+        for dossier_id, since in submitted.items():
+            done = await finished(stub, dossier_id, within=settled_within(stack) + 30)
+            assert done.state == g.DOSSIER_STATE_COMPLETED
+            assert time.monotonic() - since < settled_within(stack), f"{dossier_id} settled late"
+        assert births_recorded(stack, families) == (12, 12, 12)
+        assert concurrent_step_runs(stack, ["gateway", second]) == 0
+    finally:
+        stack.kill(second)  # the next test starts from one gateway
+        for channel in channels.values():
+            await channel.close()
+
+
+async def test_a_gateway_gone_for_good_has_its_partitions_moved_within_the_bound(
+    stack: Stack,
+) -> None:
+    gone = stack.add_gateway(database=stack.data_dir / "gateway.sqlite3")
+    await until(lambda: len(assigned(stack, gone, after=0)) == 2, "joined", 60)
+    killed_at = time.time()
+    stack.kill(gone)
+    moved_in = await until(
+        lambda: assigned(stack, "gateway", after=killed_at) == EVERY_PARTITION,
+        "every partition with the remaining gateway",
+        MOVED_WITHIN,
+    )
+    print(f"partitions moved {moved_in:.1f} s after the kill")
+
+
+async def test_a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
+    stack: Stack,
+) -> None:
+    zombie = stack.add_gateway(database=stack.data_dir / "gateway.sqlite3")
+    await until(lambda: len(assigned(stack, zombie, after=0)) == 2, "joined", 60)
+    channels = open_channels(stack)
+    try:
+        families = [new_family(42) for _ in range(12)]
+        await seed_families(channels, families, born=BORN, died=DIED)
+        stub = gateway(channels)
+        # Cards wait on the insurance agency: both gateways retry their steps.
+        stack.stop_component("insurance")
+        ids = [
+            await submit_birth(stub, f"fo-zombie-{n}", birth_form(f, BORN))
+            for n, f in enumerate(families)
+        ]
+
+        def retrying(name: str) -> bool:
+            return any(
+                line.get("event") == "agency unavailable; retrying"
+                for line in log_lines(stack, name)
+            )
+
+        await until(lambda: retrying(zombie), "the zombie retrying a step", 60)
+        pid = stack.pid(zombie)
+        assert pid is not None
+        frozen_at = time.time()
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await until(
+                lambda: assigned(stack, "gateway", after=frozen_at) == EVERY_PARTITION,
+                "the frozen gateway's partitions moved",
+                MOVED_WITHIN + 20,
+            )
+            await start_with_channels_closed(stack, "insurance", channels)
+            stub = gateway(channels)
+            for dossier_id in ids:
+                done = await finished(stub, dossier_id, within=90)
+                assert done.state == g.DOSSIER_STATE_COMPLETED
+        finally:
+            woken_at = time.time()
+            os.kill(pid, signal.SIGCONT)
+        await until(
+            lambda: assigned(stack, zombie, after=woken_at), "the zombie back in its groups", 60
+        )
+        rejoined = min(
+            at(line)
+            for line in log_lines(stack, zombie)
+            if line.get("event") == "partitions assigned" and at(line) > woken_at
+        )
+        meanwhile = [
+            line
+            for line in log_lines(stack, zombie)
+            if woken_at < at(line) < rejoined and line.get("logger") in ("steps", "saga")
+        ]
+        assert meanwhile == [], "the zombie worked partitions it had lost"
+        assert births_recorded(stack, families) == (12, 12, 12)
+        assert concurrent_step_runs(stack, ["gateway", zombie]) == 0
+    finally:
+        stack.kill(zombie)
+        for channel in channels.values():
+            await channel.close()

@@ -1,0 +1,285 @@
+"""The partitioned consumer (gateway/kafka.py) driven by a fake group
+consumer: batches in order, commits, pauses, and what a partition being
+handed over, a refused commit, a stale owner or a frozen loop do to its work.
+No broker: assignments and revocations are the test's to make."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from typing import Any
+
+import pytest
+from aiokafka import ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import CommitFailedError
+
+from gateway import kafka
+from gateway.events import Event, encode
+from gateway.kafka import Lease, Membership, PartitionedConsumer, PartitionRevokedError
+from lienthong.events.v1 import events_pb2 as ev
+
+pytestmark = pytest.mark.timeout(30)
+
+TOPIC = "t.step-commands"
+P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+GRACE = 0.2
+
+
+class FakeGroupConsumer:
+    """The group consumer as PartitionedConsumer sees it."""
+
+    def __init__(self) -> None:
+        self.fetched: asyncio.Queue[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]]
+        self.fetched = asyncio.Queue()
+        self.assigned: set[TopicPartition] = set()
+        self.listener: ConsumerRebalanceListener | None = None
+        self.commits: list[dict[TopicPartition, int]] = []
+        self.refuse_commits = False
+        self._paused: set[TopicPartition] = set()
+        self.seeks: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+    def subscribe(self, topics: list[str], listener: ConsumerRebalanceListener) -> None:
+        self.listener = listener
+
+    async def getmany(
+        self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
+    ) -> Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        try:
+            return await asyncio.wait_for(self.fetched.get(), 0.05)
+        except TimeoutError:
+            return {}
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.assigned)
+
+    def pause(self, *partitions: TopicPartition) -> None:
+        self._paused.update(partitions)
+
+    def resume(self, *partitions: TopicPartition) -> None:
+        self._paused.difference_update(partitions)
+
+    def paused(self) -> set[TopicPartition]:
+        return set(self._paused)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.refuse_commits:
+            raise CommitFailedError("the group has rebalanced")
+        self.commits.append(dict(offsets))
+
+    async def seek_to_committed(self, *partitions: TopicPartition) -> Any:
+        self.seeks.extend(partitions)
+
+    # --- the group's side -------------------------------------------------------------
+
+    async def assign(self, *partitions: TopicPartition) -> None:
+        assert self.listener is not None
+        self.assigned = set(partitions)
+        await self.listener.on_partitions_assigned(set(partitions))
+
+    async def revoke(self) -> None:
+        assert self.listener is not None
+        await self.listener.on_partitions_revoked(set(self.assigned))
+        self.assigned = set()
+
+    def deliver(self, tp: TopicPartition, *offsets: int) -> None:
+        self.fetched.put_nowait({tp: [record(tp, o) for o in offsets]})
+
+
+def record(tp: TopicPartition, offset: int) -> ConsumerRecord[bytes, bytes]:
+    command = ev.StepCommand(dossier_id=f"birth-{offset}", step="register_birth")
+    key, value, headers = encode(
+        Event(f"birth-{offset}/register_birth", f"birth-{offset}", command, dt.datetime.now(dt.UTC))
+    )
+    return ConsumerRecord(
+        tp.topic, tp.partition, offset, 0, 0, key, value, None, len(key), len(value), headers
+    )
+
+
+class Recorder:
+    """A batch handler that records what it handled, and can be held."""
+
+    def __init__(self) -> None:
+        self.handled: list[tuple[int, str]] = []  # (epoch, event id)
+        self.hold: asyncio.Event | None = None
+        self.started = asyncio.Event()
+        self.behave: Callable[[Lease], Awaitable[None]] | None = None
+
+    async def __call__(self, events: list[Event], lease: Lease) -> None:
+        self.started.set()
+        if self.behave is not None:
+            await self.behave(lease)
+        if self.hold is not None:
+            await self.hold.wait()
+        lease.check()  # as the executor does before it publishes: the effect comes after
+        self.handled.extend((lease.epoch, e.event_id) for e in events)
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+async def running() -> AsyncIterator[tuple[PartitionedConsumer, FakeGroupConsumer, Recorder]]:
+    fake, handler = FakeGroupConsumer(), Recorder()
+    consumer = PartitionedConsumer(
+        name="steps",
+        consumer=fake,
+        topics=[TOPIC],
+        handle=handler,
+        check=lambda event: None,
+        producer=None,  # no poison in these tests: nothing is produced
+        deadletter_topic="t.deadletter",
+        membership=Membership(session_timeout_ms=2000, handover_grace_seconds=GRACE),
+    )
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    yield consumer, fake, handler
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def committed(fake: FakeGroupConsumer, tp: TopicPartition) -> int | None:
+    offsets = [c[tp] for c in fake.commits if tp in c]
+    return offsets[-1] if offsets else None
+
+
+async def test_batches_are_handled_in_order_and_committed_after_them(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+) -> None:
+    _consumer, fake, handler = running
+    await fake.assign(P0, P1)
+    fake.deliver(P0, 0, 1, 2)
+    fake.deliver(P1, 0)
+    fake.deliver(P0, 3)
+    await until(lambda: committed(fake, P0) == 4 and committed(fake, P1) == 1)
+    assert [i for _, i in handler.handled if i.startswith(("birth-1", "birth-2", "birth-3"))] == [
+        "birth-1/register_birth",
+        "birth-2/register_birth",
+        "birth-3/register_birth",
+    ]
+
+
+async def test_a_long_backlog_pauses_its_partition_until_worked_off(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _consumer, fake, handler = running
+    monkeypatch.setattr(kafka, "PAUSE_BACKLOG", 2)
+    monkeypatch.setattr(kafka, "MAX_BATCH", 1)
+    await fake.assign(P0)
+    handler.hold = asyncio.Event()
+    fake.deliver(P0, 0, 1, 2, 3, 4)
+    await until(lambda: P0 in fake.paused())
+    handler.hold.set()
+    await until(lambda: committed(fake, P0) == 5)
+    assert P0 not in fake.paused()
+
+
+async def test_a_batch_that_finishes_within_the_grace_is_committed_at_the_handover(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+) -> None:
+    _consumer, fake, handler = running
+    await fake.assign(P0)
+    handler.hold = asyncio.Event()
+    fake.deliver(P0, 0, 1)
+    await handler.started.wait()
+    asyncio.get_running_loop().call_later(GRACE / 4, handler.hold.set)
+    await fake.revoke()
+    # Committed by the revocation itself, before the partition is let go.
+    assert committed(fake, P0) == 2
+    assert len(handler.handled) == 2
+
+
+async def test_a_batch_still_busy_after_the_grace_is_cancelled_and_not_committed(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+) -> None:
+    consumer, fake, handler = running
+    await fake.assign(P0)
+    handler.hold = asyncio.Event()  # an agency that never answers
+    fake.deliver(P0, 0)
+    await handler.started.wait()
+    began = time.monotonic()
+    await fake.revoke()
+    assert time.monotonic() - began < GRACE + 1, "the handover waited for the batch"
+    handler.hold.set()  # the agency answers late: nothing may come of it
+    await asyncio.sleep(0)
+    assert handler.handled == []
+    assert committed(fake, P0) is None
+    # Records fetched before the revocation are not worked either.
+    fake.deliver(P0, 1)
+    await until(fake.fetched.empty)
+    assert consumer.workers == {}
+
+
+async def test_a_refused_commit_leaves_the_offset_uncommitted_and_work_goes_on(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+) -> None:
+    _consumer, fake, handler = running
+    await fake.assign(P0)
+    fake.refuse_commits = True
+    fake.deliver(P0, 0)
+    await until(lambda: len(handler.handled) == 1)
+    fake.refuse_commits = False
+    fake.deliver(P0, 1)
+    await until(lambda: committed(fake, P0) == 2)
+
+
+async def test_a_stale_owner_drops_its_batch_without_committing(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+) -> None:
+    consumer, fake, handler = running
+    await fake.assign(P0)
+
+    async def refused(lease: Lease) -> None:
+        raise PartitionRevokedError("the saga store has a later claim")
+
+    handler.behave = refused
+    fake.deliver(P0, 0, 1)
+    await until(lambda: consumer.workers[P0].task.done() if P0 in consumer.workers else False)
+    assert handler.handled == [] and committed(fake, P0) is None
+
+
+async def test_each_assignment_gives_a_new_epoch(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+) -> None:
+    _consumer, fake, handler = running
+    await fake.assign(P0)
+    fake.deliver(P0, 0)
+    await until(lambda: len(handler.handled) == 1)
+    await fake.revoke()
+    await fake.assign(P0)
+    fake.deliver(P0, 1)
+    await until(lambda: len(handler.handled) == 2)
+    assert [epoch for epoch, _ in handler.handled] == [1, 2]
+
+
+async def test_after_a_frozen_loop_no_work_is_done_and_the_partitions_are_read_again(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+) -> None:
+    consumer, fake, handler = running
+    await fake.assign(P0)
+    handler.hold = asyncio.Event()
+    fake.deliver(P0, 0)
+    await handler.started.wait()
+    # As after SIGSTOP: the loop was not seen alive for longer than the limit.
+    consumer.watch.last_tick -= 10
+    handler.hold.set()
+    await until(lambda: P0 in fake.seeks)
+    assert handler.handled == []
+    assert committed(fake, P0) is None
+    fake.deliver(P0, 0)  # read again from the last commit, under a new claim
+    await until(lambda: len(handler.handled) == 1)
+    assert handler.handled[0][0] == 2
