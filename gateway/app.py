@@ -91,7 +91,7 @@ async def sweep_supplement_windows(
 async def _serve_once_joined(
     running: RunningRegistry, consumers: list[PartitionedConsumer]
 ) -> None:
-    """Health says SERVING only once both consumers joined their groups: a
+    """Health says SERVING only once every consumer joined its group: a
     stack (or compose) that waits for the gateway then knows a submission
     will be worked at once, not after the first rebalance."""
     await asyncio.gather(*(c.joined.wait() for c in consumers))
@@ -127,6 +127,26 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
     # Distinct per process even without an instance id: the owner's name in
     # the saga store's partition claims.
     owner = joining.instance_id or f"gateway-pid-{os.getpid()}"
+
+    def steps_consumer(name: str, group_id: str, topic: str) -> PartitionedConsumer:
+        return PartitionedConsumer(
+            name=name,
+            consumer=make_consumer(
+                config.bootstrap_servers,
+                group_id,
+                joining,
+                max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
+            ),
+            topics=[topic],
+            handle=executor.handle_batch,
+            check=executor.check,
+            producer=producer,
+            deadletter_topic=topics.deadletter,
+            membership=joining,
+            owners=store,
+            owner_name=owner,
+        )
+
     consumers = [
         PartitionedConsumer(
             name="saga",
@@ -145,23 +165,17 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
             owners=store,
             owner_name=owner,
         ),
-        PartitionedConsumer(
-            name="steps",
-            consumer=make_consumer(
-                config.bootstrap_servers,
-                f"{config.topic_prefix}-steps",
-                joining,
-                max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
-            ),
-            topics=[topics.step_commands],
-            handle=executor.handle_batch,
-            check=executor.check,
-            producer=producer,
-            deadletter_topic=topics.deadletter,
-            membership=joining,
-            owners=store,
-            owner_name=owner,
+        # A consumer (a group) per agency lane: a batch waiting out one
+        # agency's outage holds up only that agency's partitions, and each
+        # lane commits its own offsets.
+        *(
+            steps_consumer(f"steps-{agency}", f"{config.topic_prefix}-steps-{agency}", topic)
+            for agency, topic in topics.step_lanes.items()
         ),
+        # The topic before the lanes: an older gateway in the same deployment
+        # may still send commands there. Its group keeps its old name, so the
+        # offsets committed before an upgrade still count.
+        steps_consumer("steps", f"{config.topic_prefix}-steps", topics.step_commands),
     ]
     for consumer in consumers:
         await consumer.start()

@@ -9,7 +9,7 @@ ce_specversion; content-type for the body).
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError, Message
 
@@ -32,15 +32,26 @@ EVENT_TYPES: dict[str, type[Message]] = {
 TYPE_OF = {cls: name for name, cls in EVENT_TYPES.items()}
 
 
+# The agencies whose steps have a command topic (a lane) of their own, so a
+# batch of steps waiting out one agency's outage holds up only that agency's
+# steps; the saga sends a dossier's next command only after the previous
+# outcome, so a dossier's steps stay in order across lanes.
+STEP_LANES = ("health", "population", "insurance")
+
+
 @dataclass(frozen=True)
 class Topics:
     dossiers: str
+    # The step commands of a step whose agency has no lane, and those an older
+    # gateway (before the lanes) sent: the executor still consumes it.
     step_commands: str
     step_outcomes: str
     deadletter: str
     # Dossiers that reached an end (or wait for the declarant), for listeners
     # outside the gateway; nothing in the gateway consumes it.
     settled: str
+    # Agency → its step-command topic, one per STEP_LANES.
+    step_lanes: dict[str, str] = field(default_factory=dict, hash=False)
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -50,12 +61,18 @@ class Topics:
             step_outcomes=f"{prefix}.step-outcomes",
             deadletter=f"{prefix}.deadletter",
             settled=f"{prefix}.dossier-settled",
+            step_lanes={agency: f"{prefix}.step-commands.{agency}" for agency in STEP_LANES},
         )
+
+    def step_commands_for(self, agency: str) -> str:
+        """The topic a command for a step of this agency goes to."""
+        return self.step_lanes.get(agency, self.step_commands)
 
     def all(self) -> list[str]:
         return [
             self.dossiers,
             self.step_commands,
+            *self.step_lanes.values(),
             self.step_outcomes,
             self.deadletter,
             self.settled,

@@ -103,6 +103,10 @@ DEATH_STEPS = (
     StepPlan("deliver_result", GATEWAY),
 )
 
+# Each step's agency by the step's name (a name means one step in either group):
+# the saga worker sends a step's command to its agency's lane.
+AGENCY_OF_STEP = {plan.name: plan.agency for plan in (*BIRTH_STEPS, *DEATH_STEPS)}
+
 # The legal time limits (of each group, each step, the supplement window) are
 # data: gateway/time_limits.py.
 

@@ -17,6 +17,7 @@ from common.clock import Clock
 from gateway import saga
 from gateway.events import Event, PoisonEventError, Topics
 from gateway.kafka import Lease, PartitionRevokedError, publish
+from gateway.procedures import AGENCY_OF_STEP
 from gateway.store import DossierStore, Fence, PendingEvent, StaleOwnerError, Transition
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
@@ -32,6 +33,12 @@ TRANSITIONS: dict[
     ev.SupplementWindowExpired: saga.on_supplement_window_expired,
     ev.StepOutcome: saga.on_step_outcome,
 }
+
+
+def command_topic(topics: Topics, command: ev.StepCommand) -> str:
+    """The lane of the step's agency: a step waiting out its agency's outage
+    then holds up only that agency's steps, never another agency's."""
+    return topics.step_commands_for(AGENCY_OF_STEP[command.step])
 
 
 class SagaWorker:
@@ -75,7 +82,10 @@ class SagaWorker:
         caused: list[tuple[str, Event]] = []
         for result in applied:
             caused.extend(
-                (self.topics.step_commands, Event(f"{c.dossier_id}/{c.step}", c.dossier_id, c, now))
+                (
+                    command_topic(self.topics, c),
+                    Event(f"{c.dossier_id}/{c.step}", c.dossier_id, c, now),
+                )
                 for c in result.caused.commands
             )
             if result.caused.HasField("settled"):

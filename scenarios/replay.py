@@ -258,6 +258,8 @@ class _Run:
         self.progress = Progress(planned=len(prepared.plan.declarations))
         self.progress.duration_s = scenario.duration_s
         self.wall_start = 0.0  # the wall-clock time of offset 0
+        # Set once wall_start is: the fault windows count from it.
+        self.clock_started = asyncio.Event()
         self.dossier_of: dict[str, str] = {}  # idempotency key -> dossier id
         self.planned_of: dict[str, tuple[PlannedDeclaration, float]] = {}  # dossier -> (plan, at)
         # Only how each ended (state, rejection reason): keeping whole dossiers
@@ -326,6 +328,7 @@ class _Run:
             await channel.channel_ready()
             start = loop.time() + 0.2
             self.wall_start = time.time() + 0.2
+            self.clock_started.set()
             tasks = []
             for planned, offset in zip(
                 self.prepared.plan.declarations, self.prepared.offsets, strict=True
@@ -411,6 +414,10 @@ class _Run:
         """Do `begin` at begin_s and `end` at end_s, in that order even when
         `begin` is slow (stopping an agency waits for its calls in flight)."""
         loop = asyncio.get_running_loop()
+        # The sender sets offset 0 only once the gateway's channel is ready;
+        # counted from before that (wall_start 0), every window began and
+        # ended at once.
+        await self.clock_started.wait()
         for at, action in ((begin_s, begin), (end_s, end)):
             await asyncio.sleep(max(0.0, self.wall_start + at - time.time()))
             # The stack's start waits for the agency to serve: off the event loop.

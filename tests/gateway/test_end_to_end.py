@@ -15,16 +15,17 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.partitioner import murmur2
 
 from cli.stack import Stack
 from common.clock import SystemClock, vietnam_today
-from gateway.events import Topics
+from gateway.events import STEP_LANES, Event, Topics, encode
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as g
 from lienthong.gateway.v1 import gateway_pb2_grpc as gg
@@ -363,6 +364,159 @@ async def test_agency_down_for_a_while_then_back(
     assert card_step.attempts > 1
 
 
+def deaths_recorded(stack: Stack, families: list[Family]) -> tuple[int, int, int]:
+    """(deaths, residences removed, funeral allowances) the registries hold for these deaths."""
+    ids = [f.deceased for f in families]
+    marks = ",".join("?" * len(ids))
+    return (
+        count(
+            stack,
+            "population",
+            f"SELECT COUNT(*) FROM deaths WHERE personal_id_number IN ({marks})",
+            *ids,
+        ),
+        count(
+            stack,
+            "population",
+            "SELECT COUNT(*) FROM residences WHERE removed_on IS NOT NULL "
+            f"AND personal_id_number IN ({marks})",
+            *ids,
+        ),
+        count(
+            stack,
+            "insurance",
+            f"SELECT COUNT(*) FROM funeral_allowances WHERE personal_id_number IN ({marks})",
+            *ids,
+        ),
+    )
+
+
+def partition_of(dossier_id: str, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives a record keyed by this dossier."""
+    return int(murmur2(dossier_id.encode()) & 0x7FFFFFFF) % partitions
+
+
+INSURANCE_STEPS = ("issue_health_insurance_card", "settle_insurance")
+
+
+def at_insurance_step(dossier: g.Dossier) -> bool:
+    """Every step before the insurance one is done: the saga has sent the card
+    or allowance command (the population steps come first in both groups)."""
+    return bool(dossier.timeline) and dossier.timeline[-1].name in INSURANCE_STEPS
+
+
+async def wait_at_insurance_step(
+    stub: gg.GatewayServiceAsyncStub,
+    ids: list[str],
+    within: float,
+    enough: Callable[[set[str]], bool] | None = None,
+) -> set[str]:
+    """The dossiers that reached their insurance step before the deadline
+    (or before `enough` of them did)."""
+    reached: set[str] = set()
+    deadline = time.monotonic() + within
+    while len(reached) < len(ids) and time.monotonic() < deadline:
+        for dossier_id in ids:
+            if dossier_id not in reached:
+                got = (await stub.GetDossier(g.GetDossierRequest(dossier_id=dossier_id))).dossier
+                if at_insurance_step(got):
+                    reached.add(dossier_id)
+        if enough is not None and enough(reached):
+            break
+        await asyncio.sleep(0.1)
+    return reached
+
+
+# How long the test keeps insurance down for the probes' population steps.
+OUTAGE_SECONDS = 30.0
+
+
+async def test_an_agency_down_while_another_agencys_steps_keep_flowing(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    # Insurance goes down. Births and deaths submitted first reach their
+    # insurance step and retry there, until every partition has one retrying.
+    # The probes submitted after that must still get their health and
+    # population steps done while insurance is down: those never wait behind
+    # another agency's retries. Then insurance comes back and all complete,
+    # each effect once.
+    families = [new_family(11) for _ in range(40)]
+    probes = families[-3:]
+    await seed_families(channels, families, born=BORN, died=DIED)
+    stub = gateway(channels)
+    topics = Topics.with_prefix(stack.topic_prefix)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers)
+    await producer.start()
+    try:
+        partitions = len(await producer.partitions_for(topics.dossiers))
+    finally:
+        await producer.stop()
+    stack.stop_component("insurance")
+    try:
+        blockers: list[str] = []
+        blocked: set[int] = set()
+        used: list[Family] = []
+        for n, family in enumerate(families[:-3]):
+            if blocked == set(range(partitions)):
+                break
+            used.append(family)
+            for dossier_id in (
+                await submit_birth(stub, f"e2e-iso-b{n}", birth_form(family, BORN)),
+                await submit_death(stub, f"e2e-iso-d{n}", death_form(family, DIED)),
+            ):
+                blockers.append(dossier_id)
+                blocked.add(partition_of(dossier_id, partitions))
+        assert blocked == set(range(partitions)), "not every partition got a blocker"
+
+        def every_partition_retrying(reached: set[str]) -> bool:
+            return {partition_of(d, partitions) for d in reached} == blocked
+
+        # One retrying insurance step per partition is enough to hold up a
+        # partition that waits for its whole batch.
+        stuck = await wait_at_insurance_step(
+            stub, blockers, within=60, enough=every_partition_retrying
+        )
+        assert every_partition_retrying(stuck), "a partition has no insurance step retrying"
+        probe_ids = [
+            dossier_id
+            for n, family in enumerate(probes)
+            for dossier_id in (
+                await submit_birth(stub, f"e2e-iso-pb{n}", birth_form(family, BORN)),
+                await submit_death(stub, f"e2e-iso-pd{n}", death_form(family, DIED)),
+            )
+        ]
+        flowed = await wait_at_insurance_step(stub, probe_ids, within=OUTAGE_SECONDS)
+    finally:
+        stack.start_component("insurance")
+    back = time.time()
+    # Each probe, from submission to its last population step done.
+    waited = {}
+    for dossier_id in probe_ids:
+        done = await finished(stub, dossier_id, within=120)
+        assert done.state == g.DOSSIER_STATE_COMPLETED, done.rejection
+        population = [s for s in done.timeline if s.agency == "population"][-1]
+        waited[dossier_id] = round(
+            (population.finished_at.ToMilliseconds() - done.submitted_at.ToMilliseconds()) / 1000, 2
+        )
+    assert set(flowed) == set(probe_ids), (
+        f"population steps waited for insurance (seconds from submission): {waited}"
+    )
+    print(f"population steps done while insurance was down, seconds from submission: {waited}")
+    last_insurance_step = 0
+    for dossier_id in blockers:
+        done = await finished(stub, dossier_id, within=120)
+        assert done.state == g.DOSSIER_STATE_COMPLETED
+        insurance = [s for s in done.timeline if s.agency == "insurance"][-1]
+        last_insurance_step = max(last_insurance_step, insurance.finished_at.ToMilliseconds())
+    print(
+        f"{len(blockers)} insurance steps waiting out the outage all done "
+        f"{last_insurance_step / 1000 - back:.2f} s after insurance served again"
+    )
+    everyone = [*used, *probes]
+    assert births_recorded(stack, everyone) == (len(everyone),) * 3
+    assert deaths_recorded(stack, everyone) == (len(everyone),) * 3
+
+
 async def test_gateway_killed_mid_saga_acts_exactly_once(
     stack: Stack, channels: dict[str, grpc.aio.Channel]
 ) -> None:
@@ -388,9 +542,13 @@ async def test_two_gateways_share_the_work(
 ) -> None:
     second = stack.add_gateway(database=stack.data_dir / "gateway.sqlite3")
     # Submit only once the group has given the newcomer its share of the steps.
+    lanes = [f"steps-{agency}" for agency in STEP_LANES]
     deadline = time.monotonic() + 60
-    while not re.search(r'"consumer": "steps", "partitions": [1-9]', read_log(stack, second)):
-        assert time.monotonic() < deadline, "the second gateway was never given partitions"
+    while not all(
+        re.search(rf'"consumer": "{lane}", "partitions": [1-9]', read_log(stack, second))
+        for lane in lanes
+    ):
+        assert time.monotonic() < deadline, "the second gateway was never given every lane's share"
         await asyncio.sleep(0.1)
     families = [new_family(9) for _ in range(24)]
     await seed_families(channels, families, born=BORN, died=DIED)
@@ -487,14 +645,70 @@ async def test_settled_dossiers_are_announced_with_their_timeline(
     assert list(announced[waiting].supplement.missing_fields) == ["place_of_death"]
 
 
-def test_the_gateway_says_serving_only_once_both_consumers_joined_their_groups() -> None:
+def test_the_gateway_says_serving_only_once_every_consumer_joined_its_group() -> None:
     # Stack.start() returns when the gateway's health says SERVING: by then
-    # both consumers must already hold their share of the partitions.
+    # every consumer (the saga's, each agency lane's, the old step topic's)
+    # must already hold its share of the partitions.
+    expected = {"saga", "steps", *(f"steps-{agency}" for agency in STEP_LANES)}
     with Stack(broker=broker_kind()) as fresh:
         log = read_log(fresh, "gateway")
         joined = {
             consumer
-            for consumer in ("saga", "steps")
+            for consumer in expected
             if re.search(rf'"consumer": "{consumer}".*"partitions assigned"', log)
         }
-        assert joined == {"saga", "steps"}
+        assert joined == expected
+
+
+async def test_a_command_left_on_the_step_topic_of_before_the_lanes_is_still_run(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    # A gateway of before the lanes sent every command to <prefix>.step-commands;
+    # one still there after an upgrade is run (here a repeat of a dossier's
+    # first step, which the hospital answers from its ledger and the saga
+    # ignores as an outcome it has applied).
+    family = new_family(12)
+    await seed_families(channels, [family], born=BORN, died=DIED)
+    stub = gateway(channels)
+    dossier = await finished(
+        stub, await submit_birth(stub, "e2e-old-topic", birth_form(family, BORN))
+    )
+    assert dossier.state == g.DOSSIER_STATE_COMPLETED
+    snapshot = g.Dossier()
+    snapshot.CopyFrom(dossier)
+    del snapshot.timeline[1:]
+    command = ev.StepCommand(
+        dossier_id=dossier.dossier_id, step="verify_birth_certificate", dossier=snapshot
+    )
+    key, value, headers = encode(
+        Event(
+            f"{dossier.dossier_id}/verify_birth_certificate",
+            dossier.dossier_id,
+            command,
+            dt.datetime.now(dt.UTC),
+        )
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers)
+    await producer.start()
+    try:
+        topic = Topics.with_prefix(stack.topic_prefix).step_commands
+        await producer.send_and_wait(topic, key=key, value=value, headers=headers)
+    finally:
+        await producer.stop()
+
+    def runs() -> int:
+        return sum(
+            1
+            for line in read_log(stack, "gateway").splitlines()
+            if '"event": "step"' in line
+            and dossier.dossier_id in line
+            and '"step": "verify_birth_certificate"' in line
+        )
+
+    deadline = time.monotonic() + 60
+    while runs() < 2:
+        assert time.monotonic() < deadline, "the command on the old topic was never run"
+        await asyncio.sleep(0.1)
+    again = (await stub.GetDossier(g.GetDossierRequest(dossier_id=dossier.dossier_id))).dossier
+    assert again.state == g.DOSSIER_STATE_COMPLETED
+    assert births_recorded(stack, [family]) == (1, 1, 1)
