@@ -38,8 +38,15 @@ SESSION_TIMEOUT = 6.0
 # A gateway gone for good: its partitions move within this (the session
 # timeout, then one rebalance).
 MOVED_WITHIN = 10.0
-# Each group's partitions: the saga reads two topics of 6, the steps one.
-EVERY_PARTITION = {"saga": 12, "steps": 6}
+# Each group's partitions: the saga reads two topics of 6; the steps, a lane
+# of 6 per agency and the topic of before the lanes.
+EVERY_PARTITION = {
+    "saga": 12,
+    "steps": 6,
+    "steps-health": 6,
+    "steps-population": 6,
+    "steps-insurance": 6,
+}
 
 
 def settled_within(stack: Stack) -> float:
@@ -141,7 +148,9 @@ def open_channels(stack: Stack) -> dict[str, grpc.aio.Channel]:
 
 async def test_a_killed_gateway_takes_its_partitions_back_within_the_bound(stack: Stack) -> None:
     second = stack.add_gateway(database=stack.data_dir / "gateway.sqlite3")
-    await until(lambda: len(assigned(stack, second, after=0)) == 2, "second joined", 60)
+    await until(
+        lambda: len(assigned(stack, second, after=0)) == len(EVERY_PARTITION), "second joined", 60
+    )
     channels = open_channels(stack)
     try:
         families = [new_family(41) for _ in range(12)]
@@ -155,7 +164,7 @@ async def test_a_killed_gateway_takes_its_partitions_back_within_the_bound(stack
                 await start_with_channels_closed(stack, second, channels)
                 stub = gateway(channels)
                 await until(
-                    lambda: len(assigned(stack, second, after=killed_at)) == 2,
+                    lambda: len(assigned(stack, second, after=killed_at)) == len(EVERY_PARTITION),
                     "the restarted gateway's partitions back",
                     MOVED_WITHIN,
                 )
@@ -177,7 +186,7 @@ async def test_a_gateway_gone_for_good_has_its_partitions_moved_within_the_bound
     stack: Stack,
 ) -> None:
     gone = stack.add_gateway(database=stack.data_dir / "gateway.sqlite3")
-    await until(lambda: len(assigned(stack, gone, after=0)) == 2, "joined", 60)
+    await until(lambda: len(assigned(stack, gone, after=0)) == len(EVERY_PARTITION), "joined", 60)
     killed_at = time.time()
     stack.kill(gone)
     moved_in = await until(
@@ -192,7 +201,7 @@ async def test_a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
     stack: Stack,
 ) -> None:
     zombie = stack.add_gateway(database=stack.data_dir / "gateway.sqlite3")
-    await until(lambda: len(assigned(stack, zombie, after=0)) == 2, "joined", 60)
+    await until(lambda: len(assigned(stack, zombie, after=0)) == len(EVERY_PARTITION), "joined", 60)
     channels = open_channels(stack)
     try:
         families = [new_family(42) for _ in range(12)]
