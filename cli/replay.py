@@ -258,6 +258,9 @@ def summary_table(result: engine.ReplayResult) -> Table:
         )
         rows.append(("left RECEIVED", f"{chaos['left_received']:,}"))
         rows.append(("left in progress", f"{chaos['left_in_progress']:,}"))
+        unknown = result.unfinished_states.get("UNKNOWN", 0)
+        if unknown:
+            rows.append(("left, no gateway answered", f"{unknown:,}"))
         for window, said in (("inside_outages", "inside"), ("outside_outages", "outside")):
             summary = result.latency_by_window.get(window, {})
             p50, p99 = summary.get("p50"), summary.get("p99")

@@ -119,7 +119,8 @@ RECOVERY_DEFINITION = (
     "seconds after the fault ended (its process started again) until the backlog "
     "(dossiers sent by their scheduled time less those ended) is back to at most its "
     f"highest level in the {PRE_FAULT_S} s before the fault plus a tenth of the offered "
-    f"rate then (at least 1), and stays there for {HOLD_S} s; null: never before the run ended"
+    f"rate then (at least 1), and stays there for {HOLD_S} s; null: never before the run "
+    "ended, or the process did not come back; submissions given up on count as never ended"
 )
 CONCURRENCY_DEFINITION = (
     "a (dossier, step) run by two different gateway processes whose executions "
@@ -374,6 +375,7 @@ class _Run:
         self.observed: list[ObservedFault] = []
         self.next_gateway = 0
         self.started = asyncio.Event()  # set once wall_start is known
+        self.failed_at: list[float] = []  # scheduled times of submissions given up on
 
     # --- sending ---------------------------------------------------------------------
 
@@ -408,6 +410,7 @@ class _Run:
                     continue
                 reason = error.code().name
                 self.failures[reason] = self.failures.get(reason, 0) + 1
+                self.failed_at.append(offset)
                 self.progress.failed += 1
                 # Counted in the report; a line each would drown a console.
                 log.info("submission failed", key=planned.key, code=reason, detail=error.details())
@@ -593,11 +596,17 @@ class _Run:
 
     def faults_report(self) -> list[dict[str, Any]]:
         """Each fault as done, with its time to recover (scenarios/recovery.py)."""
-        backlog = Backlog([offset for _, offset in self.planned_of.values()], self.ended_at)
+        # Submissions given up on were offered load never served: they stay
+        # in the backlog, as a dossier that never ends does.
+        sent = [offset for _, offset in self.planned_of.values()] + self.failed_at
+        backlog = Backlog(sent, self.ended_at)
         report = []
         for observed in self.observed:
             recovery = None
-            if observed.at_s is not None and observed.restarted_s is not None:
+            # A process that did not come back has not recovered, whatever the
+            # backlog says (nothing may be sent or end at all).
+            if observed.up_s is not None and observed.at_s is not None:
+                assert observed.restarted_s is not None
                 recovery = time_to_recover(backlog, observed.at_s, observed.restarted_s)
             report.append(observed.as_dict(recovery))
         return report

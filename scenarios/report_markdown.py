@@ -79,6 +79,7 @@ def _chaos_lines(chaos: Mapping[str, Any]) -> list[str]:
     rows: list[tuple[str, object]] = [
         ("left RECEIVED", chaos["left_received"]),
         ("left in progress", chaos["left_in_progress"]),
+        ("left, no gateway answered", chaos["unfinished_states"].get("UNKNOWN", 0)),
     ]
     if executions is None:
         rows.append(("step executions", "not measured (no step lines in the gateways' logs)"))
