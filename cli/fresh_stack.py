@@ -5,7 +5,7 @@ clean run and kept, with every log, after a failure or when the command asks."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -17,11 +17,16 @@ from cli.stack import Stack, StackError
 
 @contextmanager
 def fresh_stack(
-    console: Console, broker: str, *, verbose_children: bool = True, quiet: bool = False
+    console: Console,
+    broker: str,
+    *,
+    verbose_children: bool = True,
+    quiet: bool = False,
+    gateway_env: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Set `stack.keep_data_dir` inside the block to keep the logs of a run
     that finished but went wrong."""
-    stack = Stack(broker=broker, verbose_children=verbose_children)
+    stack = Stack(broker=broker, verbose_children=verbose_children, gateway_env=gateway_env)
     began = time.monotonic()
     with console.status(f"Starting Kafka ({broker}), three registries and the gateway…"):
         try:

@@ -131,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--duration", type=float, default=None, help="stretch or shrink the arrival to S seconds"
     )
+    replay.add_argument(
+        "--gateways",
+        type=_at_least_one,
+        default=None,
+        metavar="N",
+        help="run N gateway processes sharing one saga store (default: the scenario's, else 1)",
+    )
     _add_broker(replay)
     replay.add_argument(
         "--report",
@@ -159,6 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--report", type=Path, default=None, metavar="DIR", help="also write bench.json here"
     )
     return parser
+
+
+def _at_least_one(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _add_broker(parser: argparse.ArgumentParser) -> None:
@@ -236,6 +253,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             duration=args.duration,
             broker=args.broker,
             report_dir=args.report,
+            gateways=args.gateways,
         )
     if args.command == "bench":
         from cli.bench import run_bench  # noqa: PLC0415

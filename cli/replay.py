@@ -26,12 +26,14 @@ from cli.stack import Stack
 from common.clock import SystemClock, vietnam_today
 from gateway.events import Topics
 from scenarios import replay as engine
+from scenarios.executions import count_executions, read_executions
 from scenarios.report import ReportPaths, write_report
 from scenarios.scenario import Scenario, ScenarioError, load_scenario
 
 
 class StackFaults:
-    """A scenario's outages and added latency, done to the stack's processes."""
+    """A scenario's outages, kills, broker restarts and added latency, done to
+    the stack's processes."""
 
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
@@ -39,20 +41,38 @@ class StackFaults:
     def stop(self, agency: str) -> None:
         self.stack.stop_component(agency)
 
-    def start(self, agency: str) -> None:
-        self.stack.start_component(agency)
+    def start(self, name: str) -> None:
+        self.stack.start_component(name)
+
+    def kill(self, name: str) -> None:
+        self.stack.kill(name)
+
+    def kill_broker(self) -> None:
+        self.stack.kill_broker()
+
+    def start_broker(self) -> None:
+        self.stack.start_broker_again()
 
     def set_latency(self, agency: str, milliseconds: float) -> None:
         self.stack.inject_latency(agency, milliseconds)
 
 
-def load(path: Path, *, rate: float | None, duration: float | None) -> Scenario:
+# The gateways log one line per step they run (gateway/executor.py) at INFO:
+# the replay counts repeated and concurrent step executions from them.
+GATEWAY_ENV = {"LIENTHONG_VERBOSE": "1"}
+
+
+def load(
+    path: Path, *, rate: float | None, duration: float | None, gateways: int | None = None
+) -> Scenario:
     try:
         scenario = load_scenario(path)
         if rate is not None:
             scenario = scenario.with_rate(rate)
         if duration is not None:
             scenario = scenario.with_duration(duration)
+        if gateways is not None:
+            scenario = scenario.with_gateways(gateways)
     except ScenarioError as error:
         raise CliError(str(error), code=EXIT_BAD_INPUT) from None
     except FileNotFoundError:
@@ -62,9 +82,35 @@ def load(path: Path, *, rate: float | None, duration: float | None) -> Scenario:
     return scenario
 
 
+def check_broker(scenario: Scenario, broker: str, path: Path) -> None:
+    """A broker restart needs a broker whose data survives it, and one we run."""
+    if scenario.broker_restarts and broker != "apache":
+        raise CliError(
+            f"{path}: broker_restart: needs --broker apache, whose data survives a restart "
+            f"(got --broker {broker}: "
+            + (
+                "the embedded broker keeps its topics in memory, a restart would lose every "
+                "event in flight)"
+                if broker == "embedded"
+                else "a broker this command does not run cannot be restarted by it)"
+            ),
+            code=EXIT_BAD_INPUT,
+        )
+
+
+def ensure_gateways(stack: Stack, count: int) -> list[str]:
+    """Start gateways until `count` run; all share the first one's saga store
+    file (the gateway's design for one host: ARCHITECTURE.md). Returns their names."""
+    names = [name for name in stack.component_names() if stack.components[name].is_gateway]
+    while len(names) < count:
+        names.append(stack.add_gateway(database=stack.data_dir / "gateway.sqlite3"))
+    return names
+
+
 def target_of(stack: Stack) -> engine.ReplayTarget:
     servers = stack.bootstrap_servers
     assert servers is not None
+    gateways = tuple(c.address for c in stack.components.values() if c.is_gateway)
     return engine.ReplayTarget(
         gateway=stack.gateway_address,
         population=stack.address("population"),
@@ -74,6 +120,7 @@ def target_of(stack: Stack) -> engine.ReplayTarget:
         settled_topic=Topics.with_prefix(stack.topic_prefix).settled,
         population_db=stack.data_dir / "population.sqlite3",
         insurance_db=stack.data_dir / "insurance.sqlite3",
+        gateways=gateways,
     )
 
 
@@ -99,7 +146,9 @@ def _progress_bar(console: Console, planned: int) -> tuple[Progress, object]:
 def run_scenario(
     console: Console, scenario: Scenario, stack: Stack, *, show_progress: bool = True
 ) -> engine.ReplayResult:
-    """Prepare, seed and replay `scenario` against a started stack."""
+    """Prepare, seed and replay `scenario` against a started stack (with as
+    many gateways as the scenario asks for)."""
+    gateways = ensure_gateways(stack, scenario.gateways)
     with console.status(f"Generating {scenario.population:,} citizens and their declarations…"):
         prepared = engine.prepare(scenario, vietnam_today(SystemClock()))
     target = target_of(stack)
@@ -148,6 +197,9 @@ def run_scenario(
             )
         )
     result.memory_mb = memory.summary()
+    executions = count_executions(read_executions(stack.log_file(name) for name in gateways))
+    # No step line at all: the gateways logged at WARNING (not measured), not "none ran".
+    result.executions = executions if executions.executions else None
     return result
 
 
@@ -184,6 +236,40 @@ def summary_table(result: engine.ReplayResult) -> Table:
     for name in ("p50", "p95", "p99", "max"):
         value = latency.get(name)
         rows.append((f"end to end {name}", "-" if value is None else f"{value:,.0f} ms"))
+    chaos = result.chaos()
+    if result.gateways > 1 or result.faults:
+        rows.append(("gateways", f"{result.gateways}"))
+        executions = result.executions
+        rows.append(
+            (
+                "steps run more than once",
+                "not measured"
+                if executions is None
+                else f"{executions.steps_run_more_than_once:,}",
+            )
+        )
+        rows.append(
+            (
+                "concurrent step executions",
+                "not measured"
+                if executions is None
+                else f"{executions.concurrent_step_executions:,}",
+            )
+        )
+        rows.append(("left RECEIVED", f"{chaos['left_received']:,}"))
+        rows.append(("left in progress", f"{chaos['left_in_progress']:,}"))
+        unknown = result.unfinished_states.get("UNKNOWN", 0)
+        if unknown:
+            rows.append(("left, no gateway answered", f"{unknown:,}"))
+        for window, said in (("inside_outages", "inside"), ("outside_outages", "outside")):
+            summary = result.latency_by_window.get(window, {})
+            p50, p99 = summary.get("p50"), summary.get("p99")
+            rows.append(
+                (
+                    f"end to end, sent {said} outages (p50/p99)",
+                    "-" if p50 is None else f"{p50:,.0f} / {p99:,.0f} ms",
+                )
+            )
     # Each procedure's own result: "health_insurance_card: done 40, refused 4".
     for procedure, results in counts.procedures.items():
         said = ", ".join(
@@ -192,6 +278,44 @@ def summary_table(result: engine.ReplayResult) -> Table:
         rows.append((procedure.replace("_", " "), said))
     for label, value in rows:
         table.add_row(label, value)
+    return table
+
+
+def faults_table(result: engine.ReplayResult) -> Table:
+    """Each fault and its time to recover; gateway kills summed up in one row."""
+    table = Table(title="Faults and time to recover", title_justify="left")
+    for column in ("fault", "at", "back at", "recovered after"):
+        table.add_column(column, justify="left" if column == "fault" else "right")
+
+    def seconds(value: float | None) -> str:
+        return "-" if value is None else f"{value:,.1f} s"
+
+    kills = [f for f in result.faults if f["kind"] == "gateway_kill"]
+    for fault in result.faults:
+        if fault["kind"] == "gateway_kill":
+            continue
+        recovery = fault["recovery_s"]
+        table.add_row(
+            f"{fault['kind']} {fault['target']}"
+            + (f" ({fault['error']})" if fault["error"] else ""),
+            seconds(fault["at_s"]),
+            seconds(fault["restarted_s"]),
+            "never" if recovery is None else seconds(recovery),
+        )
+    if kills:
+        recovered = sorted(f["recovery_s"] for f in kills if f["recovery_s"] is not None)
+        said = (
+            f"median {recovered[len(recovered) // 2]:,.0f} s, max {recovered[-1]:,.0f} s"
+            if recovered
+            else "-"
+        )
+        never = len(kills) - len(recovered)
+        table.add_row(
+            f"gateway_kill × {len(kills)}",
+            "",
+            "",
+            said + (f", {never} never" if never else ""),
+        )
     return table
 
 
@@ -230,20 +354,25 @@ def run_replay(
     duration: float | None,
     broker: str,
     report_dir: Path | None,
+    gateways: int | None = None,
 ) -> int:
-    scenario = load(scenario_file, rate=rate, duration=duration)
+    scenario = load(scenario_file, rate=rate, duration=duration, gateways=gateways)
+    check_broker(scenario, broker, scenario_file)
     directory = report_dir or Path("out") / scenario.name
-    with fresh_stack(console, broker, verbose_children=False) as stack:
+    with fresh_stack(console, broker, verbose_children=False, gateway_env=GATEWAY_ENV) as stack:
         result = run_scenario(console, scenario, stack)
         counts = result.counts
         wrong = result.audit.wrong_amounts
+        concurrent = result.concurrent_step_executions
         healthy = (
             counts.lost == 0 and counts.duplicated_effects == 0 and counts.unfinished == 0
-        ) and wrong == 0
+        ) and (wrong == 0 and concurrent == 0)
         stack.keep_data_dir = not healthy
     with console.status("Writing the report…"):
         paths = write(directory, scenario, result)
     console.print(summary_table(result))
+    if result.faults:
+        console.print(faults_table(result))
     console.print(memory_table(result))
     if result.unexpected_outcomes:
         console.print("Ended otherwise than planned:", highlight=False)
@@ -257,7 +386,8 @@ def run_replay(
     if not healthy:
         raise CliError(
             f"{counts.lost} lost, {counts.duplicated_effects} duplicated effects, "
-            f"{wrong} allowances of a wrong amount, {counts.unfinished} unfinished dossiers",
+            f"{wrong} allowances of a wrong amount, {concurrent} concurrent step executions, "
+            f"{counts.unfinished} unfinished dossiers",
             ["see the report and the kept stack logs"],
         )
     return 0

@@ -17,9 +17,11 @@ runs (context manager, Ctrl-C, exceptions) and leaves no process behind.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -250,6 +252,35 @@ class Stack:
             raise StackError(f"{name} is already running")
         self._spawn(component)
         self._wait_serving(component)
+
+    def kill_broker(self) -> None:
+        """SIGKILL the broker, as a crash would; its data directory stays."""
+        if self.broker is None:
+            raise StackError("this stack runs no broker")
+        if self.broker.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.broker.pid, signal.SIGKILL)
+        # Reaps the process; the launcher removes no data it was given.
+        self.broker.stop()
+
+    def start_broker_again(self) -> None:
+        """Start the broker again on its own port and data directory, after
+        kill_broker: only the apache broker keeps its topics and offsets (the
+        embedded one is memory-only: a restart would lose every event)."""
+        if self.broker is None or self.broker_kind != BrokerKind.APACHE.value:
+            raise StackError(
+                "only the apache broker can be restarted with its data "
+                f"(this is {self.broker_kind})"
+            )
+        if self.broker.is_alive():
+            raise StackError("the broker is still running")
+        port = int(self.broker.bootstrap_servers.rsplit(":", 1)[1])
+        try:
+            self.broker = start_broker(
+                BrokerKind.APACHE, data_dir=self.data_dir / "broker", port=port
+            )
+        except Exception as exc:  # the launcher's errors are meant for a person already
+            raise StackError(f"the apache Kafka broker did not start again: {exc}") from exc
 
     def restart(self, name: str) -> None:
         self.stop_component(name)

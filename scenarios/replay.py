@@ -13,6 +13,7 @@ or done twice is then counted from the registries' own records (audit.py).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable, Iterable
@@ -34,10 +35,21 @@ from lienthong.health.v1 import health_pb2_grpc as hl_grpc
 from lienthong.insurance.v1 import insurance_pb2_grpc as ins_grpc
 from lienthong.population.v1 import population_pb2_grpc as pop_grpc
 from scenarios.audit import AuditResult, audit
+from scenarios.chaos import (
+    AGENCY_KILL,
+    AGENCY_OUTAGE,
+    BROKER_RESTART,
+    GATEWAY_KILL,
+    PlannedFault,
+    plan_faults,
+    waiting_windows,
+)
 from scenarios.declarations import DeclarationPlan, PlannedDeclaration, plan_declarations
+from scenarios.executions import ExecutionCounts
 from scenarios.faults import DUPLICATE_SUBMISSION
 from scenarios.population import SyntheticPopulation, generate_population
-from scenarios.report import LatencyRecorder, OutcomeCounts
+from scenarios.recovery import HOLD_S, PRE_FAULT_S, Backlog, time_to_recover
+from scenarios.report import LatencyRecorder, OutcomeCounts, new_histogram, record_ms, summarize
 from scenarios.scenario import Scenario
 from scenarios.schedule import arrival_offsets
 from scenarios.seed_batches import seed_requests
@@ -76,16 +88,71 @@ class ReplayTarget:
     settled_topic: str
     population_db: Path
     insurance_db: Path
+    # Every gateway's address (the first is `gateway`); submissions go to each
+    # in turn and, when one does not answer, to the next, as a load balancer would.
+    gateways: tuple[str, ...] = ()
+
+    @property
+    def gateway_addresses(self) -> tuple[str, ...]:
+        return self.gateways or (self.gateway,)
 
 
 class AgencyFaults(Protocol):
-    """What a scenario may do to an agency while the replay runs."""
+    """What a scenario may do to the stack's processes while the replay runs."""
 
     def stop(self, agency: str) -> None: ...
 
-    def start(self, agency: str) -> None: ...
+    def start(self, name: str) -> None:
+        """Start an agency or a gateway again; return once it serves."""
+
+    def kill(self, name: str) -> None:
+        """SIGKILL an agency or a gateway."""
+
+    def kill_broker(self) -> None: ...
+
+    def start_broker(self) -> None: ...
 
     def set_latency(self, agency: str, milliseconds: float) -> None: ...
+
+
+RECOVERY_DEFINITION = (
+    "seconds after the fault ended (its process started again) until the backlog "
+    "(dossiers sent by their scheduled time less those ended) is back to at most its "
+    f"highest level in the {PRE_FAULT_S} s before the fault plus a tenth of the offered "
+    f"rate then (at least 1), and stays there for {HOLD_S} s; null: never before the run "
+    "ended, or the process did not come back; submissions given up on count as never ended"
+)
+CONCURRENCY_DEFINITION = (
+    "a (dossier, step) run by two different gateway processes whose executions "
+    "[start, end] overlap, from the gateways' step log lines"
+)
+
+
+@dataclass
+class ObservedFault:
+    """A planned fault as it happened: seconds from the replay's start."""
+
+    planned: PlannedFault
+    at_s: float | None = None  # the kill or stop done
+    restarted_s: float | None = None  # the start begun: the fault's end
+    up_s: float | None = None  # serving again
+    error: str | None = None
+
+    def as_dict(self, recovery_s: float | None) -> dict[str, Any]:
+        def rounded(value: float | None) -> float | None:
+            return None if value is None else round(value, 2)
+
+        return {
+            "kind": self.planned.kind,
+            "target": self.planned.target,
+            "planned_at_s": rounded(self.planned.at_s),
+            "planned_end_s": rounded(self.planned.end_s),
+            "at_s": rounded(self.at_s),
+            "restarted_s": rounded(self.restarted_s),
+            "up_s": rounded(self.up_s),
+            "recovery_s": recovery_s,
+            "error": self.error,
+        }
 
 
 @dataclass(frozen=True)
@@ -125,10 +192,38 @@ class ReplayResult:
     agency_rpcs: int = 0  # agency calls the plan needs (for the benchmark's ratio)
     # Per process, from the caller's sampler: MB after warm-up, at the end, growth.
     memory_mb: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The chaos: each fault as done, with its time to recover.
+    faults: list[dict[str, Any]] = field(default_factory=list)
+    # End-to-end latency of dossiers sent inside / outside an agency outage or
+    # kill or a broker restart (those inside wait for it by design).
+    latency_by_window: dict[str, Any] = field(default_factory=dict)
+    # Unfinished dossiers by the state the gateway last gave them.
+    unfinished_states: dict[str, int] = field(default_factory=dict)
+    gateways: int = 1
+    # From the gateways' logs, filled in by the caller (None: not measured).
+    executions: ExecutionCounts | None = None
+
+    @property
+    def concurrent_step_executions(self) -> int:
+        return 0 if self.executions is None else self.executions.concurrent_step_executions
+
+    def chaos(self) -> dict[str, Any]:
+        return {
+            "gateways": self.gateways,
+            "faults": self.faults,
+            "recovery_definition": RECOVERY_DEFINITION,
+            "latency_ms_by_window": self.latency_by_window,
+            "unfinished_states": self.unfinished_states,
+            "left_received": self.unfinished_states.get("RECEIVED", 0),
+            "left_in_progress": self.unfinished_states.get("IN_PROGRESS", 0),
+            "executions": None if self.executions is None else self.executions.as_dict(),
+            "concurrency_definition": CONCURRENCY_DEFINITION,
+        }
 
     def extra(self) -> dict[str, Any]:
         """The report's fields beyond the standard ones."""
         return {
+            "chaos": self.chaos(),
             "unexpected_effects": self.audit.unexpected_effects,
             "wrong_amounts": self.audit.wrong_amounts,
             "audited_dossiers": self.audit.checked,
@@ -258,8 +353,6 @@ class _Run:
         self.progress = Progress(planned=len(prepared.plan.declarations))
         self.progress.duration_s = scenario.duration_s
         self.wall_start = 0.0  # the wall-clock time of offset 0
-        # Set once wall_start is: the fault windows count from it.
-        self.clock_started = asyncio.Event()
         self.dossier_of: dict[str, str] = {}  # idempotency key -> dossier id
         self.planned_of: dict[str, tuple[PlannedDeclaration, float]] = {}  # dossier -> (plan, at)
         # Only how each ended (state, rejection reason): keeping whole dossiers
@@ -275,15 +368,29 @@ class _Run:
         self.last_end = 0.0
         self.all_settled = asyncio.Event()
         self.sending_done = False
+        self.ended_at: list[float] = []  # seconds from the start, one per dossier ended
+        self.waiting = waiting_windows(plan_faults(scenario))
+        self.inside = new_histogram()  # sent while an agency or the broker was down
+        self.outside = new_histogram()
+        self.observed: list[ObservedFault] = []
+        self.next_gateway = 0
+        self.started = asyncio.Event()  # set once wall_start is known
+        self.failed_at: list[float] = []  # scheduled times of submissions given up on
 
     # --- sending ---------------------------------------------------------------------
 
     async def submit(
-        self, stub: gw_grpc.GatewayServiceAsyncStub, planned: PlannedDeclaration, offset: float
+        self,
+        stubs: list[gw_grpc.GatewayServiceAsyncStub],
+        planned: PlannedDeclaration,
+        offset: float,
     ) -> None:
         self.recorder.record_submission(offset)
         give_up = time.monotonic() + SUBMIT_GIVE_UP_SECONDS
+        turn = self.next_gateway
+        self.next_gateway += 1
         while True:
+            stub = stubs[turn % len(stubs)]
             try:
                 if isinstance(planned.request, gw.SubmitBirthDeclarationRequest):
                     answer: Any = await stub.SubmitBirthDeclaration(
@@ -296,10 +403,14 @@ class _Run:
                 break
             except grpc.aio.AioRpcError as error:
                 if error.code() in _RETRYABLE and time.monotonic() < give_up:
-                    await asyncio.sleep(0.2)
+                    # The next gateway, with the same idempotency key: they
+                    # share one saga store, so the key still finds its dossier.
+                    turn += 1
+                    await asyncio.sleep(0.2 / len(stubs))
                     continue
                 reason = error.code().name
                 self.failures[reason] = self.failures.get(reason, 0) + 1
+                self.failed_at.append(offset)
                 self.progress.failed += 1
                 # Counted in the report; a line each would drown a console.
                 log.info("submission failed", key=planned.key, code=reason, detail=error.details())
@@ -323,12 +434,15 @@ class _Run:
 
     async def send_all(self) -> None:
         loop = asyncio.get_running_loop()
-        async with grpc.aio.insecure_channel(self.target.gateway) as channel:
-            stub: gw_grpc.GatewayServiceAsyncStub = gw_grpc.GatewayServiceStub(channel)
-            await channel.channel_ready()
+        async with contextlib.AsyncExitStack() as channels:
+            stubs: list[gw_grpc.GatewayServiceAsyncStub] = []
+            for address in self.target.gateway_addresses:
+                channel = await channels.enter_async_context(grpc.aio.insecure_channel(address))
+                await channel.channel_ready()
+                stubs.append(gw_grpc.GatewayServiceStub(channel))
             start = loop.time() + 0.2
             self.wall_start = time.time() + 0.2
-            self.clock_started.set()
+            self.started.set()
             tasks = []
             for planned, offset in zip(
                 self.prepared.plan.declarations, self.prepared.offsets, strict=True
@@ -337,7 +451,7 @@ class _Run:
                 if delay > 0:
                     await asyncio.sleep(delay)
                 self.progress.sent += 1
-                tasks.append(asyncio.create_task(self.submit(stub, planned, offset)))
+                tasks.append(asyncio.create_task(self.submit(stubs, planned, offset)))
             await asyncio.gather(*tasks)
         self.sending_done = True
         self._check_all_settled()
@@ -366,6 +480,9 @@ class _Run:
         )
         self.last_end = max(self.last_end, end)
         self.recorder.record_dossier(offset, end)
+        self.ended_at.append(end)
+        inside = any(begin <= offset < until for begin, until in self.waiting)
+        record_ms(self.inside if inside else self.outside, (end - offset) * 1000)
         for step in dossier.timeline:
             if step.HasField("started_at") and step.HasField("finished_at"):
                 ms = (_seconds(step.finished_at) - _seconds(step.started_at)) * 1000
@@ -414,22 +531,59 @@ class _Run:
         """Do `begin` at begin_s and `end` at end_s, in that order even when
         `begin` is slow (stopping an agency waits for its calls in flight)."""
         loop = asyncio.get_running_loop()
-        # The sender sets offset 0 only once the gateway's channel is ready;
+        # The sender sets offset 0 only once the gateways' channels are ready;
         # counted from before that (wall_start 0), every window began and
         # ended at once.
-        await self.clock_started.wait()
+        await self.started.wait()
         for at, action in ((begin_s, begin), (end_s, end)):
             await asyncio.sleep(max(0.0, self.wall_start + at - time.time()))
             # The stack's start waits for the agency to serve: off the event loop.
             await loop.run_in_executor(None, action)
 
+    async def _faults_of(self, target: list[ObservedFault], faults: AgencyFaults) -> None:
+        """One target's faults in order: its kill never overtakes its previous
+        restart (a start waits until the process serves, and may be slow)."""
+        loop = asyncio.get_running_loop()
+        await self.started.wait()
+        for observed in target:
+            planned = observed.planned
+            down: Callable[[], None]
+            up: Callable[[], None]
+            if planned.kind == AGENCY_OUTAGE:
+                down, up = (
+                    partial(faults.stop, planned.target),
+                    partial(faults.start, planned.target),
+                )
+            elif planned.kind in (AGENCY_KILL, GATEWAY_KILL):
+                down, up = (
+                    partial(faults.kill, planned.target),
+                    partial(faults.start, planned.target),
+                )
+            else:
+                assert planned.kind == BROKER_RESTART
+                down, up = faults.kill_broker, faults.start_broker
+            try:
+                await asyncio.sleep(max(0.0, self.wall_start + planned.at_s - time.time()))
+                await loop.run_in_executor(None, down)
+                observed.at_s = time.time() - self.wall_start
+                await asyncio.sleep(max(0.0, self.wall_start + planned.end_s - time.time()))
+                observed.restarted_s = time.time() - self.wall_start
+                # The stack's start waits for the process to serve: off the event loop.
+                await loop.run_in_executor(None, up)
+                observed.up_s = time.time() - self.wall_start
+            # A fault that cannot be done (a start that fails) must not end
+            # the replay: the report names it and the dossiers show the rest.
+            except Exception as error:
+                observed.error = str(error).splitlines()[0] if str(error) else repr(error)
+                log.warning("fault failed", fault=planned.label, error=observed.error)
+
     def fault_tasks(self, faults: AgencyFaults) -> list[asyncio.Task[None]]:
-        windows = [
-            self._window(
-                o.at_s, o.end_s, partial(faults.stop, o.agency), partial(faults.start, o.agency)
-            )
-            for o in self.scenario.outages
-        ]
+        by_target: dict[str, list[ObservedFault]] = {}
+        for planned in plan_faults(self.scenario):
+            observed = ObservedFault(planned)
+            self.observed.append(observed)
+            by_target.setdefault(planned.target, []).append(observed)
+        windows = [self._faults_of(target, faults) for target in by_target.values()]
         windows += [
             self._window(
                 added.at_s,
@@ -442,6 +596,59 @@ class _Run:
         return [asyncio.create_task(window) for window in windows]
 
     # --- the outcome ---------------------------------------------------------------------
+
+    def faults_report(self) -> list[dict[str, Any]]:
+        """Each fault as done, with its time to recover (scenarios/recovery.py)."""
+        # Submissions given up on were offered load never served: they stay
+        # in the backlog, as a dossier that never ends does.
+        sent = [offset for _, offset in self.planned_of.values()] + self.failed_at
+        backlog = Backlog(sent, self.ended_at)
+        report = []
+        for observed in self.observed:
+            recovery = None
+            # A process that did not come back has not recovered, whatever the
+            # backlog says (nothing may be sent or end at all).
+            if observed.up_s is not None and observed.at_s is not None:
+                assert observed.restarted_s is not None
+                recovery = time_to_recover(backlog, observed.at_s, observed.restarted_s)
+            report.append(observed.as_dict(recovery))
+        return report
+
+    async def unfinished_states(self) -> dict[str, int]:
+        """Where the dossiers that never ended stand, by the gateways' word:
+        RECEIVED (never started), IN_PROGRESS... UNKNOWN when no gateway answers."""
+        missing = [d for d in self.planned_of if d not in self.settled]
+        states: dict[str, int] = {}
+        if not missing:
+            return states
+        limit = asyncio.Semaphore(32)
+        async with contextlib.AsyncExitStack() as channels:
+            stubs = [
+                gw_grpc.GatewayServiceStub(
+                    await channels.enter_async_context(grpc.aio.insecure_channel(address))
+                )
+                for address in self.target.gateway_addresses
+            ]
+
+            async def state_of(index: int, dossier_id: str) -> str:
+                async with limit:
+                    for k in range(len(stubs)):
+                        stub = stubs[(index + k) % len(stubs)]
+                        try:
+                            answer = await stub.GetDossier(
+                                gw.GetDossierRequest(dossier_id=dossier_id), timeout=5
+                            )
+                        except grpc.aio.AioRpcError:
+                            continue
+                        return str(gw.DossierState.Name(answer.dossier.state)).removeprefix(
+                            "DOSSIER_STATE_"
+                        )
+                    return "UNKNOWN"
+
+            found = await asyncio.gather(*(state_of(i, d) for i, d in enumerate(missing)))
+        for state in found:
+            states[state] = states.get(state, 0) + 1
+        return dict(sorted(states.items()))
 
     def counts(self, audited: AuditResult) -> tuple[OutcomeCounts, dict[str, int]]:
         counts = OutcomeCounts(submitted=len(self.planned_of))
@@ -524,6 +731,7 @@ async def replay(
         for task in (listener, ticker, sender, *fault_tasks):
             task.cancel()
         await asyncio.gather(listener, ticker, sender, *fault_tasks, return_exceptions=True)
+    unfinished_states = await run.unfinished_states()
     audited = await asyncio.get_running_loop().run_in_executor(
         None,
         lambda: audit(
@@ -549,4 +757,12 @@ async def replay(
         agency_rpcs=sum(
             agency_rpcs(p) for p, _ in run.planned_of.values() if p.expected_state == "COMPLETED"
         ),
+        faults=run.faults_report(),
+        latency_by_window={
+            "inside_outages": summarize(run.inside),
+            "outside_outages": summarize(run.outside),
+            "windows_s": [[round(a, 2), round(b, 2)] for a, b in run.waiting],
+        },
+        unfinished_states=unfinished_states,
+        gateways=len(target.gateway_addresses),
     )

@@ -19,7 +19,16 @@ from hdrh.histogram import HdrHistogram
 
 from scenarios.scenario import Scenario
 
-__all__ = ["LatencyRecorder", "OutcomeCounts", "ReportPaths", "window_for", "write_report"]
+__all__ = [
+    "LatencyRecorder",
+    "OutcomeCounts",
+    "ReportPaths",
+    "new_histogram",
+    "record_ms",
+    "summarize",
+    "window_for",
+    "write_report",
+]
 
 # Recorded in microseconds, 1 µs .. 1 hour: steps against a local registry take
 # well under a millisecond, which a histogram in whole milliseconds would floor to 0.
@@ -42,11 +51,15 @@ def window_for(duration_s: float) -> float:
     return float(_WINDOW_CHOICES_S[-1])
 
 
-def _histogram(digits: int = _DIGITS) -> HdrHistogram:
+def new_histogram(digits: int = _DIGITS) -> HdrHistogram:
+    """A latency histogram in the report's units (µs, up to an hour)."""
     return HdrHistogram(1, _HIGHEST, digits)
 
 
-def _record(histogram: HdrHistogram, ms: float) -> None:
+_histogram = new_histogram
+
+
+def record_ms(histogram: HdrHistogram, ms: float) -> None:
     # Clamped, not dropped: a dossier slower than an hour still counts, as an hour.
     units = round(ms * _UNITS_PER_MS)
     histogram.record_value(min(max(units, 0), _HIGHEST))
@@ -95,13 +108,13 @@ class LatencyRecorder:
         """A dossier ended (completed, with or without refusals, rejected or
         needing supplement)."""
         ms = (finished_at_s - submitted_at_s) * 1_000
-        _record(self.end_to_end, ms)
+        record_ms(self.end_to_end, ms)
         # Latency goes to the window it was *sent* in, so a slow spell lines up
         # with the outage that caused it; throughput goes to when it ended.
         sent = self._window(submitted_at_s)
         if sent not in self._windows:
             self._windows[sent] = _histogram(_WINDOW_DIGITS)
-        _record(self._windows[sent], ms)
+        record_ms(self._windows[sent], ms)
         ended = self._window(finished_at_s)
         self._ended[ended] = self._ended.get(ended, 0) + 1
 
@@ -109,7 +122,7 @@ class LatencyRecorder:
         """One saga step (a registry call) took `ms` milliseconds."""
         if name not in self.steps:
             self.steps[name] = _histogram()
-        _record(self.steps[name], ms)
+        record_ms(self.steps[name], ms)
 
     def latency_ms(self) -> dict[str, Any]:
         return {

@@ -36,9 +36,14 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> list[str]
 def _verdict(report: Mapping[str, Any]) -> str:
     """The two numbers that must be zero, said first."""
     lost, duplicated = report["lost"], report["duplicated_effects"]
-    if lost == 0 and duplicated == 0:
+    executions = (report.get("chaos") or {}).get("executions") or {}
+    concurrent = executions.get("concurrent_step_executions", 0)
+    if lost == 0 and duplicated == 0 and concurrent == 0:
         return "**No dossier lost, no effect duplicated.**"
-    return f"**Warning: {lost:,} dossier(s) lost, {duplicated:,} duplicated effect(s).**"
+    return (
+        f"**Warning: {lost:,} dossier(s) lost, {duplicated:,} duplicated effect(s), "
+        f"{concurrent:,} concurrent step execution(s).**"
+    )
 
 
 def _scenario_lines(detail: Mapping[str, Any]) -> list[str]:
@@ -61,6 +66,61 @@ def _scenario_lines(detail: Mapping[str, Any]) -> list[str]:
             f"{latency['at_s']:g} s for {latency['duration_s']:g} s"
         )
     return [line for line in lines if line] + [""]
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f} s"
+
+
+def _chaos_lines(chaos: Mapping[str, Any]) -> list[str]:
+    """The faults done, each with its time to recover; executions; waiting latency."""
+    lines = ["## Chaos", "", f"{chaos['gateways']} gateway process(es) sharing one saga store.", ""]
+    executions = chaos.get("executions")
+    rows: list[tuple[str, object]] = [
+        ("left RECEIVED", chaos["left_received"]),
+        ("left in progress", chaos["left_in_progress"]),
+        ("left, no gateway answered", chaos["unfinished_states"].get("UNKNOWN", 0)),
+    ]
+    if executions is None:
+        rows.append(("step executions", "not measured (no step lines in the gateways' logs)"))
+    else:
+        rows += [
+            ("steps run", executions["steps"]),
+            ("step executions", executions["executions"]),
+            ("steps run more than once", executions["steps_run_more_than_once"]),
+            ("concurrent step executions", executions["concurrent_step_executions"]),
+        ]
+    lines += _table(("what", "count"), rows)
+    by_window = chaos["latency_ms_by_window"]
+    if by_window:
+        lines += [
+            "End to end (ms) of the dossiers sent while an agency or the broker was down "
+            "(they wait for it by design), and of the others:",
+            "",
+        ]
+        lines += _table(
+            ("sent", *_LATENCY_KEYS),
+            [
+                (said, *(by_window[key][k] for k in _LATENCY_KEYS))
+                for key, said in (("inside_outages", "inside"), ("outside_outages", "outside"))
+            ],
+        )
+    if chaos["faults"]:
+        lines += [f"Time to recover: {chaos['recovery_definition']}.", ""]
+        faults = [
+            (
+                f"{f['kind']} {f['target']}" + (f" ({f['error']})" if f["error"] else ""),
+                _seconds(f["at_s"]),
+                _seconds(f["restarted_s"]),
+                _seconds(f["up_s"]),
+                "never" if f["recovery_s"] is None else _seconds(f["recovery_s"]),
+            )
+            for f in chaos["faults"]
+        ]
+        lines += _table(
+            ("fault", "done at", "started again at", "serving at", "recovered after"), faults
+        )
+    return lines
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -105,6 +165,9 @@ def render_markdown(report: Mapping[str, Any]) -> str:
         lines += _table(("procedure", *columns), rows)
     if report.get("refusals"):
         lines += _table(("refused", "dossiers"), list(report["refusals"].items()))
+    chaos = report.get("chaos")
+    if chaos and (chaos["faults"] or chaos["gateways"] > 1 or chaos.get("executions")):
+        lines += _chaos_lines(chaos)
     latency = report["latency_ms"]
     lines += ["## Latency (ms)", ""]
     rows = [("end to end", *(latency["end_to_end"][key] for key in _LATENCY_KEYS))]

@@ -20,8 +20,12 @@ from scenarios.scenario_fields import ScenarioError
 __all__ = [
     "AGENCIES",
     "BIRTHS_SHARE",
+    "ROUND_ROBIN",
     "AddedLatency",
+    "AgencyKill",
     "AgencyOutage",
+    "BrokerRestart",
+    "GatewayKill",
     "Phase",
     "Scenario",
     "ScenarioError",
@@ -35,6 +39,13 @@ DEATHS_PER_YEAR = 650_000
 BIRTHS_SHARE = BIRTHS_PER_YEAR / (BIRTHS_PER_YEAR + DEATHS_PER_YEAR)
 FUNERAL_CLAIM_SHARE = 0.5
 DRAIN_TIMEOUT_S = 60.0
+GATEWAY = "gateway"
+ROUND_ROBIN = "round-robin"
+
+
+def gateway_names(count: int) -> tuple[str, ...]:
+    """The stack's names for `count` gateway processes: gateway, gateway-2, gateway-3..."""
+    return tuple(GATEWAY if i == 1 else f"{GATEWAY}-{i}" for i in range(1, count + 1))
 
 
 def _positive(what: str, value: float) -> None:
@@ -99,6 +110,55 @@ class AddedLatency:
 
 
 @dataclass(frozen=True)
+class AgencyKill:
+    """The agency's process is SIGKILLed at `at_s` and started again `duration_s` later."""
+
+    agency: str
+    at_s: float
+    duration_s: float
+
+    @property
+    def end_s(self) -> float:
+        return self.at_s + self.duration_s
+
+
+@dataclass(frozen=True)
+class BrokerRestart:
+    """The Kafka broker is SIGKILLed at `at_s` and started again on its port
+    and data `duration_s` later (the apache broker only: its data survives)."""
+
+    at_s: float
+    duration_s: float
+
+    @property
+    def end_s(self) -> float:
+        return self.at_s + self.duration_s
+
+
+@dataclass(frozen=True)
+class GatewayKill:
+    """A gateway SIGKILLed every `every_s` seconds from `from_s` until before
+    `until_s`, each started again after a delay drawn (seeded) between
+    `restart_min_s` and `restart_max_s`. `gateway` is a gateway's name or
+    ROUND_ROBIN: each kill takes the next gateway in turn."""
+
+    every_s: float
+    restart_min_s: float
+    restart_max_s: float
+    gateway: str
+    from_s: float
+    until_s: float
+
+    def kill_times(self) -> list[float]:
+        times: list[float] = []
+        at = self.from_s
+        while at < self.until_s - 1e-9:
+            times.append(at)
+            at = self.from_s + len(times) * self.every_s
+        return times
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     description: str
@@ -113,6 +173,10 @@ class Scenario:
     outages: tuple[AgencyOutage, ...] = ()
     latencies: tuple[AddedLatency, ...] = ()
     drain_timeout_s: float = DRAIN_TIMEOUT_S
+    gateways: int = 1  # gateway processes sharing the work (and one saga store file)
+    gateway_kills: tuple[GatewayKill, ...] = ()
+    agency_kills: tuple[AgencyKill, ...] = ()
+    broker_restarts: tuple[BrokerRestart, ...] = ()
 
     def __post_init__(self) -> None:
         # A read-only copy, so a frozen Scenario cannot change through its faults.
@@ -120,6 +184,21 @@ class Scenario:
         object.__setattr__(self, "arrival", tuple(self.arrival))
         object.__setattr__(self, "outages", tuple(self.outages))
         object.__setattr__(self, "latencies", tuple(self.latencies))
+        object.__setattr__(self, "gateway_kills", tuple(self.gateway_kills))
+        object.__setattr__(self, "agency_kills", tuple(self.agency_kills))
+        object.__setattr__(self, "broker_restarts", tuple(self.broker_restarts))
+        check_gateway_kills(self.gateway_kills, self.gateways)
+
+    @property
+    def gateway_names(self) -> tuple[str, ...]:
+        return gateway_names(self.gateways)
+
+    def with_gateways(self, count: int) -> Scenario:
+        """The same scenario run by `count` gateway processes (ValueError if a
+        gateway kill names a gateway that would not run)."""
+        if count < 1:
+            raise ValueError(f"at least one gateway is needed, got {count}")
+        return dataclasses.replace(self, gateways=count)
 
     @property
     def duration_s(self) -> float:
@@ -170,6 +249,22 @@ class Scenario:
                 dataclasses.replace(a, at_s=a.at_s * k, duration_s=a.duration_s * k)
                 for a in self.latencies
             ),
+            agency_kills=tuple(
+                dataclasses.replace(a, at_s=a.at_s * k, duration_s=a.duration_s * k)
+                for a in self.agency_kills
+            ),
+            broker_restarts=tuple(
+                dataclasses.replace(b, at_s=b.at_s * k, duration_s=b.duration_s * k)
+                for b in self.broker_restarts
+            ),
+            # The restart delay is the processes' own business, not the load's
+            # shape: it stays, and check_gateway_kills refuses a squeeze below it.
+            gateway_kills=tuple(
+                dataclasses.replace(
+                    g, every_s=g.every_s * k, from_s=g.from_s * k, until_s=g.until_s * k
+                )
+                for g in self.gateway_kills
+            ),
         )
 
     @classmethod
@@ -198,6 +293,24 @@ class Scenario:
             arrival=(Phase(duration_s, rate, rate),),
             drain_timeout_s=drain_timeout_s,
         )
+
+
+def check_gateway_kills(kills: tuple[GatewayKill, ...], gateways: int) -> None:
+    """What the parser checks too, for scenarios changed after parsing
+    (--gateways, --duration): a named gateway must run, and a gateway is
+    started again before the next kill could reach it."""
+    names = gateway_names(gateways)
+    for kill in kills:
+        if kill.gateway != ROUND_ROBIN and kill.gateway not in names:
+            raise ValueError(
+                f"a gateway kill names {kill.gateway}, but only {', '.join(names)} "
+                f"run ({gateways} gateway{'s' if gateways > 1 else ''})"
+            )
+        if kill.restart_max_s >= kill.every_s:
+            raise ValueError(
+                f"gateway kills every {kill.every_s:g} s cannot wait {kill.restart_max_s:g} s "
+                "to restart: the next kill would come first"
+            )
 
 
 def load_scenario(path: Path | str) -> Scenario:

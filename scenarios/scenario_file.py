@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from pathlib import Path
 
 import yaml
@@ -13,12 +14,17 @@ from scenarios.scenario import (
     BIRTHS_SHARE,
     DRAIN_TIMEOUT_S,
     FUNERAL_CLAIM_SHARE,
+    ROUND_ROBIN,
     AddedLatency,
+    AgencyKill,
     AgencyOutage,
+    BrokerRestart,
+    GatewayKill,
     Phase,
     Scenario,
+    gateway_names,
 )
-from scenarios.scenario_fields import Fields, ScenarioError
+from scenarios.scenario_fields import Fields, ScenarioError, check_number
 
 MONTHS = 12
 _TOP_KEYS = (
@@ -33,7 +39,13 @@ _TOP_KEYS = (
     "outages",
     "added_latency",
     "drain_timeout_s",
+    "gateways",
+    "gateway_kill",
+    "agency_kill",
+    "broker_restart",
 )
+# More gateway processes than this on one machine only measure the machine.
+MAX_GATEWAYS = 8
 
 
 def parse_scenario(path: Path) -> Scenario:
@@ -71,6 +83,16 @@ def parse_scenario(path: Path) -> Scenario:
     outages = _windows(top, "outages", duration, latency=False)
     latencies = _windows(top, "added_latency", duration, latency=True)
     drain = top.number("drain_timeout_s", DRAIN_TIMEOUT_S, above_minimum=True)
+    gateways = top.integer("gateways", 1, minimum=1)
+    if gateways > MAX_GATEWAYS:
+        raise top.error("gateways", f"must be at most {MAX_GATEWAYS}, got {gateways}")
+    kills = _windows(top, "agency_kill", duration, latency=False)
+    # An outage and a kill both stop the agency's process: they must not overlap.
+    _no_overlap(
+        top,
+        [("outages", i, o) for i, o in enumerate(outages)]
+        + [("agency_kill", i, k) for i, k in enumerate(kills)],
+    )
     return Scenario(
         name=name,
         description=description,
@@ -83,6 +105,10 @@ def parse_scenario(path: Path) -> Scenario:
         outages=tuple(o for o in outages if isinstance(o, AgencyOutage)),
         latencies=tuple(a for a in latencies if isinstance(a, AddedLatency)),
         drain_timeout_s=drain,
+        gateways=gateways,
+        gateway_kills=_gateway_kills(top, duration, gateways),
+        agency_kills=tuple(AgencyKill(k.agency, k.at_s, k.duration_s) for k in kills),
+        broker_restarts=_broker_restarts(top, duration),
     )
 
 
@@ -171,9 +197,98 @@ def _windows(
             windows.append(AddedLatency(agency, at, length, extra))
         else:
             windows.append(AgencyOutage(agency, at, length))
-    for (i, a), (j, b) in itertools.combinations(enumerate(windows), 2):
-        if a.agency == b.agency and a.at_s < b.end_s and b.at_s < a.end_s:
-            raise ScenarioError(
-                top.file, f"{key}[{j}]", f"overlaps {key}[{i}] for {a.agency}: merge the two"
-            )
+    _no_overlap(top, [(key, i, w) for i, w in enumerate(windows)])
     return windows
+
+
+def _no_overlap(top: Fields, windows: list[tuple[str, int, AgencyOutage | AddedLatency]]) -> None:
+    for (key_a, i, a), (key_b, j, b) in itertools.combinations(windows, 2):
+        if a.agency == b.agency and a.at_s < b.end_s and b.at_s < a.end_s:
+            how = "merge the two" if key_a == key_b else "the agency cannot be stopped twice"
+            raise ScenarioError(
+                top.file, f"{key_b}[{j}]", f"overlaps {key_a}[{i}] for {a.agency}: {how}"
+            )
+
+
+def _broker_restarts(top: Fields, duration: float) -> tuple[BrokerRestart, ...]:
+    restarts: list[BrokerRestart] = []
+    for item in top.items("broker_restart"):
+        item.expect("at_s", "duration_s")
+        item.reject_unknown()
+        at = item.number("at_s")
+        if at >= duration:
+            raise item.error("at_s", f"starts at {at:g} s, after the arrival ends ({duration:g} s)")
+        down = item.number("duration_s", above_minimum=True)
+        restarts.append(BrokerRestart(at, down))
+    for (i, a), (j, b) in itertools.combinations(enumerate(restarts), 2):
+        if a.at_s < b.end_s and b.at_s < a.end_s:
+            raise ScenarioError(top.file, f"broker_restart[{j}]", f"overlaps broker_restart[{i}]")
+    return tuple(restarts)
+
+
+def _gateway_kills(top: Fields, duration: float, gateways: int) -> tuple[GatewayKill, ...]:
+    names = gateway_names(gateways)
+    kills: list[GatewayKill] = []
+    for item in top.items("gateway_kill"):
+        item.expect("every_s", "restart_after_s", "gateway", "from_s", "until_s")
+        item.reject_unknown()
+        every = item.number("every_s", above_minimum=True)
+        low, high = _restart_after(item)
+        if high >= every:
+            raise item.error(
+                "restart_after_s",
+                f"must be shorter than every_s ({every:g} s): the gateway is started again "
+                f"before the next kill, got {high:g}",
+            )
+        gateway = item.text("gateway", default=ROUND_ROBIN)
+        if gateway != ROUND_ROBIN and gateway not in names:
+            raise item.error(
+                "gateway",
+                f"unknown gateway {gateway!r} (this scenario runs {', '.join(names)}; "
+                f"or {ROUND_ROBIN})",
+            )
+        start = item.number("from_s", every)
+        if start >= duration:
+            raise item.error(
+                "from_s", f"starts at {start:g} s, after the arrival ends ({duration:g} s)"
+            )
+        until = item.number("until_s", duration, maximum=duration)
+        if until <= start:
+            raise item.error("until_s", f"must be after from_s ({start:g} s), got {until:g}")
+        kills.append(GatewayKill(every, low, high, gateway, start, until))
+    for (i, a), (j, b) in itertools.combinations(enumerate(kills), 2):
+        same = ROUND_ROBIN in (a.gateway, b.gateway) or a.gateway == b.gateway
+        if same and a.from_s < b.until_s and b.from_s < a.until_s:
+            raise ScenarioError(
+                top.file, f"gateway_kill[{j}]", f"overlaps gateway_kill[{i}]: merge the two"
+            )
+    return tuple(kills)
+
+
+def _restart_after(item: Fields) -> tuple[float, float]:
+    """`restart_after_s`: one delay, or [shortest, longest] for a seeded random one."""
+    raw = item.raw("restart_after_s")
+    if isinstance(raw, list):
+        if len(raw) != 2:
+            raise item.error(
+                "restart_after_s", f"expected a number or [shortest, longest], got {len(raw)} items"
+            )
+        low, high = (
+            check_number(
+                item.file,
+                f"{item.where('restart_after_s')}[{i}]",
+                v,
+                0.0,
+                math.inf,
+                above_minimum=True,
+            )
+            for i, v in enumerate(raw)
+        )
+        if high < low:
+            raise item.error(
+                "restart_after_s",
+                f"the longest ({high:g} s) is shorter than the shortest ({low:g} s)",
+            )
+        return low, high
+    delay = item.number("restart_after_s", above_minimum=True)
+    return delay, delay

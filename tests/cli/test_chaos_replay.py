@@ -1,0 +1,108 @@
+"""A short chaos replay through the real stack: two gateways sharing one saga
+store, one of them SIGKILLed and started again, insurance SIGKILLed for 4 s;
+the report says what was done, how fast it recovered, and that no step ran
+twice at once. And a broker restart refused where the broker's data would not
+survive it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from cli.main import main
+from scenarios.executions import START_MARKER
+from tests.gateway.test_end_to_end import broker_kind
+
+CHAOS = """
+name: chaos-short
+seed: 13
+population: 2000
+faults: {}
+arrival:
+  - {duration_s: 24, rate: 4}
+gateway_kill:
+  - {every_s: 20, restart_after_s: 1, gateway: round-robin, from_s: 6, until_s: 7}
+agency_kill:
+  - {agency: insurance, at_s: 12, duration_s: 4}
+drain_timeout_s: 90
+"""
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_gateways_survive_a_gateway_kill_and_an_agency_kill(tmp_path: Path) -> None:
+    scenario_file = tmp_path / "chaos-short.yaml"
+    scenario_file.write_text(CHAOS)
+    report_dir = tmp_path / "report"
+    code = main(
+        [
+            "replay",
+            str(scenario_file),
+            "--gateways",
+            "2",
+            "--broker",
+            broker_kind(),
+            "--report",
+            str(report_dir),
+        ]
+    )
+    report = json.loads((report_dir / "report.json").read_text())
+    chaos = report["chaos"]
+    assert code == 0, chaos
+    assert report["lost"] == 0 and report["duplicated_effects"] == 0
+    assert report["unfinished"] == 0 and report["completed"] == report["submitted"] > 50
+    assert chaos["gateways"] == 2
+    assert (chaos["left_received"], chaos["left_in_progress"]) == (0, 0)
+
+    kill, agency = chaos["faults"]
+    assert (kill["kind"], kill["target"], agency["kind"], agency["target"]) == (
+        "gateway_kill",
+        "gateway",
+        "agency_kill",
+        "insurance",
+    )
+    for fault in (kill, agency):
+        assert fault["error"] is None
+        assert fault["planned_at_s"] <= fault["at_s"] < fault["restarted_s"] <= fault["up_s"]
+        # Both recovered before the run ended (how fast is the gateway's business).
+        assert fault["recovery_s"] is not None and fault["recovery_s"] >= 0
+
+    executions = chaos["executions"]
+    # Both gateways ran steps, and the killed one ran some after its restart:
+    # gateway#1, gateway#2 and gateway-2#1.
+    assert executions["processes"] == 3
+    assert executions["steps"] >= 4 * report["submitted"]
+    assert executions["concurrent_step_executions"] == 0
+
+    # Dossiers sent while insurance was down waited for it; the others did not.
+    inside = chaos["latency_ms_by_window"]["inside_outages"]
+    outside = chaos["latency_ms_by_window"]["outside_outages"]
+    assert inside["count"] > 0 and outside["count"] > 0
+    assert inside["count"] + outside["count"] == report["submitted"]
+    assert inside["p50"] > outside["p50"]
+    markdown = (report_dir / "report.md").read_text()
+    assert "## Chaos" in markdown and "Time to recover" in markdown
+    assert "agency_kill insurance" in markdown
+
+
+def test_a_broker_restart_is_refused_for_the_embedded_broker(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    scenario_file = tmp_path / "restart.yaml"
+    scenario_file.write_text(CHAOS + "broker_restart: [{at_s: 10, duration_s: 2}]\n")
+    code = main(["replay", str(scenario_file), "--broker", "embedded"])
+    assert code == 2
+    assert (
+        f"{scenario_file}: broker_restart: needs --broker apache, whose data survives a restart "
+        "(got --broker embedded: the embedded broker keeps its topics in memory, a restart "
+        "would lose every event in flight)"
+    ) in " ".join(capsys.readouterr().err.split())
+
+
+def test_the_start_marker_is_what_the_stack_writes() -> None:
+    # The executions are told apart by process from this line (cli/stack.py).
+    source = (Path(__file__).parents[2] / "cli" / "stack.py").read_text()
+    assert 'f"' + START_MARKER + "{component.name}" in source
