@@ -59,6 +59,13 @@ log = structlog.get_logger("replay")
 # A submission the gateway could not take (down, overloaded) is retried with
 # the same idempotency key, as a citizen's portal would, for this long.
 SUBMIT_GIVE_UP_SECONDS = 30.0
+# gRPC's reconnect backoff grows to 120 s by default; a replay that kills
+# gateways wants to send to one again as soon as it is back.
+GATEWAY_CHANNEL_OPTIONS = [
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
 SUBMIT_DEADLINE_SECONDS = 10.0
 SEED_TIMEOUT_SECONDS = 600.0
 STATE_NAMES = {
@@ -437,7 +444,10 @@ class _Run:
         async with contextlib.AsyncExitStack() as channels:
             stubs: list[gw_grpc.GatewayServiceAsyncStub] = []
             for address in self.target.gateway_addresses:
-                channel = await channels.enter_async_context(grpc.aio.insecure_channel(address))
+                channel = await channels.enter_async_context(
+                    # A killed gateway comes back within seconds: reconnect as soon.
+                    grpc.aio.insecure_channel(address, options=GATEWAY_CHANNEL_OPTIONS)
+                )
                 await channel.channel_ready()
                 stubs.append(gw_grpc.GatewayServiceStub(channel))
             start = loop.time() + 0.2
