@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from common.errors import InvalidArgument
+from common.quoting import quote
 
 
 def parse_date(field: str, value: str) -> dt.date:
@@ -12,7 +13,9 @@ def parse_date(field: str, value: str) -> dt.date:
     try:
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise InvalidArgument.field(field, f"{value!r} is not a real date (YYYY-MM-DD)") from None
+        raise InvalidArgument.field(
+            field, f"{quote(repr(value))} is not a real date (YYYY-MM-DD)"
+        ) from None
 
 
 def parse_optional_date(field: str, value: str, default: dt.date) -> dt.date:

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from common.clock import Clock
 from common.dates import parse_date
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
+from common.quoting import quote
 from gateway import saga
 from gateway.events import Event, Topics
 from gateway.kafka import publish
@@ -102,7 +103,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     def _load(self, dossier_id: str) -> pb.Dossier:
         dossier = self.store.load(dossier_id)
         if dossier is None:
-            raise NotFound(f"no dossier has id {dossier_id}", reason="DOSSIER_NOT_FOUND")
+            raise NotFound(f"no dossier has id {quote(dossier_id)}", reason="DOSSIER_NOT_FOUND")
         dossier.deadline_breached = saga.breached(dossier, self.clock.now())
         return dossier
 
@@ -115,8 +116,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.WatchDossierRequest, context: Context
     ) -> AsyncIterator[pb.WatchDossierResponse]:
         if self.store.version(request.dossier_id) is None:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"no dossier has id {request.dossier_id}"
+            raise NotFound(
+                f"no dossier has id {quote(request.dossier_id)}", reason="DOSSIER_NOT_FOUND"
             )
         seen = -1
         while True:
