@@ -26,7 +26,10 @@ from gateway.store import DossierStore
 from lienthong.common.v1.common_pb2 import SEX_FEMALE
 from lienthong.gateway.v1 import gateway_pb2 as gw
 from lienthong.gateway.v1 import gateway_pb2_grpc as gw_grpc
+from lienthong.insurance.v1 import insurance_pb2 as ins
+from lienthong.insurance.v1 import insurance_pb2_grpc as ins_grpc
 from lienthong.population.v1 import population_pb2 as pop
+from services.insurance.app import build as build_insurance
 from services.population.app import build as build_population
 from tests.grpc_errors import call_error
 
@@ -193,3 +196,30 @@ def test_quote_keeps_a_hundred_characters_and_says_how_long_the_value_was() -> N
     assert quote("short") == "short"
     assert quote("x" * 100) == "x" * 100
     assert quote("x" * 1_000_000) == "x" * 100 + "… (1000000 characters)"
+
+
+# Found by the fuzz: a client's input that reached a bug behind the contract.
+
+
+async def test_a_card_requested_on_a_day_near_year_9999_is_refused_not_a_crash(
+    start: Callable[..., Any],
+) -> None:
+    # The child born in 9998 would be covered until 10004, which is no date.
+    registry = await start(build_insurance)
+    stub = ins_grpc.InsuranceRegistryServiceStub(registry.channel)
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.IssueChildHealthInsuranceCard(
+            ins.IssueChildHealthInsuranceCardRequest(
+                request_id="far-future",
+                personal_id_number="001322000001",
+                full_name="Nguyễn Văn An",
+                sex=SEX_FEMALE,
+                date_of_birth="9998-01-01",
+                province_code="001",
+                initial_facility_code="01003",
+                requested_on="9999-12-31",
+            )
+        )
+    error = call_error(caught.value)
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "date_of_birth" in error.field_violations

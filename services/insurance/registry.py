@@ -186,6 +186,14 @@ class InsuranceRegistry:
                 f"the child is 6 or older on {requested_on.isoformat()}",
                 reason="CHILD_TOO_OLD",
             )
+        try:
+            valid_to = child_card.valid_to(born)
+        except ValueError:
+            # A birth near year 9999 (the request's day may be any day):
+            # the card would end past the last date there is.
+            raise InvalidArgument.field(
+                "date_of_birth", f"{born.isoformat()} is too late for a card's validity to end"
+            ) from None
         if participant is None:
             number = self.store.new_social_insurance_number(request.province_code[-2:])
             self.store.insert_child(
@@ -201,7 +209,7 @@ class InsuranceRegistry:
                 child_card.BENEFICIARY_GROUP,
                 child_card.BENEFIT_LEVEL,
                 born.isoformat(),
-                child_card.valid_to(born).isoformat(),
+                valid_to.isoformat(),
                 request.initial_facility_code,
                 pb.CARD_STATUS_ACTIVE,
                 "",
