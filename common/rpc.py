@@ -1,9 +1,15 @@
-"""The server interceptor every registry uses.
+"""The server interceptor every server uses (the registries and the gateway,
+through common.server.start_registry): the one place at the wire.
 
-For each call it binds a correlation id (metadata `x-correlation-id`, or a new
-one) into structlog's context, validates the request against the contract's
-protovalidate rules, turns DomainError into a gRPC status with google.rpc
-details, and writes one log line with the method, the code and the duration.
+For each call it refuses bytes that do not decode as the request message
+(INVALID_ARGUMENT, reason REQUEST_NOT_DECODABLE; in a stream, naming the
+message's position) on unary and streaming RPCs alike, binds a correlation id
+(metadata `x-correlation-id`, or a new one) into structlog's context, validates
+the request against the contract's protovalidate rules, turns DomainError into
+a gRPC status with google.rpc details (the message capped, a few field
+violations at most), and writes one log line with the method, the code and the
+duration. A refusal is one line without a traceback; only a bug (any other
+exception) is logged with one, and answered INTERNAL.
 """
 
 from __future__ import annotations
@@ -223,29 +229,34 @@ class _Call:
         raise AssertionError("abort returns only by raising")  # pragma: no cover
 
 
-async def _prepare(request: Any, type_name: str, *, validate: bool) -> None:
-    if request is UNDECODABLE:
+async def _prepare(request: Any, type_name: str, *, streamed: bool, ours: bool) -> Any:
+    """The request the handler gets: a stream checked message by message, or
+    a single request checked whole (decoded, then, for our services, against
+    the contract). Only our services get a load test's added latency."""
+    if not streamed and request is UNDECODABLE:
         raise NotDecodable(type_name)
-    delay = INJECTED_LATENCY.seconds()
+    delay = INJECTED_LATENCY.seconds() if ours else 0.0
     if delay:
         await asyncio.sleep(delay)
-    if validate:
+    if streamed:
+        # Streams validate element by element inside the handler, which
+        # knows the element's position in the stream.
+        return _checked(request, type_name)
+    if ours:
         validate_message(request)
+    return request
 
 
 def _unary_response(
-    method: str, type_name: str, inner: Handler, *, streamed: bool, validate: bool, quiet: bool
+    method: str, type_name: str, inner: Handler, *, streamed: bool, ours: bool
 ) -> Handler:
     """unary-unary and stream-unary: a request (or a checked stream) in, one answer out."""
 
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call = _Call(method, context, quiet=quiet)
+        call = _Call(method, context, quiet=not ours)
         with structlog.contextvars.bound_contextvars(correlation_id=call.correlation_id):
             try:
-                if streamed:
-                    request = _checked(request, type_name)
-                else:
-                    await _prepare(request, type_name, validate=validate)
+                request = await _prepare(request, type_name, streamed=streamed, ours=ours)
                 response = await inner(request, context)
             except DomainError as failure:
                 await call.refuse(failure)
@@ -265,8 +276,7 @@ def _streamed_response(
     inner: StreamHandler,
     *,
     streamed: bool,
-    validate: bool,
-    quiet: bool,
+    ours: bool,
 ) -> StreamHandler:
     """unary-stream and stream-stream: answers streamed back. The correlation
     id is bound around each step only, never across a yield."""
@@ -274,16 +284,13 @@ def _streamed_response(
     async def handle(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        call = _Call(method, context, quiet=quiet)
+        call = _Call(method, context, quiet=not ours)
         bound = functools.partial(
             structlog.contextvars.bound_contextvars, correlation_id=call.correlation_id
         )
         try:
             with bound():
-                if streamed:
-                    request = _checked(request, type_name)
-                else:
-                    await _prepare(request, type_name, validate=validate)
+                request = await _prepare(request, type_name, streamed=streamed, ours=ours)
                 responses = inner(request, context)
             while True:
                 with bound():
@@ -329,23 +336,20 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
         # validation and a log line per probe would drown the real ones. Only
         # their refusals are logged.
         ours = not method.startswith("/grpc.")
-        options = {"validate": ours, "quiet": not ours}
         deserializer = _guard(handler.request_deserializer)
         serializer = handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _unary_response(
-                    method, type_name, cast(Handler, handler.unary_unary), streamed=False, **options
+                    method, type_name, cast(Handler, handler.unary_unary), streamed=False, ours=ours
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,
             )
         if handler.stream_unary is not None:
-            # Streams validate element by element inside the handler, which
-            # knows the element's position in the stream.
             return grpc.stream_unary_rpc_method_handler(
                 _unary_response(
-                    method, type_name, cast(Handler, handler.stream_unary), streamed=True, **options
+                    method, type_name, cast(Handler, handler.stream_unary), streamed=True, ours=ours
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,
@@ -357,7 +361,7 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
                     type_name,
                     cast(StreamHandler, handler.unary_stream),
                     streamed=False,
-                    **options,
+                    ours=ours,
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,
@@ -369,8 +373,7 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
                     type_name,
                     cast(StreamHandler, handler.stream_stream),
                     streamed=True,
-                    validate=False,
-                    quiet=not ours,
+                    ours=ours,
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,
