@@ -26,6 +26,9 @@ from lienthong.gateway.v1 import gateway_pb2 as pb
 from lienthong.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# A declaration is stored and published as it is: fields a client added that
+# the contract does not know (of any size: a megabyte is past what Kafka takes
+# in one record) are dropped first (request.DiscardUnknownFields()).
 WATCH_POLL_SECONDS = 0.05
 
 
@@ -79,6 +82,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def SubmitBirthDeclaration(
         self, request: pb.SubmitBirthDeclarationRequest, context: Context
     ) -> pb.SubmitBirthDeclarationResponse:
+        request.DiscardUnknownFields()
         form = request.declaration
         _check_dates({"declaration.child_date_of_birth": form.child_date_of_birth})
         dossier = self._new_dossier(pb.DOSSIER_KIND_BIRTH, "birth")
@@ -91,6 +95,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def SubmitDeathDeclaration(
         self, request: pb.SubmitDeathDeclarationRequest, context: Context
     ) -> pb.SubmitDeathDeclarationResponse:
+        request.DiscardUnknownFields()
         form = request.declaration
         _check_dates({"declaration.date_of_death": form.date_of_death})
         dossier = self._new_dossier(pb.DOSSIER_KIND_DEATH, "death")
@@ -137,6 +142,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def SupplementDossier(
         self, request: pb.SupplementDossierRequest, context: Context
     ) -> pb.SupplementDossierResponse:
+        request.DiscardUnknownFields()
         dossier = self._load(request.dossier_id)
         if dossier.state != pb.DOSSIER_STATE_NEEDS_SUPPLEMENT:
             raise FailedPrecondition(
