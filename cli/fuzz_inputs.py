@@ -265,9 +265,33 @@ def _field(
     return one
 
 
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        low, value = value & 0x7F, value >> 7
+        out.append(low | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+@st.composite
+def _unknown_field(draw: st.DrawFn) -> bytes:
+    """A length-delimited field of a number no message here has: decoded and
+    kept as an unknown field, and as large as a client likes."""
+    number = draw(st.integers(1000, 2**29 - 1))
+    size = draw(st.sampled_from([0, 10, 1000, 10, 1000, 1_100_000]))
+    return _varint(number << 3 | 2) + _varint(size) + b"u" * size
+
+
+UNKNOWN = "(unknown field)"
+
+
 def _assemble(descriptor: Descriptor, values: dict[str, Any]) -> _Built:
     message = message_factory.GetMessageClass(descriptor)()
     long_strings: list[str] = []
+    unknown = values.pop(UNKNOWN, b"")
+    if unknown:
+        message.MergeFromString(unknown)
     for name, value in values.items():
         field = descriptor.fields_by_name[name]
         items = value if field.is_repeated else [value]
@@ -302,9 +326,12 @@ def built_messages(
     if depth >= MAX_DEPTH:
         return st.just(_Built(message_factory.GetMessageClass(descriptor)(), ()))
     fields = {f.name: _field(f, pool, today, depth, plausible) for f in descriptor.fields}
+    unknown = {UNKNOWN: _unknown_field()}
     if plausible:
-        return st.fixed_dictionaries(fields).map(lambda values: _assemble(descriptor, values))
-    return st.fixed_dictionaries({}, optional=fields).map(
+        return st.fixed_dictionaries(fields, optional=unknown).map(
+            lambda values: _assemble(descriptor, values)
+        )
+    return st.fixed_dictionaries({}, optional={**fields, **unknown}).map(
         lambda values: _assemble(descriptor, values)
     )
 

@@ -166,7 +166,6 @@ def _seed(addresses: dict[str, str]) -> Pool:
     pool = strings_by_field(messages)
     pool[""].append(submitted.dossier_id)
     pool["dossier_id"] = [submitted.dossier_id]
-    pool["idempotency_key"] = ["fuzz-1"]
     return pool
 
 
