@@ -265,7 +265,14 @@ def _dispatch(args: argparse.Namespace) -> int:
             console, broker=args.broker, trial_seconds=args.trial_seconds, report_dir=args.report
         )
     if args.command == "fuzz":
-        from cli.fuzz import run_fuzz  # noqa: PLC0415
+        try:
+            from cli.fuzz import run_fuzz  # noqa: PLC0415
+        except ModuleNotFoundError as missing:
+            # hypothesis is a dev dependency: not in the Docker image.
+            raise CliError(
+                f"lienthong fuzz needs {missing.name}, one of the dev dependencies",
+                ["run it from a checkout after `make setup` (or `make fuzz`)"],
+            ) from None
 
         return run_fuzz(
             console, inputs_per_rpc=args.inputs, only=args.rpc, seed=args.seed, keep=args.keep
