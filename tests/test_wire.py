@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterator, MutableMapping
 from pathlib import Path
 from typing import Any, cast
 
 import grpc
 import pytest
+import structlog
 from structlog.testing import capture_logs
 
+import common.rpc
 from common.clock import SystemClock
 from common.quoting import quote
 from common.server import ServiceBinding, start_registry
@@ -38,6 +40,18 @@ POPULATION = "/lienthong.population.v1.PopulationRegistryService"
 # proto3 message decodes from it.
 NOT_UTF8 = b"\x0a\x02\xff\xfe"
 MEGABYTE = "9" * 1_000_000
+
+
+@pytest.fixture(autouse=True)
+def capturable_logs(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A test of the suite that ran configure_logging (quiet: warnings only,
+    loggers cached on first use) leaves the interceptor's info lines out of
+    capture_logs' reach: the defaults and a fresh logger for each test here."""
+    saved = structlog.get_config()
+    structlog.reset_defaults()
+    monkeypatch.setattr(common.rpc, "log", structlog.get_logger("rpc"))
+    yield
+    structlog.configure(**saved)
 
 
 def rpc_lines(logs: list[MutableMapping[str, Any]]) -> list[MutableMapping[str, Any]]:
