@@ -32,7 +32,7 @@ FORBIDDEN = frozenset({"UNKNOWN", "INTERNAL", "RESOURCE_EXHAUSTED"})
 MESSAGE_LIMIT = 300
 QUOTE_LIMIT = 100
 CALL_SECONDS = 60.0
-TABLE_WIDTH = 170  # the RPCs' full names whole, on a terminal or in a file
+TABLE_WIDTH = 200
 # A window of QUOTE_LIMIT + 1 characters tried every QUOTE_STRIDE positions
 # finds any run of a client's value longer than QUOTE_LIMIT + QUOTE_STRIDE - 1.
 QUOTE_STRIDE = 10
@@ -186,7 +186,7 @@ def table(tally: Tally, title: str) -> Table:
         key=lambda name: grpc.StatusCode[name].value[0],
     )
     shown = Table(title=title, title_justify="left")
-    shown.add_column("RPC")
+    shown.add_column("RPC", no_wrap=True)
     shown.add_column("inputs", justify="right")
     for code in codes:
         shown.add_column(code, justify="right")
@@ -197,6 +197,17 @@ def table(tally: Tally, title: str) -> Table:
             *(f"{counter[c]:,}" if counter[c] else "" for c in codes),
         )
     return shown
+
+
+def print_table(console: Console, shown: Table) -> None:
+    """The RPCs' full names whole: wider than a console piped (140 columns)."""
+    wide = Console(
+        file=console.file,
+        width=max(console.width, TABLE_WIDTH),
+        force_terminal=console.is_terminal,
+        soft_wrap=False,
+    )
+    wide.print(shown)
 
 
 def run_fuzz(
@@ -238,13 +249,13 @@ def run_fuzz(
             targets_context.__exit__(None, None, None)
     minutes = (time.monotonic() - began) / 60
     total = sum(sum(c.values()) for c in tally.codes.values())
-    console.print(
+    print_table(
+        console,
         table(
             tally,
             f"lienthong fuzz: {total:,} inputs, {inputs_per_rpc:,} per RPC, {len(rpcs)} RPCs, "
             f"{minutes:.1f} min",
         ),
-        width=TABLE_WIDTH,
     )
     if traceback:
         tally.problems.append("a server logged a traceback")
