@@ -42,6 +42,10 @@ test: lint typecheck ## Everything CI runs: lint, types, the whole test suite
 demo: setup ## One birth and one death declaration through the whole stack
 	$(BIN)/lienthong demo
 
+FUZZ_INPUTS ?= 10000
+fuzz: setup ## Malformed requests to every RPC (FUZZ_INPUTS per RPC); a table of status codes
+	$(BIN)/lienthong fuzz --inputs $(FUZZ_INPUTS)
+
 fmt: setup ## Format and auto-fix
 	$(BIN)/ruff format $(CODE)
 	$(BIN)/ruff check --fix $(CODE)
@@ -49,4 +53,4 @@ fmt: setup ## Format and auto-fix
 clean: ## Remove the environment, caches and local data
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache data out
 
-.PHONY: help setup generate lint typecheck test demo fmt clean
+.PHONY: help setup generate lint typecheck test demo fuzz fmt clean

@@ -1,4 +1,4 @@
-"""The `lienthong` command: up, demo, seed-demo, submit, status, replay, bench.
+"""The `lienthong` command: up, demo, seed-demo, submit, status, replay, bench, fuzz.
 
 Exit codes: 0 done, 1 failed (a dossier rejected, a stack that would not
 start, nobody answering), 2 bad input (command line or declaration file),
@@ -165,6 +165,27 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--report", type=Path, default=None, metavar="DIR", help="also write bench.json here"
     )
+    fuzz = commands.add_parser(
+        "fuzz",
+        parents=[common],
+        help="send arbitrary and malformed requests to every RPC; print status codes per RPC",
+        description="Start the three registries and the gateway's API (embedded Kafka, fresh "
+        "SQLite files), send each of the 23 RPCs arbitrary and malformed requests built from "
+        "the protobuf descriptors (raw bytes, truncated encodings, huge fields...) and print "
+        "a table of the status codes they got. Exit 1 if any answer was UNKNOWN, INTERNAL or "
+        "RESOURCE_EXHAUSTED, a message too long, a refused call wrote rows or a service "
+        "stopped SERVING.",
+    )
+    fuzz.add_argument(
+        "--inputs", type=int, default=10_000, metavar="N", help="inputs per RPC (default 10000)"
+    )
+    fuzz.add_argument(
+        "--rpc", default=None, metavar="TEXT", help="only the RPCs whose full name contains TEXT"
+    )
+    fuzz.add_argument("--seed", type=int, default=None, help="a seed, to repeat a run's inputs")
+    fuzz.add_argument(
+        "--keep", type=Path, default=None, metavar="DIR", help="keep the databases and log in DIR"
+    )
     return parser
 
 
@@ -260,6 +281,19 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_bench(
             console, broker=args.broker, trial_seconds=args.trial_seconds, report_dir=args.report
+        )
+    if args.command == "fuzz":
+        try:
+            from cli.fuzz import run_fuzz  # noqa: PLC0415
+        except ModuleNotFoundError as missing:
+            # hypothesis is a dev dependency: not in the Docker image.
+            raise CliError(
+                f"lienthong fuzz needs {missing.name}, one of the dev dependencies",
+                ["run it from a checkout after `make setup` (or `make fuzz`)"],
+            ) from None
+
+        return run_fuzz(
+            console, inputs_per_rpc=args.inputs, only=args.rpc, seed=args.seed, keep=args.keep
         )
     raise AssertionError(f"unhandled command {args.command}")
 

@@ -6,17 +6,9 @@ import datetime as dt
 import re
 
 from common.errors import InvalidArgument
+from common.quoting import quote
 
-# A refusal quotes at most this much of what the client sent.
-_QUOTE_LIMIT = 100
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
-
-
-def _short(value: str) -> str:
-    """The client's value, quoted, cut to a length a message can carry."""
-    if len(value) <= _QUOTE_LIMIT:
-        return repr(value)
-    return repr(value[:_QUOTE_LIMIT]) + f" (cut; {len(value)} characters)"
 
 
 def parse_date(field: str, value: str) -> dt.date:
@@ -30,7 +22,7 @@ def parse_date(field: str, value: str) -> dt.date:
         return dt.date.fromisoformat(value)
     except ValueError:
         raise InvalidArgument.field(
-            field, f"{_short(value)} is not a real date (YYYY-MM-DD)"
+            field, f"{quote(repr(value))} is not a real date (YYYY-MM-DD)"
         ) from None
 
 

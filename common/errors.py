@@ -44,6 +44,19 @@ class InvalidArgument(DomainError):
         return cls([FieldViolation(field, description)])
 
 
+class NotDecodable(InvalidArgument):
+    """Bytes that do not decode as the request message (or, in a stream, as
+    one of its messages): nothing of the request can be read."""
+
+    def __init__(self, type_name: str, *, position: int | None = None) -> None:
+        where = "(request)" if position is None else f"message[{position}]"
+        what = "the request" if position is None else f"message {position} of the stream"
+        DomainError.__init__(
+            self, f"{what} is not a valid {type_name}", reason="REQUEST_NOT_DECODABLE"
+        )
+        self.violations = [FieldViolation(where, f"is not a valid {type_name}")]
+
+
 class FailedPrecondition(DomainError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 

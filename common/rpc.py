@@ -1,33 +1,46 @@
-"""The server interceptor every registry uses.
+"""The server interceptor every server uses (the registries and the gateway,
+through common.server.start_registry): the one place at the wire.
 
-For each call it binds a correlation id (metadata `x-correlation-id`, or a new
-one) into structlog's context, validates the request against the contract's
-protovalidate rules, turns DomainError into a gRPC status with google.rpc
-details, and writes one log line with the method, the code and the duration.
+For each call it refuses bytes that do not decode as the request message
+(INVALID_ARGUMENT, reason REQUEST_NOT_DECODABLE; in a stream, naming the
+message's position) on unary and streaming RPCs alike, binds a correlation id
+(metadata `x-correlation-id`, or a new one) into structlog's context, validates
+the request against the contract's protovalidate rules, turns DomainError into
+a gRPC status with google.rpc details (the message capped, a few field
+violations at most), and writes one log line with the method, the code and the
+duration. A refusal is one line without a traceback; only a bug (any other
+exception) is logged with one, and answered INTERNAL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, TypeAlias, cast
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
 
 import grpc
 import protovalidate
 import structlog
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, descriptor_pool
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from common.errors import DomainError, FieldViolation, InvalidArgument
+from common.errors import DomainError, FieldViolation, InvalidArgument, NotDecodable
 from common.injected_latency import InjectedLatency
+from common.quoting import cap, quote
 
 log = structlog.get_logger("rpc")
 
 CORRELATION_HEADER = "x-correlation-id"
+CORRELATION_ID_LIMIT = 64
+# google.rpc details travel in a trailer, and a client refuses trailers past
+# a few kilobytes (RESOURCE_EXHAUSTED): name the first few fields only.
+MAX_VIOLATIONS = 10
+DESCRIPTION_LIMIT = 200
 ERROR_DOMAIN = "lienthong.vn"
 
 # protovalidate names the regex; a person wants to hear what the field is.
@@ -89,9 +102,10 @@ def to_status(error: DomainError) -> grpc.Status:
             error_details_pb2.BadRequest(
                 field_violations=[
                     error_details_pb2.BadRequest.FieldViolation(
-                        field=v.field, description=v.description
+                        field=cap(v.field, DESCRIPTION_LIMIT),
+                        description=cap(v.description, DESCRIPTION_LIMIT),
                     )
-                    for v in error.violations
+                    for v in error.violations[:MAX_VIOLATIONS]
                 ]
             )
         )
@@ -100,7 +114,7 @@ def to_status(error: DomainError) -> grpc.Status:
             error_details_pb2.PreconditionFailure(
                 violations=[
                     error_details_pb2.PreconditionFailure.Violation(
-                        type=error.reason, description=error.message
+                        type=error.reason, description=cap(error.message)
                     )
                 ]
             )
@@ -112,7 +126,7 @@ def to_status(error: DomainError) -> grpc.Status:
         packed.append(any_detail)
     code = getattr(code_pb2, error.code.name)
     status: grpc.Status = rpc_status.to_status(
-        status_pb2.Status(code=code, message=error.message, details=packed)
+        status_pb2.Status(code=code, message=cap(error.message), details=packed)
     )
     return status
 
@@ -120,47 +134,181 @@ def to_status(error: DomainError) -> grpc.Status:
 def _correlation_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     for key, value in context.invocation_metadata() or ():
         if key == CORRELATION_HEADER and isinstance(value, str):
-            return value
+            return quote(value, CORRELATION_ID_LIMIT)
     return uuid.uuid4().hex
 
 
 Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
+StreamHandler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
+Deserializer = Callable[[bytes], Any]
 # A load test's added latency (see common/injected_latency.py); none unless set.
 INJECTED_LATENCY = InjectedLatency.from_env()
 
 
-def _wrap(method: str, inner: Handler, *, validate: bool) -> Handler:
-    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        started = time.perf_counter()
-        correlation_id = _correlation_id(context)
-        failure: DomainError | None = None
-        with structlog.contextvars.bound_contextvars(correlation_id=correlation_id):
-            try:
-                delay = INJECTED_LATENCY.seconds()
-                if delay:
-                    await asyncio.sleep(delay)
-                if validate:
-                    validate_message(request)
-                response = await inner(request, context)
-            except DomainError as error:
-                failure = error
-            except Exception:
-                log.exception("rpc", method=method, code="INTERNAL")
-                await context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
-            elapsed_ms = round((time.perf_counter() - started) * 1000, 2)
-            if failure is None:
-                log.info("rpc", method=method, code="OK", duration_ms=elapsed_ms)
-                return response
-            log.info(
-                "rpc",
-                method=method,
-                code=failure.code.name,
-                reason=failure.reason,
-                detail=failure.message,
-                duration_ms=elapsed_ms,
-            )
+class _Undecodable:
+    """What a guarded deserializer yields for bytes that are not the request
+    message; the handler's wrapper turns it into INVALID_ARGUMENT."""
+
+    __slots__ = ()
+
+
+UNDECODABLE = _Undecodable()
+
+
+def _guard(deserializer: Deserializer | None) -> Deserializer | None:
+    """The deserializer, answering UNDECODABLE where it would raise: gRPC
+    itself would answer UNKNOWN to a unary call and fail a stream's handler."""
+    if deserializer is None:
+        return None
+    decode = deserializer
+
+    def guarded(data: bytes) -> Any:
+        try:
+            return decode(data)
+        except Exception:
+            return UNDECODABLE
+
+    return guarded
+
+
+def request_type_name(method: str) -> str:
+    """`/pkg.Service/Method` → the full name of its request message."""
+    try:
+        found = descriptor_pool.Default().FindMethodByName(method.lstrip("/").replace("/", "."))
+    except KeyError:
+        return "request message"
+    return str(found.input_type.full_name)
+
+
+async def _checked(requests: AsyncIterator[Any], type_name: str) -> AsyncIterator[Any]:
+    """A request stream that raises NotDecodable at the first message that did not decode."""
+    position = 0
+    async for request in requests:
+        if request is UNDECODABLE:
+            raise NotDecodable(type_name, position=position)
+        yield request
+        position += 1
+
+
+class _Call:
+    """One call's log line and its refusal: the same for every kind of RPC."""
+
+    def __init__(
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any], *, quiet: bool
+    ) -> None:
+        self.method = method
+        self.context = context
+        self.quiet = quiet
+        self.started = time.perf_counter()
+        self.correlation_id = _correlation_id(context)
+
+    def _elapsed_ms(self) -> float:
+        return round((time.perf_counter() - self.started) * 1000, 2)
+
+    def answered(self) -> None:
+        if not self.quiet:
+            log.info("rpc", method=self.method, code="OK", duration_ms=self._elapsed_ms())
+
+    async def refuse(self, failure: DomainError) -> NoReturn:
+        # A refusal is one line and no traceback, whoever's service it is.
+        log.info(
+            "rpc",
+            method=self.method,
+            code=failure.code.name,
+            reason=failure.reason,
+            detail=cap(failure.message),
+            duration_ms=self._elapsed_ms(),
+        )
         status = to_status(failure)
-        await context.abort(status.code, status.details, status.trailing_metadata)
+        await self.context.abort(status.code, status.details, status.trailing_metadata)
+        raise AssertionError("abort returns only by raising")  # pragma: no cover
+
+    async def crash(self) -> NoReturn:
+        log.exception("rpc", method=self.method, code="INTERNAL")
+        await self.context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
+        raise AssertionError("abort returns only by raising")  # pragma: no cover
+
+
+async def _prepare(request: Any, type_name: str, *, streamed: bool, ours: bool) -> Any:
+    """The request the handler gets: a stream checked message by message, or
+    a single request checked whole (decoded, then, for our services, against
+    the contract). Only our services get a load test's added latency."""
+    if not streamed and request is UNDECODABLE:
+        raise NotDecodable(type_name)
+    delay = INJECTED_LATENCY.seconds() if ours else 0.0
+    if delay:
+        await asyncio.sleep(delay)
+    if streamed:
+        # Streams validate element by element inside the handler, which
+        # knows the element's position in the stream.
+        return _checked(request, type_name)
+    if ours:
+        validate_message(request)
+    return request
+
+
+def _unary_response(
+    method: str, type_name: str, inner: Handler, *, streamed: bool, ours: bool
+) -> Handler:
+    """unary-unary and stream-unary: a request (or a checked stream) in, one answer out."""
+
+    async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        call = _Call(method, context, quiet=not ours)
+        with structlog.contextvars.bound_contextvars(correlation_id=call.correlation_id):
+            try:
+                request = await _prepare(request, type_name, streamed=streamed, ours=ours)
+                response = await inner(request, context)
+            except DomainError as failure:
+                await call.refuse(failure)
+            except grpc.aio.AbortError:
+                raise  # the handler set the status itself
+            except Exception:
+                await call.crash()
+            call.answered()
+            return response
+
+    return handle
+
+
+def _streamed_response(
+    method: str,
+    type_name: str,
+    inner: StreamHandler,
+    *,
+    streamed: bool,
+    ours: bool,
+) -> StreamHandler:
+    """unary-stream and stream-stream: answers streamed back. The correlation
+    id is bound around each step only, never across a yield."""
+
+    async def handle(
+        request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        call = _Call(method, context, quiet=not ours)
+        bound = functools.partial(
+            structlog.contextvars.bound_contextvars, correlation_id=call.correlation_id
+        )
+        try:
+            with bound():
+                request = await _prepare(request, type_name, streamed=streamed, ours=ours)
+                responses = inner(request, context)
+            while True:
+                with bound():
+                    try:
+                        response = await anext(responses)
+                    except StopAsyncIteration:
+                        break
+                yield response
+        except DomainError as failure:
+            with bound():
+                await call.refuse(failure)
+        except grpc.aio.AbortError:
+            raise
+        except Exception:
+            with bound():
+                await call.crash()
+        with bound():
+            call.answered()
 
     return handle
 
@@ -170,29 +318,64 @@ if TYPE_CHECKING:
 
 
 class RegistryInterceptor(grpc.aio.ServerInterceptor):
+    """Every server's one place at the wire: the registries' and the gateway's
+    (common.server.start_registry). Bytes that do not decode, on any method
+    and any kind of RPC, are refused INVALID_ARGUMENT here."""
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[MethodHandler | None]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> MethodHandler | None:
         handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
         method: str = handler_call_details.method
+        type_name = request_type_name(method)
         # Health checks and reflection are the library's; they need no
-        # validation and a log line per probe would drown the real ones.
-        if handler is None or method.startswith("/grpc."):
-            return handler
+        # validation and a log line per probe would drown the real ones. Only
+        # their refusals are logged.
+        ours = not method.startswith("/grpc.")
+        deserializer = _guard(handler.request_deserializer)
+        serializer = handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
-                _wrap(method, cast(Handler, handler.unary_unary), validate=True),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                _unary_response(
+                    method, type_name, cast(Handler, handler.unary_unary), streamed=False, ours=ours
+                ),
+                request_deserializer=deserializer,
+                response_serializer=serializer,
             )
         if handler.stream_unary is not None:
-            # Streams validate element by element inside the handler, which
-            # knows the element's position in the stream.
             return grpc.stream_unary_rpc_method_handler(
-                _wrap(method, cast(Handler, handler.stream_unary), validate=False),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
+                _unary_response(
+                    method, type_name, cast(Handler, handler.stream_unary), streamed=True, ours=ours
+                ),
+                request_deserializer=deserializer,
+                response_serializer=serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                _streamed_response(
+                    method,
+                    type_name,
+                    cast(StreamHandler, handler.unary_stream),
+                    streamed=False,
+                    ours=ours,
+                ),
+                request_deserializer=deserializer,
+                response_serializer=serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                _streamed_response(
+                    method,
+                    type_name,
+                    cast(StreamHandler, handler.stream_stream),
+                    streamed=True,
+                    ours=ours,
+                ),
+                request_deserializer=deserializer,
+                response_serializer=serializer,
             )
         return handler

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaProducer
 from common.clock import Clock, latest_past_day
 from common.config import DEFAULT_CLOCK_TOLERANCE_SECONDS
 from common.errors import FailedPrecondition, InvalidArgument, NotFound
+from common.quoting import quote
 from gateway import saga
 from gateway.events import Event, Topics
 from gateway.forms import check_birth_declaration, check_death_declaration
@@ -26,6 +27,9 @@ from lienthong.gateway.v1 import gateway_pb2 as pb
 from lienthong.gateway.v1 import gateway_pb2_grpc as pb_grpc
 
 Context = grpc.aio.ServicerContext[Any, Any]
+# A declaration is stored and published as it is: fields a client added that
+# the contract does not know (of any size: a megabyte is past what Kafka takes
+# in one record) are dropped first (request.DiscardUnknownFields()).
 WATCH_POLL_SECONDS = 0.05
 
 
@@ -80,6 +84,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def SubmitBirthDeclaration(
         self, request: pb.SubmitBirthDeclarationRequest, context: Context
     ) -> pb.SubmitBirthDeclarationResponse:
+        request.DiscardUnknownFields()
         form = request.declaration
         check_birth_declaration(form, field="declaration", latest=self._latest_day())
         dossier = self._new_dossier(pb.DOSSIER_KIND_BIRTH, "birth")
@@ -92,6 +97,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def SubmitDeathDeclaration(
         self, request: pb.SubmitDeathDeclarationRequest, context: Context
     ) -> pb.SubmitDeathDeclarationResponse:
+        request.DiscardUnknownFields()
         form = request.declaration
         check_death_declaration(form, field="declaration", latest=self._latest_day())
         dossier = self._new_dossier(pb.DOSSIER_KIND_DEATH, "death")
@@ -104,7 +110,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     def _load(self, dossier_id: str) -> pb.Dossier:
         dossier = self.store.load(dossier_id)
         if dossier is None:
-            raise NotFound(f"no dossier has id {dossier_id}", reason="DOSSIER_NOT_FOUND")
+            raise NotFound(f"no dossier has id {quote(dossier_id)}", reason="DOSSIER_NOT_FOUND")
         dossier.deadline_breached = saga.breached(dossier, self.clock.now())
         return dossier
 
@@ -117,8 +123,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.WatchDossierRequest, context: Context
     ) -> AsyncIterator[pb.WatchDossierResponse]:
         if self.store.version(request.dossier_id) is None:
-            await context.abort(
-                grpc.StatusCode.NOT_FOUND, f"no dossier has id {request.dossier_id}"
+            raise NotFound(
+                f"no dossier has id {quote(request.dossier_id)}", reason="DOSSIER_NOT_FOUND"
             )
         seen = -1
         while True:
@@ -138,6 +144,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def SupplementDossier(
         self, request: pb.SupplementDossierRequest, context: Context
     ) -> pb.SupplementDossierResponse:
+        request.DiscardUnknownFields()
         dossier = self._load(request.dossier_id)
         key = request.idempotency_key
         field = request.WhichOneof("declaration") or "declaration"

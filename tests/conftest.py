@@ -7,6 +7,14 @@ data.
 
 from __future__ import annotations
 
+import os
+
+# Before gRPC starts: the suite forks children (the stack's processes) while
+# its own channels run, and gRPC's fork handlers then made a child abort
+# between fork and exec ("epoll_wait error: Bad file descriptor"). The
+# children exec at once and never use the parent's gRPC, so no handler is needed.
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "0")
+
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any

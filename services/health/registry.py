@@ -15,6 +15,7 @@ from common.dates import past_day
 from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from common.identifiers import parse_personal_id
 from common.provinces import is_province
+from common.quoting import quote
 from lienthong.health.v1 import health_pb2 as pb
 from services.health.store import HospitalStore
 
@@ -70,7 +71,9 @@ class HospitalRegistry:
 
     def _require_facility(self, code: str) -> None:
         if self.store.facility(code) is None:
-            raise NotFound(f"no medical facility has code {code}", reason="FACILITY_NOT_FOUND")
+            raise NotFound(
+                f"no medical facility has code {quote(code)}", reason="FACILITY_NOT_FOUND"
+            )
 
     def issue_birth_certificate(
         self, request: pb.IssueBirthCertificateRequest
@@ -104,7 +107,7 @@ class HospitalRegistry:
         row = self.store.birth_certificate(request.certificate_number)
         if row is None:
             raise NotFound(
-                f"no birth certificate has number {request.certificate_number}",
+                f"no birth certificate has number {quote(request.certificate_number)}",
                 reason="BIRTH_CERTIFICATE_NOT_FOUND",
             )
         if row["mother_id_number"] != request.mother_id_number:
@@ -151,7 +154,7 @@ class HospitalRegistry:
         row = self.store.death_notice(request.notice_number)
         if row is None:
             raise NotFound(
-                f"no death notice has number {request.notice_number}",
+                f"no death notice has number {quote(request.notice_number)}",
                 reason="DEATH_NOTICE_NOT_FOUND",
             )
         if row["deceased_id_number"] != request.deceased_id_number:
@@ -165,7 +168,7 @@ class HospitalRegistry:
         row = self.store.facility(request.code)
         if row is None:
             raise NotFound(
-                f"no medical facility has code {request.code}", reason="FACILITY_NOT_FOUND"
+                f"no medical facility has code {quote(request.code)}", reason="FACILITY_NOT_FOUND"
             )
         return pb.GetFacilityResponse(
             facility=pb.MedicalFacility(

@@ -192,13 +192,20 @@ class InsuranceRegistry:
                     f"the child died on {participant['date_of_death']}",
                     reason="PARTICIPANT_DECEASED",
                 )
+        try:
+            valid_to = child_card.valid_to(born)
+        except ValueError:
+            # A birth near year 9999: the card would end past the last date there is.
+            raise InvalidArgument.field(
+                "date_of_birth", f"{born.isoformat()} is too late for a card's validity to end"
+            ) from None
         # Law on Health Insurance art. 12(3): the State pays for children under
         # 6, and one who turns 6 by 30 September stays covered until then
         # (Law 46/2014/QH13 art. 1(10)), so the card is refused only after the
         # last day it could be valid.
         if not child_card.is_entitled(born, requested_on):
             raise FailedPrecondition(
-                f"the child's card entitlement ended on {child_card.valid_to(born).isoformat()}, "
+                f"the child's card entitlement ended on {valid_to.isoformat()}, "
                 f"before the request on {requested_on.isoformat()}",
                 reason="CHILD_TOO_OLD",
             )
@@ -217,7 +224,7 @@ class InsuranceRegistry:
                 child_card.BENEFICIARY_GROUP,
                 child_card.BENEFIT_LEVEL,
                 born.isoformat(),
-                child_card.valid_to(born).isoformat(),
+                valid_to.isoformat(),
                 request.initial_facility_code,
                 pb.CARD_STATUS_ACTIVE,
                 "",

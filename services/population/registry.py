@@ -17,6 +17,7 @@ from collections.abc import Callable
 from common.dates import parse_date, past_day
 from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from common.provinces import is_province
+from common.quoting import quote
 from common.sqlite import transaction
 from lienthong.common.v1 import common_pb2
 from lienthong.population.v1 import population_pb2 as pb
@@ -56,7 +57,7 @@ class PopulationRegistry:
         row = self.store.citizen(personal_id)
         if row is None:
             raise NotFound(
-                f"no citizen has personal identification number {personal_id}",
+                f"no citizen has personal identification number {quote(personal_id)}",
                 reason="CITIZEN_NOT_FOUND",
             )
         return row
@@ -64,7 +65,9 @@ class PopulationRegistry:
     def _require_household(self, household_id: str) -> sqlite3.Row:
         row = self.store.household(household_id)
         if row is None:
-            raise NotFound(f"no household has id {household_id}", reason="HOUSEHOLD_NOT_FOUND")
+            raise NotFound(
+                f"no household has id {quote(household_id)}", reason="HOUSEHOLD_NOT_FOUND"
+            )
         return row
 
     def _check_parents(self, request: pb.RegisterBirthRequest) -> None:
