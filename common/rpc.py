@@ -9,6 +9,7 @@ details, and writes one log line with the method, the code and the duration.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -17,12 +18,12 @@ from typing import TYPE_CHECKING, Any, TypeAlias, cast
 import grpc
 import protovalidate
 import structlog
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from common.errors import DomainError, FieldViolation, InvalidArgument
+from common.errors import DomainError, FieldViolation, InvalidArgument, Unavailable
 from common.injected_latency import InjectedLatency
 
 log = structlog.get_logger("rpc")
@@ -82,7 +83,9 @@ def validate_message(message: Message, *, prefix: str = "") -> None:
 
 def to_status(error: DomainError) -> grpc.Status:
     details: list[Message] = [
-        error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN),
+        error_details_pb2.ErrorInfo(
+            reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
+        ),
     ]
     if isinstance(error, InvalidArgument):
         details.append(
@@ -95,6 +98,10 @@ def to_status(error: DomainError) -> grpc.Status:
                 ]
             )
         )
+    elif isinstance(error, Unavailable):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(dt.timedelta(seconds=error.retry_after_seconds))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     elif error.code == grpc.StatusCode.FAILED_PRECONDITION:
         details.append(
             error_details_pb2.PreconditionFailure(
