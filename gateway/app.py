@@ -253,7 +253,9 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
     await asyncio.wait(
         [work, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
     )
-    if work.done() and not work.cancelled() and work.exception():
+    # The work never ends by itself: if it did, something failed.
+    failed = work.done()
+    if failed and not work.cancelled() and work.exception():
         log.error("gateway failed", error=repr(work.exception()))
     log.info("stopping", grace_seconds=config.grace_seconds)
     await running.stop(config.grace_seconds)
@@ -264,3 +266,6 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
     await agencies.close()
     store.close()
     log.info("stopped")
+    if failed:
+        # Non-zero, so that a supervisor's restart policy starts it again.
+        raise SystemExit(1)
