@@ -94,13 +94,16 @@ class _Kafka:
 
     async def close(self, grace: float) -> None:
         # Bounded: with the broker away, a producer's flush or a consumer's
-        # leaving its group could wait for it for good.
-        for consumer in self.consumers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(consumer.stop(), grace)
-        if self.producer is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.producer.stop(), grace)
+        # last commit could wait for it for good. What is cut short is safe:
+        # uncommitted records are redelivered, unacknowledged outbox events
+        # are published by the next start's relay.
+        async def stop_all() -> None:
+            await asyncio.gather(*(c.stop() for c in self.consumers), return_exceptions=True)
+            if self.producer is not None:
+                await self.producer.stop()
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(stop_all(), grace)
 
 
 async def _start_producer(bootstrap: str) -> AIOKafkaProducer:
