@@ -23,8 +23,13 @@ class RpcFailure:
 
     @property
     def unreachable(self) -> bool:
-        """Nobody answered (no server, wrong port), as opposed to a refusal."""
-        return self.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+        """Nobody answered (no server, wrong port), as opposed to a refusal.
+        A server that answered UNAVAILABLE with a reason did answer (the
+        gateway, while its message broker is down: the dossier is stored)."""
+        return (
+            self.code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+            and not self.reason
+        )
 
 
 def describe(error: grpc.RpcError) -> RpcFailure:

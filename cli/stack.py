@@ -245,13 +245,44 @@ class Stack:
             processes.terminate([component.process], grace_seconds=self.stop_grace)
             component.process = None
 
-    def start_component(self, name: str) -> None:
-        """(Re)start a component on its old port, database and settings; wait until it serves."""
+    def start_component(self, name: str, *, wait: bool = True) -> None:
+        """(Re)start a component on its old port, database and settings; wait
+        until it serves (`wait=False`: return once spawned, e.g. a gateway
+        started while the broker is down; `wait_serving` waits later)."""
         component = self._component(name)
         if component.running():
             raise StackError(f"{name} is already running")
         self._spawn(component)
-        self._wait_serving(component)
+        if wait:
+            self._wait_serving(component)
+
+    def wait_serving(self, name: str) -> None:
+        """Wait (up to the start timeout) until a running component serves."""
+        self._wait_serving(self._component(name))
+
+    # --- the broker (for outage tests) -----------------------------------------------
+
+    def stop_broker(self) -> None:
+        """Stop the broker, as an outage would; the gateways keep running.
+        `start_broker_again()` brings it back on the same port (and, for
+        apache, the same data: topics and committed offsets survive; the
+        embedded broker keeps nothing)."""
+        if self.broker is None:
+            raise StackError("this stack has no broker")
+        self.broker.stop()
+
+    def start_broker_again(self) -> None:
+        """Start the stopped broker again on its port; returns once it answers."""
+        if self.broker is None or self.broker.is_alive():
+            raise StackError("the broker is not stopped")
+        kind = self.broker.kind
+        if kind not in (BrokerKind.EMBEDDED, BrokerKind.APACHE):
+            raise StackError(f"a {kind.value} broker is not this stack's to restart")
+        port = int(self.broker.bootstrap_servers.rpartition(":")[2])
+        try:
+            self.broker = start_broker(kind, data_dir=self.data_dir / "broker", port=port)
+        except Exception as exc:
+            raise StackError(f"the {kind.value} Kafka broker did not start again: {exc}") from exc
 
     def kill_broker(self) -> None:
         """SIGKILL the broker, as a crash would; its data directory stays."""
@@ -262,25 +293,6 @@ class Stack:
                 os.kill(self.broker.pid, signal.SIGKILL)
         # Reaps the process; the launcher removes no data it was given.
         self.broker.stop()
-
-    def start_broker_again(self) -> None:
-        """Start the broker again on its own port and data directory, after
-        kill_broker: only the apache broker keeps its topics and offsets (the
-        embedded one is memory-only: a restart would lose every event)."""
-        if self.broker is None or self.broker_kind != BrokerKind.APACHE.value:
-            raise StackError(
-                "only the apache broker can be restarted with its data "
-                f"(this is {self.broker_kind})"
-            )
-        if self.broker.is_alive():
-            raise StackError("the broker is still running")
-        port = int(self.broker.bootstrap_servers.rsplit(":", 1)[1])
-        try:
-            self.broker = start_broker(
-                BrokerKind.APACHE, data_dir=self.data_dir / "broker", port=port
-            )
-        except Exception as exc:  # the launcher's errors are meant for a person already
-            raise StackError(f"the apache Kafka broker did not start again: {exc}") from exc
 
     def restart(self, name: str) -> None:
         self.stop_component(name)

@@ -7,6 +7,7 @@ person understands and, for malformed input, which field is wrong.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import grpc
@@ -23,12 +24,17 @@ class DomainError(Exception):
 
     code: grpc.StatusCode = grpc.StatusCode.FAILED_PRECONDITION
 
-    def __init__(self, message: str, *, reason: str) -> None:
+    def __init__(
+        self, message: str, *, reason: str, metadata: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         # A stable machine-readable reason (google.rpc.ErrorInfo.reason),
         # e.g. "MOTHER_ID_MISMATCH"; tests and the gateway branch on it.
         self.reason = reason
+        # ErrorInfo.metadata: what a program needs to act on the error without
+        # parsing the message (e.g. the id of a dossier stored all the same).
+        self.metadata = dict(metadata or {})
 
 
 class InvalidArgument(DomainError):
@@ -67,3 +73,21 @@ class NotFound(DomainError):
 
 class AlreadyExists(DomainError):
     code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class Unavailable(DomainError):
+    """Not now, but the same request may be sent again later (retryable);
+    the message says what was done meanwhile."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        reason: str,
+        metadata: Mapping[str, str] | None = None,
+        retry_after_seconds: float = 1.0,
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.retry_after_seconds = retry_after_seconds

@@ -35,6 +35,35 @@ def _mask_personal_ids(
     return event_dict
 
 
+class _OncePerInterval(logging.Filter):
+    """Lets a library's repeated line through once per interval.
+
+    While a broker is down, aiokafka says "Unable connect to node ..." at
+    every reconnection attempt (every 100 ms, per client): the outage would
+    drown everything else. A line is keyed by its logger and message
+    template; our own lines (which say once per backoff interval what is
+    waited for) do not pass through the standard library at all."""
+
+    def __init__(self, prefixes: tuple[str, ...], interval: float) -> None:
+        super().__init__()
+        self.prefixes = prefixes
+        self.interval = interval
+        self.last: dict[tuple[str, str], float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        key = (record.name, str(record.msg))
+        if record.created - self.last.get(key, float("-inf")) < self.interval:
+            return False
+        self.last[key] = record.created
+        return True
+
+
+# How often the same library line may appear.
+LIBRARY_LINE_INTERVAL_SECONDS = 10.0
+
+
 class _NamedWriteLogger(structlog.WriteLogger):
     """A WriteLogger that knows its name, for `add_logger_name`."""
 
@@ -86,6 +115,7 @@ def configure_logging(*, service: str, verbose: bool = True, json: bool | None =
     )
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(formatter)
+    handler.addFilter(_OncePerInterval(("aiokafka",), LIBRARY_LINE_INTERVAL_SECONDS))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

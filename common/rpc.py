@@ -15,6 +15,7 @@ exception) is logged with one, and answered INTERNAL.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import time
 import uuid
@@ -24,12 +25,18 @@ from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
 import grpc
 import protovalidate
 import structlog
-from google.protobuf import any_pb2, descriptor_pool
+from google.protobuf import any_pb2, descriptor_pool, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from common.errors import DomainError, FieldViolation, InvalidArgument, NotDecodable
+from common.errors import (
+    DomainError,
+    FieldViolation,
+    InvalidArgument,
+    NotDecodable,
+    Unavailable,
+)
 from common.injected_latency import InjectedLatency
 from common.quoting import cap, quote
 
@@ -95,7 +102,9 @@ def validate_message(message: Message, *, prefix: str = "") -> None:
 
 def to_status(error: DomainError) -> grpc.Status:
     details: list[Message] = [
-        error_details_pb2.ErrorInfo(reason=error.reason, domain=ERROR_DOMAIN),
+        error_details_pb2.ErrorInfo(
+            reason=error.reason, domain=ERROR_DOMAIN, metadata=error.metadata
+        ),
     ]
     if isinstance(error, InvalidArgument):
         details.append(
@@ -109,6 +118,10 @@ def to_status(error: DomainError) -> grpc.Status:
                 ]
             )
         )
+    elif isinstance(error, Unavailable):
+        delay = duration_pb2.Duration()
+        delay.FromTimedelta(dt.timedelta(seconds=error.retry_after_seconds))
+        details.append(error_details_pb2.RetryInfo(retry_delay=delay))
     elif error.code == grpc.StatusCode.FAILED_PRECONDITION:
         details.append(
             error_details_pb2.PreconditionFailure(

@@ -1,5 +1,17 @@
 """The gateway's public gRPC API: submissions answer at once with a dossier
-id; the saga does the rest over Kafka."""
+id; the saga does the rest over Kafka.
+
+A submission (or supplement) is stored with the event announcing it in one
+transaction (the outbox), then published at once; the answer is OK once the
+broker acknowledged it. If the broker does not acknowledge in time, the
+answer is UNAVAILABLE, saying the dossier is stored (its id in the message and
+in ErrorInfo.metadata) and that the same request may be sent again; the
+outbox relay publishes it when the broker is back, whether or not the client
+retries. UNAVAILABLE and not OK: OK has always meant "the saga has it"
+(acknowledged by the broker), and a client told OK would not know that its
+dossier waits on an outage; UNAVAILABLE is the code every gRPC client treats
+as safe to retry, and the retry (same idempotency key) returns the same
+dossier, with OK once the event is published."""
 
 from __future__ import annotations
 
@@ -11,17 +23,16 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from aiokafka import AIOKafkaProducer
 
 from common.clock import Clock, latest_past_day
 from common.config import DEFAULT_CLOCK_TOLERANCE_SECONDS
-from common.errors import FailedPrecondition, InvalidArgument, NotFound
+from common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from common.quoting import quote
 from gateway import saga
 from gateway.events import Event, Topics
 from gateway.forms import check_birth_declaration, check_death_declaration
-from gateway.kafka import publish
-from gateway.store import DossierStore, fingerprint
+from gateway.outbox import Outbox
+from gateway.store import Announcement, DossierStore, fingerprint
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 from lienthong.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -37,7 +48,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     def __init__(
         self,
         store: DossierStore,
-        producer: AIOKafkaProducer,
+        outbox: Outbox,
         topics: Topics,
         clock: Clock,
         changed: asyncio.Condition,
@@ -45,7 +56,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         clock_tolerance: dt.timedelta = dt.timedelta(seconds=DEFAULT_CLOCK_TOLERANCE_SECONDS),
     ) -> None:
         self.store = store
-        self.producer = producer
+        self.outbox = outbox
         self.topics = topics
         self.clock = clock
         self.changed = changed
@@ -55,20 +66,37 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         """The latest day a declared birth or death may be on."""
         return latest_past_day(self.clock.now(), self.clock_tolerance)
 
+    def _submitted(self, dossier: pb.Dossier) -> Announcement:
+        event = Event(
+            f"{dossier.dossier_id}/submitted",
+            dossier.dossier_id,
+            ev.DossierSubmitted(dossier=dossier),
+            self.clock.now(),
+        )
+        return self.topics.dossiers, event
+
     async def _submit(self, key: str, dossier: pb.Dossier, declaration: bytes) -> str:
         kind = pb.DossierKind.Name(dossier.kind)
-        stored = self.store.submit(key, fingerprint(kind, declaration), dossier)
-        if stored.state == pb.DOSSIER_STATE_RECEIVED:
-            # Also on a repeat: the first attempt may have died before Kafka
-            # acknowledged. The event id makes the saga apply it once.
-            submitted = Event(
-                f"{stored.dossier_id}/submitted",
-                stored.dossier_id,
-                ev.DossierSubmitted(dossier=stored),
-                self.clock.now(),
-            )
-            await publish(self.producer, [(self.topics.dossiers, submitted)])
+        stored = self.store.submit(key, fingerprint(kind, declaration), dossier, self._submitted)
+        # Also on a repeat: the first attempt may have been answered
+        # UNAVAILABLE, or died before the broker acknowledged.
+        await self._deliver(
+            f"{stored.dossier_id}/submitted",
+            stored.dossier_id,
+            f"the declaration is stored as dossier {stored.dossier_id}",
+        )
         return stored.dossier_id
+
+    async def _deliver(self, event_id: str, dossier_id: str, stored: str) -> None:
+        if not await self.outbox.deliver([event_id]):
+            raise Unavailable(
+                f"{stored} and will be worked once the "
+                "message broker is back; it is safe to send it again with the same "
+                "idempotency key",
+                reason="BROKER_UNAVAILABLE",
+                metadata={"dossier_id": dossier_id},
+                retry_after_seconds=self.outbox.timeout,
+            )
 
     def _new_dossier(self, kind: pb.DossierKind.ValueType, prefix: str) -> pb.Dossier:
         now = saga.timestamp(self.clock.now())
@@ -152,13 +180,12 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         print_ = fingerprint(
             f"supplement:{field}", supplement.SerializeToString(deterministic=True)
         )
-        # A repeat of an accepted supplement is answered again (and published
-        # again: the first attempt may have died before Kafka acknowledged;
-        # the event id makes the saga apply it once), whatever the dossier's
-        # state is now. A key reused for a different supplement is refused.
+        # A repeat of an accepted supplement is answered again, whatever the
+        # dossier's state is now (and published if it is not yet: the first
+        # attempt may have been answered UNAVAILABLE; the event id makes the
+        # saga apply it once). A key reused for a different supplement is refused.
         if not self.store.supplement_accepted(dossier.dossier_id, key, print_):
             self._check_supplement(dossier, request)
-            self.store.accept_supplement(dossier.dossier_id, key, print_)
         event = ev.DossierSupplemented(dossier_id=dossier.dossier_id, supplement_id=key)
         if field == "birth_declaration":
             event.birth_declaration.CopyFrom(request.birth_declaration)
@@ -170,7 +197,14 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             event,
             self.clock.now(),
         )
-        await publish(self.producer, [(self.topics.dossiers, supplemented)])
+        self.store.accept_supplement(
+            dossier.dossier_id, key, print_, (self.topics.dossiers, supplemented)
+        )
+        await self._deliver(
+            supplemented.event_id,
+            dossier.dossier_id,
+            f"the supplement is stored with dossier {dossier.dossier_id}",
+        )
         return pb.SupplementDossierResponse(dossier_id=dossier.dossier_id)
 
     def _check_supplement(self, dossier: pb.Dossier, request: pb.SupplementDossierRequest) -> None:

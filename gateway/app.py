@@ -1,5 +1,10 @@
-"""Wire a gateway process: store, Kafka producer and consumers, agency
-channels, the public API, the supplement-window sweeper."""
+"""Wire a gateway process: store and outbox, the public API, agency
+channels, then (once the broker answers) the Kafka producer and consumers,
+the outbox relay and the supplement-window sweeper.
+
+A gateway starts whether or not Kafka and the agencies are up: it listens at
+once, says NOT_SERVING on its gRPC health while it waits for the broker
+(with backoff), and SERVING once both consumers joined their groups."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from dataclasses import dataclass, field
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -15,18 +21,22 @@ from common.clock import Clock, clock_from_env
 from common.server import RunningRegistry, ServiceBinding, start_registry
 from gateway.agencies import Agencies
 from gateway.api import GatewayServicer
+from gateway.backoff import BROKER_DOWN, Backoff, until_done
 from gateway.config import GatewayConfig
 from gateway.events import Event, Topics
 from gateway.executor import StepExecutor
 from gateway.kafka import (
+    GroupConsumer,
     Membership,
     PartitionedConsumer,
     ensure_topics,
     make_consumer,
     make_producer,
     publish,
+    send,
     static_membership_honoured,
 )
+from gateway.outbox import Outbox
 from gateway.store import DossierStore
 from gateway.worker import SagaWorker
 from lienthong.events.v1 import events_pb2 as ev
@@ -62,29 +72,39 @@ async def membership(config: GatewayConfig, probe_topic: str) -> Membership:
     )
 
 
+# While the broker is down at start: 0.5 s, 1 s, 2 s... then every 10 s.
+BROKER_BACKOFF_BASE_SECONDS = 0.5
+BROKER_BACKOFF_CAP_SECONDS = 10.0
+
+
 async def sweep_supplement_windows(
     store: DossierStore, producer: AIOKafkaProducer, topics: Topics, clock: Clock, every: float
 ) -> None:
-    """Every gateway sweeps; the event id makes a second report harmless."""
+    """Every gateway sweeps; the event id makes a second report harmless.
+    What the broker did not take is found again by the next sweep, since the
+    store still says the window has passed."""
     while True:
         now = clock.now()
         expired = store.expired_supplements(now)
         if expired:
-            await publish(
-                producer,
-                [
-                    (
-                        topics.dossiers,
-                        Event(
-                            f"{d}/supplement-expired",
-                            d,
-                            ev.SupplementWindowExpired(dossier_id=d),
-                            now,
-                        ),
-                    )
-                    for d in expired
-                ],
-            )
+            try:
+                await publish(
+                    producer,
+                    [
+                        (
+                            topics.dossiers,
+                            Event(
+                                f"{d}/supplement-expired",
+                                d,
+                                ev.SupplementWindowExpired(dossier_id=d),
+                                now,
+                            ),
+                        )
+                        for d in expired
+                    ],
+                )
+            except BROKER_DOWN as error:
+                log.warning("sweep not published", dossiers=len(expired), error=repr(error))
         await asyncio.sleep(every)
 
 
@@ -100,20 +120,66 @@ async def _serve_once_joined(
     await asyncio.Event().wait()  # stays among the tasks watched for a crash
 
 
-async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
-    clock = clock or clock_from_env()
+@dataclass
+class _Kafka:
+    """The Kafka clients started so far, so that a stop during start-up (the
+    broker still down) closes exactly those."""
+
+    producer: AIOKafkaProducer | None = None
+    consumers: list[PartitionedConsumer] = field(default_factory=list)
+
+    async def close(self, grace: float) -> None:
+        # Bounded: with the broker away, a producer's flush or a consumer's
+        # last commit could wait for it for good. What is cut short is safe:
+        # uncommitted records are redelivered, unacknowledged outbox events
+        # are published by the next start's relay.
+        async def stop_all() -> None:
+            await asyncio.gather(*(c.stop() for c in self.consumers), return_exceptions=True)
+            if self.producer is not None:
+                await self.producer.stop()
+
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(stop_all(), grace)
+
+
+async def _start_producer(bootstrap: str) -> AIOKafkaProducer:
+    producer = make_producer(bootstrap)
+    try:
+        await producer.start()
+    except BaseException:
+        # A producer that failed to bootstrap is not started again: a new one next time.
+        await producer.stop()
+        raise
+    return producer
+
+
+async def _connect_and_run(
+    *,
+    config: GatewayConfig,
+    clock: Clock,
+    store: DossierStore,
+    outbox: Outbox,
+    agencies: Agencies,
+    changed: asyncio.Condition,
+    running: RunningRegistry,
+    kafka: _Kafka,
+) -> None:
+    """Reach the broker (waiting with backoff while it is down: health says
+    NOT_SERVING meanwhile), then run the consumers, the outbox relay and the
+    sweeper until one of them fails."""
     topics = Topics.with_prefix(config.topic_prefix)
-    store = DossierStore(config.database)
-    await ensure_topics(config.bootstrap_servers, topics.all(), config.partitions)
-    producer = make_producer(config.bootstrap_servers)
-    await producer.start()
-    agencies = Agencies.connect(
-        population=config.population_address,
-        insurance=config.insurance_address,
-        health=config.health_address,
-        deadline_seconds=config.call_deadline_seconds,
+    backoff = Backoff(BROKER_BACKOFF_BASE_SECONDS, BROKER_BACKOFF_CAP_SECONDS)
+    bootstrap = config.bootstrap_servers
+    await until_done(
+        f"kafka at {bootstrap} (topics)",
+        lambda: ensure_topics(bootstrap, topics.all(), config.partitions),
+        backoff,
     )
-    changed = asyncio.Condition()
+    producer = await until_done(
+        f"kafka at {bootstrap} (producer)", lambda: _start_producer(bootstrap), backoff
+    )
+    kafka.producer = producer
+    outbox.connect(lambda topic, event: send(producer, topic, event))
     worker = SagaWorker(store, producer, topics, clock, changed)
     executor = StepExecutor(
         agencies,
@@ -123,20 +189,29 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         retry_base_seconds=config.retry_base_seconds,
         retry_cap_seconds=config.retry_cap_seconds,
     )
-    joining = await membership(config, topics.deadletter)
+    joining = await until_done(
+        f"kafka at {bootstrap} (group membership)",
+        lambda: membership(config, topics.deadletter),
+        backoff,
+    )
     # Distinct per process even without an instance id: the owner's name in
     # the saga store's partition claims.
     owner = joining.instance_id or f"gateway-pid-{os.getpid()}"
 
     def steps_consumer(name: str, group_id: str, topic: str) -> PartitionedConsumer:
-        return PartitionedConsumer(
-            name=name,
-            consumer=make_consumer(
+        def make() -> GroupConsumer:
+            consumer: GroupConsumer = make_consumer(
                 config.bootstrap_servers,
                 group_id,
                 joining,
                 max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
-            ),
+            )
+            return consumer
+
+        return PartitionedConsumer(
+            name=name,
+            consumer=make(),
+            remake=make,
             topics=[topic],
             handle=executor.handle_batch,
             check=executor.check,
@@ -147,15 +222,20 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
             owner_name=owner,
         )
 
+    def make_saga() -> GroupConsumer:
+        consumer: GroupConsumer = make_consumer(
+            config.bootstrap_servers,
+            f"{config.topic_prefix}-saga",
+            joining,
+            max_poll_interval_ms=SAGA_MAX_POLL_INTERVAL_MS,
+        )
+        return consumer
+
     consumers = [
         PartitionedConsumer(
             name="saga",
-            consumer=make_consumer(
-                config.bootstrap_servers,
-                f"{config.topic_prefix}-saga",
-                joining,
-                max_poll_interval_ms=SAGA_MAX_POLL_INTERVAL_MS,
-            ),
+            consumer=make_saga(),
+            remake=make_saga,
             topics=[topics.dossiers, topics.step_outcomes],
             handle=worker.handle_batch,
             check=worker.check,
@@ -178,10 +258,54 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         steps_consumer("steps", f"{config.topic_prefix}-steps", topics.step_commands),
     ]
     for consumer in consumers:
-        await consumer.start()
-    servicer = GatewayServicer(
-        store, producer, topics, clock, changed, clock_tolerance=config.clock_tolerance
+        await until_done(
+            f"kafka at {bootstrap} ({consumer.name} consumer)", consumer.start, backoff
+        )
+        kafka.consumers.append(consumer)
+    tasks = [asyncio.create_task(c.run(), name=c.name) for c in consumers]
+    tasks.append(asyncio.create_task(outbox.run(), name="outbox relay"))
+    tasks.append(
+        asyncio.create_task(
+            sweep_supplement_windows(store, producer, topics, clock, config.sweep_interval_seconds),
+            name="supplement sweeper",
+        )
     )
+    tasks.append(asyncio.create_task(_serve_once_joined(running, consumers), name="health"))
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in tasks:
+            if task.done() and not task.cancelled() and task.exception():
+                log.error(
+                    "component crashed", component=task.get_name(), error=repr(task.exception())
+                )
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
+    clock = clock or clock_from_env()
+    topics = Topics.with_prefix(config.topic_prefix)
+    store = DossierStore(config.database)
+    outbox = Outbox(store, timeout=config.publish_timeout_seconds)
+    # Channels connect lazily: an agency that is down does not hold up the
+    # start; its steps wait for it (retries with backoff).
+    agencies = Agencies.connect(
+        population=config.population_address,
+        insurance=config.insurance_address,
+        health=config.health_address,
+        deadline_seconds=config.call_deadline_seconds,
+    )
+    changed = asyncio.Condition()
+    servicer = GatewayServicer(
+        store, outbox, topics, clock, changed, clock_tolerance=config.clock_tolerance
+    )
+    # Listening before Kafka is reached: health answers NOT_SERVING meanwhile
+    # (rather than nothing at all), and submissions are stored and answered
+    # UNAVAILABLE, to be published by the relay.
     running = await start_registry(
         [
             ServiceBinding(
@@ -193,34 +317,39 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         serving=False,
     )
     log.info("listening", address=f"{config.host}:{running.port}", kafka=config.bootstrap_servers)
-    tasks = [asyncio.create_task(c.run(), name=c.name) for c in consumers]
-    tasks.append(
-        asyncio.create_task(
-            sweep_supplement_windows(store, producer, topics, clock, config.sweep_interval_seconds)
-        )
-    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    tasks.append(asyncio.create_task(_serve_once_joined(running, consumers)))
-    crashed = asyncio.ensure_future(asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION))
-    await asyncio.wait(
-        [crashed, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+    kafka = _Kafka()
+    work = asyncio.create_task(
+        _connect_and_run(
+            config=config,
+            clock=clock,
+            store=store,
+            outbox=outbox,
+            agencies=agencies,
+            changed=changed,
+            running=running,
+            kafka=kafka,
+        )
     )
-    for task in tasks:
-        if task.done() and not task.cancelled() and task.exception():
-            log.error("component crashed", component=task.get_name(), error=repr(task.exception()))
+    await asyncio.wait(
+        [work, asyncio.ensure_future(stop.wait())], return_when=asyncio.FIRST_COMPLETED
+    )
+    # The work never ends by itself: if it did, something failed.
+    failed = work.done()
+    if failed and not work.cancelled() and work.exception():
+        log.error("gateway failed", error=repr(work.exception()))
     log.info("stopping", grace_seconds=config.grace_seconds)
     await running.stop(config.grace_seconds)
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-    for consumer in consumers:
-        await consumer.stop()
-    await producer.stop()
+    work.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await work
+    await kafka.close(config.grace_seconds)
     await agencies.close()
     store.close()
     log.info("stopped")
+    if failed:
+        # Non-zero, so that a supervisor's restart policy starts it again.
+        raise SystemExit(1)

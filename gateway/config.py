@@ -27,6 +27,10 @@ class GatewayConfig:
     retry_base_seconds: float
     retry_cap_seconds: float
     sweep_interval_seconds: float
+    # How long a submission waits for the broker's acknowledgement before it
+    # is answered UNAVAILABLE (stored all the same; the outbox relay
+    # publishes it). Well above the acknowledgement's p99 under load.
+    publish_timeout_seconds: float
     grace_seconds: float
     verbose: bool
     # How far past now a declared date of birth or death may reach.
@@ -74,6 +78,7 @@ class GatewayConfig:
             retry_base_seconds=env_float("LIENTHONG_RETRY_BASE_SECONDS", 0.1),
             retry_cap_seconds=env_float("LIENTHONG_RETRY_CAP_SECONDS", 5.0),
             sweep_interval_seconds=env_float("LIENTHONG_SWEEP_INTERVAL_SECONDS", 1.0),
+            publish_timeout_seconds=env_float("LIENTHONG_PUBLISH_TIMEOUT_SECONDS", 3.0),
             grace_seconds=env_float("LIENTHONG_GRACE_SECONDS", 5.0),
             verbose=env_str("LIENTHONG_VERBOSE", "1") not in ("0", "false", "no"),
             clock_tolerance=clock_tolerance(),

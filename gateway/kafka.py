@@ -41,8 +41,9 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsError
 
+from gateway.backoff import Backoff
 from gateway.events import Event, PoisonEventError, decode, encode
 
 log = structlog.get_logger("kafka")
@@ -197,9 +198,11 @@ async def static_membership_honoured(bootstrap: str, topic: str, *, within: floa
 
 
 async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
+    """Create the topics that do not exist yet. Raises a KafkaError when the
+    broker cannot be reached (the caller waits and tries again)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
     try:
+        await admin.start()
         existing = set(await admin.list_topics())
         wanted = [
             NewTopic(name, num_partitions=partitions, replication_factor=1)
@@ -353,6 +356,7 @@ class PartitionedConsumer:
         membership: Membership,
         owners: PartitionOwners | None = None,
         owner_name: str = "",
+        remake: Callable[[], GroupConsumer] | None = None,
     ) -> None:
         self.name = name
         self.membership = membership
@@ -378,9 +382,21 @@ class PartitionedConsumer:
         # Set once the group gave this consumer its share (maybe none).
         self.joined = asyncio.Event()
         self.consumer = consumer
+        # A client that failed to bootstrap (the broker down at start) is not
+        # started again: a fresh one is made for the next try.
+        self._remake = remake
 
     async def start(self) -> None:
-        await self.consumer.start()
+        """Connect and subscribe. Raises a KafkaError when the broker cannot be
+        reached; the next call starts afresh (a client that failed to
+        bootstrap is not started again)."""
+        try:
+            await self.consumer.start()
+        except BaseException:
+            await self.consumer.stop()
+            if self._remake is not None:
+                self.consumer = self._remake()
+            raise
         self.consumer.subscribe(self.topics, listener=_HandOverBetweenBatches(self))
 
     async def stop(self) -> None:
@@ -465,30 +481,44 @@ class PartitionedConsumer:
             if w.done_offset is not None and w.done_offset != w.committed_offset
         }
 
-    async def _commit(self, workers: list[_PartitionWorker]) -> None:
+    async def _commit(self, workers: list[_PartitionWorker]) -> bool:
+        """Commit what these workers finished; False if the broker could not
+        be reached (the offsets stay pending)."""
         offsets = self._finished_offsets(workers)
         if not offsets:
-            return
+            return True
         try:
             await self.consumer.commit(offsets)
         except CommitFailedError as error:
             # Ownership moved: the next owner handles those records again,
             # which the handlers' idempotence makes harmless.
             log.warning("commit refused", consumer=self.name, error=str(error))
-            return
+            return True
+        except KafkaError as error:
+            # The broker is away: the offsets stay pending and the commit
+            # loop tries again (a crash meanwhile redelivers, harmlessly).
+            log.warning("commit failed", consumer=self.name, error=repr(error))
+            return False
         for worker in workers:
             if worker.tp in offsets:
                 worker.committed_offset = offsets[worker.tp]
+        return True
 
     async def _commit_loop(self) -> None:
         # Commits coalesce: whatever finished while one was in flight, or in
         # the pause after it, goes in the next. A crash redelivers at most that
-        # much, which the handlers' idempotence absorbs.
+        # much, which the handlers' idempotence absorbs. While the broker is
+        # away, commits are tried again with backoff.
+        backoff = Backoff()
         while True:
             await self.to_commit.wait()
             self.to_commit.clear()
-            await self._commit(list(self.workers.values()))
-            await asyncio.sleep(COMMIT_INTERVAL_SECONDS)
+            if await self._commit(list(self.workers.values())):
+                backoff.reset()
+                await asyncio.sleep(COMMIT_INTERVAL_SECONDS)
+            else:
+                self.to_commit.set()
+                await asyncio.sleep(backoff.next())
 
     async def release(self, partitions: set[TopicPartition]) -> None:
         """Stop the workers of partitions being handed over, each after its

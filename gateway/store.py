@@ -11,18 +11,26 @@ than any before), and a batch is stored only under the latest claim of its
 partition, checked in the batch's own transaction, so a process that lost a
 partition without noticing yet (a zombie) cannot write. The version column
 catches a stale writer of one dossier too.
+
+The outbox: a submission or a supplement is stored together with the event
+that announces it, in one transaction, and the event is marked published
+only once the broker acknowledged it (gateway/outbox.py publishes). So a
+stored dossier is never left unannounced, whatever fails in between.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from common.errors import InvalidArgument
 from common.sqlite import open_database, transaction
+from gateway.events import EVENT_TYPES, Event
 from gateway.saga import TERMINAL
 from lienthong.events.v1 import events_pb2
 from lienthong.gateway.v1 import gateway_pb2 as pb
@@ -61,12 +69,45 @@ CREATE TABLE IF NOT EXISTS supplements (
     fingerprint     BLOB NOT NULL,
     PRIMARY KEY (dossier_id, idempotency_key)
 );
+-- The transactional outbox: events written with the change they announce,
+-- published by the gateway after the commit. stored_at and published_at are
+-- the host's wall clock (time.time()), not the scenario clock: they measure
+-- how long an event waited, and every gateway of the host shares them.
+CREATE TABLE IF NOT EXISTS outbox (
+    seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id     TEXT NOT NULL UNIQUE,
+    topic        TEXT NOT NULL,
+    dossier_id   TEXT NOT NULL,
+    ce_type      TEXT NOT NULL,
+    ce_time      TEXT NOT NULL,
+    body         BLOB NOT NULL,
+    stored_at    REAL NOT NULL,
+    published_at REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (seq) WHERE published_at IS NULL;
+CREATE INDEX IF NOT EXISTS outbox_published ON outbox (published_at)
+    WHERE published_at IS NOT NULL;
 """
 
 # States in which a dossier is announced as settled: its end, or waiting on
 # the declarant (who is told what to supply).
 SETTLED_STATES = frozenset({*TERMINAL, pb.DOSSIER_STATE_NEEDS_SUPPLEMENT})
 Transition = Callable[[pb.Dossier | None], tuple[pb.Dossier | None, list[events_pb2.StepCommand]]]
+
+
+# What announces a stored change: the topic and the event (its id fixed, so
+# that every publication of it is the same event to the saga).
+Announcement = tuple[str, Event]
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """An event stored in the outbox and not yet acknowledged by the broker."""
+
+    seq: int
+    topic: str
+    event: Event
+    stored_at: float
 
 
 @dataclass(frozen=True)
@@ -150,8 +191,20 @@ class DossierStore:
             ),
         )
 
-    def submit(self, idempotency_key: str, print_: bytes, dossier: pb.Dossier) -> pb.Dossier:
-        """Insert a new dossier, or return the one this key already made."""
+    def submit(
+        self,
+        idempotency_key: str,
+        print_: bytes,
+        dossier: pb.Dossier,
+        announce: Callable[[pb.Dossier], Announcement],
+    ) -> pb.Dossier:
+        """Insert a new dossier and the event announcing it (`announce`), in one
+        transaction; or return the one this key already made.
+
+        A repeat for a dossier still RECEIVED stores its announcement again if
+        it is no longer there (published and pruned, or stored by a gateway
+        from before the outbox): publishing twice is harmless, never
+        publishing leaves the dossier stranded."""
         with transaction(self.conn):
             row = self.conn.execute(
                 "SELECT fingerprint, body FROM dossiers WHERE idempotency_key = ?",
@@ -160,9 +213,76 @@ class DossierStore:
             if row is not None:
                 if row["fingerprint"] != print_:
                     raise _key_reused("declaration")
-                return pb.Dossier.FromString(row["body"])
+                stored = pb.Dossier.FromString(row["body"])
+                if stored.state == pb.DOSSIER_STATE_RECEIVED:
+                    self._store_event(*announce(stored))
+                return stored
             self._insert(dossier, idempotency_key, print_)
+            self._store_event(*announce(dossier))
             return dossier
+
+    def _store_event(self, topic: str, event: Event) -> None:
+        # An event id already there is the same event (ids are derived from
+        # what they announce): keep the first, with its time.
+        self.conn.execute(
+            "INSERT OR IGNORE INTO outbox (event_id, topic, dossier_id, ce_type, ce_time, "
+            "body, stored_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.event_id,
+                topic,
+                event.dossier_id,
+                event.type,
+                event.time.isoformat(),
+                event.message.SerializeToString(),
+                time.time(),
+            ),
+        )
+
+    @staticmethod
+    def _outbox_record(row: sqlite3.Row) -> OutboxRecord:
+        message = EVENT_TYPES[row["ce_type"]].FromString(row["body"])
+        event = Event(
+            row["event_id"], row["dossier_id"], message, dt.datetime.fromisoformat(row["ce_time"])
+        )
+        return OutboxRecord(int(row["seq"]), str(row["topic"]), event, float(row["stored_at"]))
+
+    def unpublished(
+        self,
+        *,
+        event_ids: Sequence[str] | None = None,
+        stored_before: float | None = None,
+        limit: int = 1000,
+    ) -> list[OutboxRecord]:
+        """Events stored and not yet acknowledged, oldest first: these ids only,
+        or those stored before a wall-clock time."""
+        sql = "SELECT * FROM outbox WHERE published_at IS NULL"
+        args: list[object] = []
+        if event_ids is not None:
+            sql += f" AND event_id IN ({','.join('?' * len(event_ids))})"
+            args.extend(event_ids)
+        if stored_before is not None:
+            sql += " AND stored_at < ?"
+            args.append(stored_before)
+        sql += " ORDER BY seq LIMIT ?"
+        args.append(limit)
+        return [self._outbox_record(r) for r in self.conn.execute(sql, args)]
+
+    def mark_published(self, seqs: Sequence[int]) -> None:
+        """Record the broker's acknowledgement of these outbox events."""
+        if not seqs:
+            return
+        with transaction(self.conn):
+            self.conn.execute(
+                f"UPDATE outbox SET published_at = ? WHERE seq IN ({','.join('?' * len(seqs))}) "
+                "AND published_at IS NULL",
+                (time.time(), *seqs),
+            )
+
+    def prune_published(self, before: float) -> int:
+        """Forget events acknowledged before a wall-clock time; returns how many."""
+        with transaction(self.conn):
+            cursor = self.conn.execute("DELETE FROM outbox WHERE published_at < ?", (before,))
+        return cursor.rowcount
 
     def supplement_accepted(self, dossier_id: str, idempotency_key: str, print_: bytes) -> bool:
         """Whether this very supplement was accepted before under this key.
@@ -177,9 +297,12 @@ class DossierStore:
             raise _key_reused("supplement")
         return True
 
-    def accept_supplement(self, dossier_id: str, idempotency_key: str, print_: bytes) -> None:
-        """Record a supplement as accepted (before it is published, so a retry
-        after a lost acknowledgement finds it and publishes it again)."""
+    def accept_supplement(
+        self, dossier_id: str, idempotency_key: str, print_: bytes, announcement: Announcement
+    ) -> None:
+        """Record a supplement as accepted and the event announcing it, in one
+        transaction. Also on a repeat, the event is stored again if it is no
+        longer there (see `submit`)."""
         with transaction(self.conn):
             if not self.supplement_accepted(dossier_id, idempotency_key, print_):
                 self.conn.execute(
@@ -187,6 +310,7 @@ class DossierStore:
                     "VALUES (?, ?, ?)",
                     (dossier_id, idempotency_key, print_),
                 )
+            self._store_event(*announcement)
 
     def load(self, dossier_id: str) -> pb.Dossier | None:
         row = self.conn.execute(

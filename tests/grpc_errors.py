@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import grpc
 from google.rpc import error_details_pb2
@@ -15,18 +15,27 @@ class CallError:
     message: str
     reason: str
     field_violations: dict[str, str]
+    # ErrorInfo.metadata, and RetryInfo.retry_delay in seconds (None if absent).
+    metadata: dict[str, str] = field(default_factory=dict)
+    retry_delay: float | None = None
 
 
 def call_error(error: grpc.aio.AioRpcError) -> CallError:
     status = rpc_status.from_call(error)
     reason = ""
     fields: dict[str, str] = {}
+    metadata: dict[str, str] = {}
+    retry_delay: float | None = None
     if status is not None:
         for detail in status.details:
             info = error_details_pb2.ErrorInfo()
             bad = error_details_pb2.BadRequest()
+            retry = error_details_pb2.RetryInfo()
             if detail.Unpack(info):
                 reason = info.reason
+                metadata = dict(info.metadata)
             elif detail.Unpack(bad):
                 fields = {v.field: v.description for v in bad.field_violations}
-    return CallError(error.code(), error.details() or "", reason, fields)
+            elif detail.Unpack(retry):
+                retry_delay = retry.retry_delay.ToTimedelta().total_seconds()
+    return CallError(error.code(), error.details() or "", reason, fields, metadata, retry_delay)

@@ -165,6 +165,19 @@ class FakeGateway(gw_grpc.GatewayServiceServicer):
         self, request: gw.SubmitBirthDeclarationRequest, context: grpc.ServicerContext
     ) -> gw.SubmitBirthDeclarationResponse:
         self.keys.append(request.idempotency_key)
+        if request.declaration.child_full_name == "BROKER DOWN":
+            info = any_pb2.Any()
+            info.Pack(error_details_pb2.ErrorInfo(reason="BROKER_UNAVAILABLE"))
+            context.abort_with_status(
+                rpc_status.to_status(
+                    status_pb2.Status(
+                        code=code_pb2.UNAVAILABLE,
+                        message="the declaration is stored as dossier birth-9 and will be "
+                        "worked once the message broker is back",
+                        details=[info],
+                    )
+                )
+            )
         if request.declaration.child_full_name == "REFUSE":
             bad = error_details_pb2.BadRequest(
                 field_violations=[
@@ -240,3 +253,18 @@ def test_submit_prints_the_dossier_id_and_keys_by_content(
     # Same file, same key: the gateway returns the same dossier for a retry.
     declaration = read_declaration(EXAMPLES / "birth.json", "birth")
     assert servicer.keys == [idempotency_key("birth", declaration)] * 2 + ["mine"]
+
+
+def test_a_gateway_waiting_for_its_broker_is_not_reported_unreachable(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    fake_gateway: tuple[str, FakeGateway],
+) -> None:
+    address, _ = fake_gateway
+    document = example("birth")
+    document["child_full_name"] = "BROKER DOWN"
+    path = write(tmp_path, json.dumps(document, ensure_ascii=False))
+    code, _, err = run(capsys, "submit", "birth", str(path), "--gateway", address)
+    assert code == 1
+    assert "cannot reach" not in err
+    assert "stored as dossier birth-9" in err and "BROKER_UNAVAILABLE" in err

@@ -25,6 +25,8 @@ from gateway import saga
 from gateway.api import GatewayServicer
 from gateway.app import SERVICE_NAME
 from gateway.events import Topics, decode
+from gateway.kafka import send
+from gateway.outbox import Outbox
 from gateway.store import DossierStore, PendingEvent
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as g
@@ -38,21 +40,35 @@ TODAY = "2025-09-15"
 TOMORROW = "2025-09-16"
 BORN = "2025-09-13"
 FAMILY = new_family(90)
+PUBLISH_TIMEOUT = 0.2
 
 
 class RecordingProducer:
-    """Stands in for AIOKafkaProducer.send: records, acknowledges at once."""
+    """Stands in for AIOKafkaProducer.send: records, acknowledges at once, or
+    (`down`) keeps the record until `come_back()`, as aiokafka does while the
+    broker is away."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, Any]] = []
+        self.down = False
+        self.held: list[asyncio.Future[None]] = []
 
     async def send(
         self, topic: str, *, value: bytes, key: bytes, headers: list[tuple[str, bytes]]
     ) -> asyncio.Future[None]:
         self.sent.append((topic, decode(key, value, tuple(headers))))
         acknowledged: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        acknowledged.set_result(None)
+        if self.down:
+            self.held.append(acknowledged)
+        else:
+            acknowledged.set_result(None)
         return acknowledged
+
+    def come_back(self) -> None:
+        self.down = False
+        for future in self.held:
+            future.set_result(None)
+        self.held.clear()
 
     def event_ids(self) -> list[str]:
         return [event.event_id for _, event in self.sent]
@@ -88,9 +104,11 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[Starter]:
     async def _start(*, tolerance_seconds: float = 300, at: dt.datetime = NOW) -> Gateway:
         store = DossierStore(tmp_path / "gateway.sqlite3")
         producer = RecordingProducer()
+        outbox = Outbox(store, timeout=PUBLISH_TIMEOUT)
+        outbox.connect(lambda topic, event: send(cast(AIOKafkaProducer, producer), topic, event))
         servicer = GatewayServicer(
             store,
-            cast(AIOKafkaProducer, producer),
+            outbox,
             Topics.with_prefix("test"),
             FixedClock(at),
             asyncio.Condition(),
@@ -267,10 +285,12 @@ async def test_a_supplement_key_reused_for_another_body_is_refused_even_after_a_
     gateway = await start_gateway()
     dossier_id = await awaiting_supplement(gateway, ethnicity="")
     await gateway.stub.SupplementDossier(supplement(dossier_id, "s1", ethnicity="Tày"))
-    # The same supplement again: answered again, published under the same event id.
+    # The same supplement again: answered again; not published again, since
+    # the outbox holds the broker's acknowledgement of the first.
     await gateway.stub.SupplementDossier(supplement(dossier_id, "s1", ethnicity="Tày"))
     expected_id = f"{dossier_id}/supplement/s1"
-    assert gateway.producer.event_ids()[-2:] == [expected_id, expected_id]
+    assert gateway.producer.event_ids()[-1:] == [expected_id]
+    assert gateway.producer.event_ids().count(expected_id) == 1
     error = await refused(
         gateway.stub.SupplementDossier(supplement(dossier_id, "s1", ethnicity="Nùng"))
     )
@@ -284,7 +304,7 @@ async def test_a_supplement_key_reused_for_another_body_is_refused_even_after_a_
     )
     assert error.field_violations.keys() == {"idempotency_key"}
     await restarted.stub.SupplementDossier(supplement(dossier_id, "s1", ethnicity="Tày"))
-    assert restarted.producer.event_ids() == [expected_id]
+    assert restarted.producer.event_ids() == []
     # Nothing but the first body ever reached Kafka.
     bodies = {
         event.message.birth_declaration.ethnicity
@@ -317,3 +337,56 @@ async def test_a_repeated_supplement_is_answered_after_the_dossier_moved_on(
     # A new supplement now is refused: the dossier is no longer waiting.
     error = await refused(gateway.stub.SupplementDossier(supplement(dossier_id, "s2")))
     assert error.reason == "NOT_AWAITING_SUPPLEMENT"
+
+
+# --- The broker away: stored, answered UNAVAILABLE, the same dossier on a retry ---
+
+
+async def test_a_submission_the_broker_does_not_take_is_stored_and_answered_unavailable(
+    start_gateway: Starter,
+) -> None:
+    gateway = await start_gateway()
+    gateway.producer.down = True
+    request = g.SubmitBirthDeclarationRequest(
+        idempotency_key="k", declaration=birth_form(FAMILY, BORN)
+    )
+    error = await refused(gateway.stub.SubmitBirthDeclaration(request))
+    assert error.code == grpc.StatusCode.UNAVAILABLE
+    assert error.reason == "BROKER_UNAVAILABLE"
+    dossier_id = error.metadata["dossier_id"]
+    assert error.message == (
+        f"the declaration is stored as dossier {dossier_id} and will be worked once the "
+        "message broker is back; it is safe to send it again with the same idempotency key"
+    )
+    assert error.retry_delay == PUBLISH_TIMEOUT
+    stored = gateway.store.load(dossier_id)
+    assert stored is not None and stored.state == g.DOSSIER_STATE_RECEIVED
+    # A retry meanwhile: the same dossier, still UNAVAILABLE, nothing new stored.
+    again = await refused(gateway.stub.SubmitBirthDeclaration(request))
+    assert again.code == grpc.StatusCode.UNAVAILABLE
+    assert again.metadata["dossier_id"] == dossier_id
+    gateway.producer.come_back()
+    answer = await gateway.stub.SubmitBirthDeclaration(request)
+    assert answer.dossier_id == dossier_id
+    # One event, one id, handed to the producer once: the retries waited on it.
+    assert gateway.producer.event_ids() == [f"{dossier_id}/submitted"]
+    assert gateway.store.unpublished() == []
+
+
+async def test_a_supplement_the_broker_does_not_take_is_stored_and_answered_unavailable(
+    start_gateway: Starter,
+) -> None:
+    gateway = await start_gateway()
+    dossier_id = await awaiting_supplement(gateway, ethnicity="")
+    gateway.producer.down = True
+    request = supplement(dossier_id, "s1", ethnicity="Tày")
+    error = await refused(gateway.stub.SupplementDossier(request))
+    assert error.code == grpc.StatusCode.UNAVAILABLE
+    assert error.metadata == {"dossier_id": dossier_id}
+    assert f"the supplement is stored with dossier {dossier_id}" in error.message
+    assert [r.event.event_id for r in gateway.store.unpublished()] == [
+        f"{dossier_id}/supplement/s1"
+    ]
+    gateway.producer.come_back()
+    assert (await gateway.stub.SupplementDossier(request)).dossier_id == dossier_id
+    assert gateway.store.unpublished() == []
