@@ -25,6 +25,8 @@ from cli.state import default_data_dir, gateway_address
 from common.logging import configure_logging
 
 BROKERS = ("embedded", "apache", "external", "docker")
+# Kinds of fault `replay --without` can leave out: Scenario has a field of each, plural.
+WITHOUT_CHOICES = ("gateway_kill", "agency_kill", "broker_restart", "outage")
 EXIT_INTERRUPTED = 130
 
 
@@ -137,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         metavar="N",
         help="run N gateway processes sharing one saga store (default: the scenario's, else 1)",
+    )
+    replay.add_argument(
+        "--without",
+        action="append",
+        default=[],
+        choices=WITHOUT_CHOICES,
+        metavar="FAULT",
+        help="leave out the scenario's faults of this kind (repeatable): "
+        + ", ".join(WITHOUT_CHOICES)
+        + "; e.g. --without broker_restart on the embedded broker",
     )
     _add_broker(replay)
     replay.add_argument(
@@ -275,6 +287,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             broker=args.broker,
             report_dir=args.report,
             gateways=args.gateways,
+            without=tuple(args.without),
         )
     if args.command == "bench":
         from cli.bench import run_bench  # noqa: PLC0415

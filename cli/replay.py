@@ -10,9 +10,11 @@ with every log, after one that lost or duplicated something.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -80,6 +82,14 @@ def load(
     except ValueError as error:
         raise CliError(f"{path}: {error}", code=EXIT_BAD_INPUT) from None
     return scenario
+
+
+def leave_out(scenario: Scenario, kinds: tuple[str, ...]) -> Scenario:
+    """The scenario without its faults of these kinds (`replay --without`):
+    e.g. the chaos preset on the embedded broker, which a restart would empty.
+    Scenario has a field of each kind, plural (broker_restart → broker_restarts)."""
+    emptied: dict[str, Any] = {f"{kind}s": () for kind in kinds}
+    return dataclasses.replace(scenario, **emptied)
 
 
 def check_broker(scenario: Scenario, broker: str, path: Path) -> None:
@@ -355,8 +365,11 @@ def run_replay(
     broker: str,
     report_dir: Path | None,
     gateways: int | None = None,
+    without: tuple[str, ...] = (),
 ) -> int:
-    scenario = load(scenario_file, rate=rate, duration=duration, gateways=gateways)
+    scenario = leave_out(
+        load(scenario_file, rate=rate, duration=duration, gateways=gateways), without
+    )
     check_broker(scenario, broker, scenario_file)
     directory = report_dir or Path("out") / scenario.name
     with fresh_stack(console, broker, verbose_children=False, gateway_env=GATEWAY_ENV) as stack:

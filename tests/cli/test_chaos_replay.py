@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from cli.errors import CliError
 from cli.main import main
+from cli.replay import check_broker, leave_out, load
 from scenarios.executions import START_MARKER
 from tests.gateway.test_end_to_end import broker_kind
 
@@ -106,3 +108,19 @@ def test_the_start_marker_is_what_the_stack_writes() -> None:
     # The executions are told apart by process from this line (cli/stack.py).
     source = (Path(__file__).parents[2] / "cli" / "stack.py").read_text()
     assert 'f"' + START_MARKER + "{component.name}" in source
+
+
+def test_replay_can_leave_out_a_kind_of_fault() -> None:
+    # The embedded broker cannot survive a restart: the chaos preset runs
+    # there without its broker restart, and only that is left out.
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "chaos.yaml"
+    chaos = load(path, rate=None, duration=None)
+    with pytest.raises(CliError, match="broker_restart: needs --broker apache"):
+        check_broker(chaos, "embedded", path)
+    without = leave_out(chaos, ("broker_restart",))
+    check_broker(without, "embedded", path)
+    assert not without.broker_restarts and chaos.broker_restarts
+    assert (without.gateway_kills, without.agency_kills) == (
+        chaos.gateway_kills,
+        chaos.agency_kills,
+    )
