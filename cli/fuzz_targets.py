@@ -37,7 +37,8 @@ from common.logging import configure_logging
 from common.server import ServiceBinding, start_registry
 from gateway.api import GatewayServicer
 from gateway.events import Topics
-from gateway.kafka import ensure_topics, make_producer
+from gateway.kafka import ensure_topics, make_producer, send
+from gateway.outbox import Outbox
 from gateway.store import DossierStore
 from lienthong.gateway.v1 import gateway_pb2 as gw
 from lienthong.gateway.v1 import gateway_pb2_grpc as gw_grpc
@@ -55,6 +56,9 @@ SERVICES = (HOSPITAL, POPULATION, INSURANCE, GATEWAY)
 
 def _database(directory: Path, service: str) -> Path:
     return directory / f"{service.split('.')[1]}.sqlite3"
+
+
+PUBLISH_TIMEOUT_SECONDS = 3.0
 
 
 async def _serve(
@@ -77,7 +81,11 @@ async def _serve(
     await producer.start()
     dossiers = DossierStore(_database(directory, GATEWAY))
     stores.append(dossiers)
-    servicer = GatewayServicer(dossiers, producer, topics, SystemClock(), asyncio.Condition())
+    # The API publishes through the outbox (stored with the dossier, then sent);
+    # no relay runs here: every fuzz submission is answered before the next.
+    outbox = Outbox(dossiers, timeout=PUBLISH_TIMEOUT_SECONDS)
+    outbox.connect(lambda topic, event: send(producer, topic, event))
+    servicer = GatewayServicer(dossiers, outbox, topics, SystemClock(), asyncio.Condition())
     running[GATEWAY] = await start_registry(
         [ServiceBinding(servicer, gw_grpc.add_GatewayServiceServicer_to_server, GATEWAY)]
     )
