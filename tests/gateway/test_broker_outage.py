@@ -132,7 +132,10 @@ async def test_submissions_during_an_outage_are_kept_and_all_complete_once_the_b
     assert unpublished(stack) == 0
     # The retry now: the same dossier, OK.
     assert await submit_birth(stub, key, birth_form(retry, BORN)) == retried
-    assert '"event": "relayed"' in read_log(stack, "gateway")
+    # Who published them (the relay, or the producer's own retry of a record
+    # it still held) depends on timing, so it is not asserted here: the
+    # relay's own tests (tests/gateway/test_outbox.py) and the gateway-killed
+    # test below, where only the relay can, show it publishes.
 
 
 def gateway_log_since_start(stack: Stack) -> str:
