@@ -82,11 +82,10 @@ class Phase:
         return self.rate_from + (self.rate_to - self.rate_from) * t / self.duration_s
 
 
-@dataclass(frozen=True)
-class AgencyOutage:
-    """The agency answers nothing from `at_s` for `duration_s` seconds."""
+class _Window:
+    """What every scheduled fault has: when it starts and how long it lasts
+    (each fault declares the two fields itself, as a dataclass field)."""
 
-    agency: str
     at_s: float
     duration_s: float
 
@@ -96,7 +95,16 @@ class AgencyOutage:
 
 
 @dataclass(frozen=True)
-class AddedLatency:
+class AgencyOutage(_Window):
+    """The agency answers nothing from `at_s` for `duration_s` seconds."""
+
+    agency: str
+    at_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class AddedLatency(_Window):
     """Every call to the agency takes `latency_ms` longer during the window."""
 
     agency: str
@@ -104,35 +112,23 @@ class AddedLatency:
     duration_s: float
     latency_ms: float
 
-    @property
-    def end_s(self) -> float:
-        return self.at_s + self.duration_s
-
 
 @dataclass(frozen=True)
-class AgencyKill:
+class AgencyKill(_Window):
     """The agency's process is SIGKILLed at `at_s` and started again `duration_s` later."""
 
     agency: str
     at_s: float
     duration_s: float
 
-    @property
-    def end_s(self) -> float:
-        return self.at_s + self.duration_s
-
 
 @dataclass(frozen=True)
-class BrokerRestart:
+class BrokerRestart(_Window):
     """The Kafka broker is SIGKILLed at `at_s` and started again on its port
     and data `duration_s` later (the apache broker only: its data survives)."""
 
     at_s: float
     duration_s: float
-
-    @property
-    def end_s(self) -> float:
-        return self.at_s + self.duration_s
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,7 @@ from tests.gateway.test_end_to_end import (
     read_log,
     submit_birth,
 )
-from tests.gateway.world import birth_form, new_family, seed_families
+from tests.gateway.world import birth_form, new_family, open_channels, seed_families
 from tests.grpc_errors import call_error
 
 pytestmark = [
@@ -65,10 +65,7 @@ def stack() -> Iterator[Stack]:
 @pytest.fixture
 async def channels(stack: Stack) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
     # gRPC channels reconnect by themselves: these outlive a gateway restart.
-    opened = {
-        name: grpc.aio.insecure_channel(stack.address(name))
-        for name in ("population", "insurance", "health", "gateway")
-    }
+    opened = open_channels(stack)
     yield opened
     for channel in opened.values():
         await channel.close()

@@ -29,7 +29,14 @@ from gateway.events import STEP_LANES, Event, Topics, encode
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as g
 from lienthong.gateway.v1 import gateway_pb2_grpc as gg
-from tests.gateway.world import Family, birth_form, death_form, new_family, seed_families
+from tests.gateway.world import (
+    Family,
+    birth_form,
+    death_form,
+    new_family,
+    open_channels,
+    seed_families,
+)
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -61,10 +68,7 @@ def stack() -> Iterator[Stack]:
 
 @pytest.fixture
 async def channels(stack: Stack) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
-    opened = {
-        name: grpc.aio.insecure_channel(stack.address(name))
-        for name in ("population", "insurance", "health", "gateway")
-    }
+    opened = open_channels(stack)
     yield opened
     for channel in opened.values():
         await channel.close()

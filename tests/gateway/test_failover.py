@@ -30,7 +30,7 @@ from tests.gateway.test_end_to_end import (
     gateway,
     submit_birth,
 )
-from tests.gateway.world import birth_form, new_family, seed_families
+from tests.gateway.world import birth_form, new_family, open_channels, seed_families
 
 pytestmark = [pytest.mark.kafka, pytest.mark.slow, pytest.mark.timeout(300)]
 
@@ -137,13 +137,6 @@ async def start_with_channels_closed(
         stack.start_component(name)
     finally:
         channels.update(open_channels(stack))
-
-
-def open_channels(stack: Stack) -> dict[str, grpc.aio.Channel]:
-    return {
-        name: grpc.aio.insecure_channel(stack.address(name))
-        for name in ("population", "insurance", "health", "gateway")
-    }
 
 
 async def test_a_killed_gateway_takes_its_partitions_back_within_the_bound(stack: Stack) -> None:

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import grpc
 
+from cli.stack import Stack
 from lienthong.common.v1.common_pb2 import PAYMENT_METHOD_BANK_TRANSFER, SEX_FEMALE, SEX_MALE
 from lienthong.gateway.v1 import gateway_pb2 as g
 from lienthong.health.v1 import health_pb2 as h
@@ -198,3 +199,11 @@ def death_form(family: Family, died: str, **changes: object) -> g.DeathDeclarati
     for name, value in changes.items():
         setattr(form, name, value)
     return form
+
+
+def open_channels(stack: Stack) -> dict[str, grpc.aio.Channel]:
+    """A channel to each registry and to the gateway of a running stack."""
+    return {
+        name: grpc.aio.insecure_channel(stack.address(name))
+        for name in ("population", "insurance", "health", "gateway")
+    }
