@@ -357,6 +357,7 @@ class PartitionedConsumer:
         owners: PartitionOwners | None = None,
         owner_name: str = "",
         remake: Callable[[], GroupConsumer] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.name = name
         self.membership = membership
@@ -377,8 +378,11 @@ class PartitionedConsumer:
         self.topics = list(topics)
         self.workers: dict[TopicPartition, _PartitionWorker] = {}
         self.to_commit = asyncio.Event()
-        # Partitions whose work was dropped after a freeze, to read again.
+        # Partitions whose work was dropped after a freeze, to read again
+        # once the group has had its say (see _stalled).
         self._reread: set[TopicPartition] = set()
+        self._reread_at = 0.0
+        self._monotonic = monotonic
         # Set once the group gave this consumer its share (maybe none).
         self.joined = asyncio.Event()
         self.consumer = consumer
@@ -406,6 +410,12 @@ class PartitionedConsumer:
     def claim(self, assigned: set[TopicPartition]) -> None:
         """Take the assigned partitions in the owners' record: a larger epoch
         than any earlier owner's, whose writes the store now refuses."""
+        # A fresh assignment ends any wait after a freeze: the group has
+        # spoken, and an assignment reads from the committed offsets.
+        held = self._reread & assigned
+        self._reread -= held
+        if held:
+            self.consumer.resume(*held)
         for tp in assigned:
             if self.owners is not None:
                 self.epochs[tp] = self.owners.claim(tp.topic, tp.partition, self.owner_name)
@@ -415,8 +425,13 @@ class PartitionedConsumer:
 
     def _stalled(self, seconds: float) -> None:
         """The loop was frozen: every lease lapsed (Lease.check already says
-        so). Drop the workers and read their partitions again from the last
-        commit, in case they are still ours; a rebalance follows if not."""
+        so). Drop the workers and pause their partitions. Work nothing for
+        them until the group has had its say: if it moved them meanwhile, the
+        next heartbeat finds this member gone and a rebalance assigns afresh
+        (claim() ends the wait); if it did not, after one session timeout
+        with no rebalance they are still ours, and are read again from the
+        last commit. Reading them again at once let a frozen member run a
+        step that its successor ran too, before the group told it so."""
         log.warning(
             "event loop was frozen; dropping partitions' work",
             consumer=self.name,
@@ -429,19 +444,25 @@ class PartitionedConsumer:
             worker.lease.revoked = True
             worker.backlog.clear()
             worker.task.cancel()
+        held = set(self.epochs) | {w.tp for w in dropped}
         self.epochs.clear()
-        self._reread = {w.tp for w in dropped}
+        self._reread |= held
+        self._reread_at = self._monotonic() + self.membership.session_timeout_ms / 1000
+        if held:
+            self.consumer.pause(*held)
 
     async def run(self) -> None:
         committer = asyncio.create_task(self._commit_loop(), name=f"{self.name} commits")
         watch = asyncio.create_task(self.watch.run(), name=f"{self.name} loop watch")
         try:
             while True:
-                if self._reread:
+                if self._reread and self._monotonic() >= self._reread_at:
                     await self._read_again_from_commit()
                 batches = await self.consumer.getmany(timeout_ms=1000, max_records=MAX_BATCH)
                 if self._reread:
-                    continue  # fetched before the freeze was noticed: read again
+                    # Fetched before the freeze was noticed: read again from
+                    # the commit once the wait is over.
+                    batches = {tp: r for tp, r in batches.items() if tp not in self._reread}
                 assigned = self.consumer.assignment()
                 for tp, records in batches.items():
                     if tp not in assigned or tp not in self.epochs:
@@ -468,6 +489,7 @@ class PartitionedConsumer:
             # workers' writes are refused; a rebalance will sort out who.
             self.claim(partitions)
             await self.consumer.seek_to_committed(*partitions)
+            self.consumer.resume(*partitions)
 
     def _batch_done(self, worker: _PartitionWorker) -> None:
         if not worker.backlog and worker.tp in self.consumer.paused():

@@ -190,14 +190,6 @@ async def test_a_gateway_gone_for_good_has_its_partitions_moved_within_the_bound
     print(f"partitions moved {moved_in:.1f} s after the kill")
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="known gap (issue 10, open): after a freeze the gateway reads its partitions "
-    "again from the last commit at once, before the group has told it they moved, and "
-    "can run a step there (seen once in three fresh-clone runs: issue_health_insurance_card "
-    "succeeded on the zombie). Fix: after a stall, work nothing until the next assignment "
-    "or a session timeout has passed.",
-)
 async def test_a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
     stack: Stack,
 ) -> None:

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.timeout(30)
 TOPIC = "t.step-commands"
 P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
 GRACE = 0.2
+SESSION_S = 2.0
 
 
 class FakeGroupConsumer:
@@ -40,6 +41,7 @@ class FakeGroupConsumer:
         self.refuse_commits = False
         self._paused: set[TopicPartition] = set()
         self.seeks: list[TopicPartition] = []
+        self.getmany_calls = 0
 
     async def start(self) -> None:
         pass
@@ -53,6 +55,7 @@ class FakeGroupConsumer:
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
+        self.getmany_calls += 1
         try:
             return await asyncio.wait_for(self.fetched.get(), 0.05)
         except TimeoutError:
@@ -131,7 +134,15 @@ async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
 
 
 @pytest.fixture
-async def running() -> AsyncIterator[tuple[PartitionedConsumer, FakeGroupConsumer, Recorder]]:
+def now() -> list[float]:
+    """The consumer's monotonic clock, moved by hand."""
+    return [1000.0]
+
+
+@pytest.fixture
+async def running(
+    now: list[float],
+) -> AsyncIterator[tuple[PartitionedConsumer, FakeGroupConsumer, Recorder]]:
     fake, handler = FakeGroupConsumer(), Recorder()
     consumer = PartitionedConsumer(
         name="steps",
@@ -141,7 +152,10 @@ async def running() -> AsyncIterator[tuple[PartitionedConsumer, FakeGroupConsume
         check=lambda event: None,
         producer=None,  # no poison in these tests: nothing is produced
         deadletter_topic="t.deadletter",
-        membership=Membership(session_timeout_ms=2000, handover_grace_seconds=GRACE),
+        membership=Membership(
+            session_timeout_ms=int(SESSION_S * 1000), handover_grace_seconds=GRACE
+        ),
+        monotonic=lambda: now[0],
     )
     await consumer.start()
     task = asyncio.create_task(consumer.run())
@@ -266,10 +280,9 @@ async def test_each_assignment_gives_a_new_epoch(
     assert [epoch for epoch, _ in handler.handled] == [1, 2]
 
 
-async def test_after_a_frozen_loop_no_work_is_done_and_the_partitions_are_read_again(
-    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+async def frozen_with_a_batch_in_flight(
+    consumer: PartitionedConsumer, fake: FakeGroupConsumer, handler: Recorder
 ) -> None:
-    consumer, fake, handler = running
     await fake.assign(P0)
     handler.hold = asyncio.Event()
     fake.deliver(P0, 0)
@@ -277,7 +290,43 @@ async def test_after_a_frozen_loop_no_work_is_done_and_the_partitions_are_read_a
     # As after SIGSTOP: the loop was not seen alive for longer than the limit.
     consumer.watch.last_tick -= 10
     handler.hold.set()
+    await until(lambda: P0 in fake.paused())
+
+
+async def test_after_a_frozen_loop_nothing_is_worked_until_the_group_has_had_its_say(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+    now: list[float],
+) -> None:
+    consumer, fake, handler = running
+    await frozen_with_a_batch_in_flight(consumer, fake, handler)
+    # Records fetched before the pause took effect are not worked either.
+    fake.deliver(P0, 0)
+    now[0] += SESSION_S - 0.5  # not yet a session timeout after the freeze
+    await until(lambda: fake.getmany_calls >= 5)
+    fake.getmany_calls = 0
+    await until(lambda: fake.getmany_calls >= 5)
+    assert handler.handled == []
+    assert fake.seeks == []
+    assert committed(fake, P0) is None
+    # The heartbeat found this member gone: the group assigns afresh, and the
+    # wait is over at once.
+    await fake.revoke()
+    await fake.assign(P0)
+    assert P0 not in fake.paused()
+    fake.deliver(P0, 0)
+    await until(lambda: len(handler.handled) == 1)
+    assert handler.handled[0][0] == 2  # under the new claim
+
+
+async def test_after_a_frozen_loop_with_no_rebalance_the_partitions_are_read_again(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+    now: list[float],
+) -> None:
+    consumer, fake, handler = running
+    await frozen_with_a_batch_in_flight(consumer, fake, handler)
+    now[0] += SESSION_S  # a session timeout and no rebalance: still ours
     await until(lambda: P0 in fake.seeks)
+    assert P0 not in fake.paused()
     assert handler.handled == []
     assert committed(fake, P0) is None
     fake.deliver(P0, 0)  # read again from the last commit, under a new claim
