@@ -7,13 +7,14 @@ dossier and rejects it, with the agency's reason (google.rpc.ErrorInfo).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from gateway.breaker import Breaker
 from lienthong.health.v1 import health_pb2_grpc
 from lienthong.insurance.v1 import insurance_pb2_grpc
 from lienthong.population.v1 import population_pb2_grpc
@@ -47,6 +48,10 @@ AGENCY_CHANNEL_OPTIONS = [
 class TransientAgencyError(Exception):
     """Worth retrying: the agency may answer later."""
 
+    def __init__(self, agency: str, code: str) -> None:
+        super().__init__(f"{agency}: {code}")
+        self.agency = agency
+
 
 class AgencyRefusalError(Exception):
     """The agency refused for this dossier; the dossier is rejected."""
@@ -75,6 +80,8 @@ class Agencies:
     health: health_pb2_grpc.HealthRegistryServiceAsyncStub
     channels: list[grpc.aio.Channel]
     deadline_seconds: float
+    # One per agency, made on first use: see gateway/breaker.py.
+    breakers: dict[str, Breaker] = field(default_factory=dict)
 
     @classmethod
     def connect(
@@ -92,6 +99,11 @@ class Agencies:
             deadline_seconds,
         )
 
+    def breaker(self, agency: str) -> Breaker:
+        if agency not in self.breakers:
+            self.breakers[agency] = Breaker(agency)
+        return self.breakers[agency]
+
     async def close(self) -> None:
         for channel in self.channels:
             await channel.close()
@@ -103,14 +115,20 @@ class Agencies:
         request: Any,
         correlation_id: str,
     ) -> T:
-        """One agency call with a deadline, its failure classified."""
+        """One agency call with a deadline, its failure classified; the
+        agency's breaker hears whether it answered."""
+        breaker = self.breaker(agency)
         try:
-            return await method(
+            answer = await method(
                 request,
                 timeout=self.deadline_seconds,
                 metadata=(("x-correlation-id", correlation_id),),
             )
         except grpc.aio.AioRpcError as error:
             if error.code() in TRANSIENT:
-                raise TransientAgencyError(f"{agency}: {error.code().name}") from error
+                breaker.failed()
+                raise TransientAgencyError(agency, error.code().name) from error
+            breaker.succeeded()  # a refusal is an answer: the agency is up
             raise AgencyRefusalError(agency, reason_of(error), error.details() or "") from error
+        breaker.succeeded()
+        return answer

@@ -72,9 +72,9 @@ async def membership(config: GatewayConfig, probe_topic: str) -> Membership:
     )
 
 
-# While the broker is down at start: 0.5 s, 1 s, 2 s... then every 10 s.
+# While the broker is down at start: 0.5 s, 1 s, then every 2 s (see Backoff).
 BROKER_BACKOFF_BASE_SECONDS = 0.5
-BROKER_BACKOFF_CAP_SECONDS = 10.0
+BROKER_BACKOFF_CAP_SECONDS = 2.0
 
 
 async def sweep_supplement_windows(

@@ -89,20 +89,24 @@ class StepExecutor:
         attempts = 0
         while True:
             attempts += 1
+            # While the agency is down, one step probes it and the rest wait.
+            await self.agencies.breaker(agency).admit()
             lease.check()
             try:
                 done = await handler(self.agencies, StepInput(command.dossier, command.step))
                 break
             except TransientAgencyError as error:
                 pause = self.backoff(attempts)
-                log.warning(
-                    "agency unavailable; retrying",
-                    step=command.step,
-                    error=str(error),
-                    attempt=attempts,
-                    pause_s=round(pause, 3),
-                )
-                await asyncio.sleep(pause)
+                breaker = self.agencies.breaker(error.agency)
+                if not breaker.open:  # else the breaker said it, once
+                    log.warning(
+                        "agency unavailable; retrying",
+                        step=command.step,
+                        error=str(error),
+                        attempt=attempts,
+                        pause_s=round(pause, 3),
+                    )
+                await breaker.before_retry(pause)
             except AgencyRefusalError as refusal:
                 agency = refusal.agency
                 done = StepDone(ev.STEP_OUTCOME_KIND_REJECTED, refusal.message, refusal.reason)

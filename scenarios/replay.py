@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,7 +49,7 @@ from scenarios.declarations import DeclarationPlan, PlannedDeclaration, plan_dec
 from scenarios.executions import ExecutionCounts
 from scenarios.faults import DUPLICATE_SUBMISSION
 from scenarios.population import SyntheticPopulation, generate_population
-from scenarios.recovery import HOLD_S, PRE_FAULT_S, Backlog, time_to_recover
+from scenarios.recovery import HOLD_S, PRE_FAULT_S, Backlog, episodes, time_to_recover
 from scenarios.report import LatencyRecorder, OutcomeCounts, new_histogram, record_ms, summarize
 from scenarios.scenario import Scenario
 from scenarios.schedule import arrival_offsets
@@ -123,11 +124,13 @@ class AgencyFaults(Protocol):
 
 
 RECOVERY_DEFINITION = (
-    "seconds after the fault ended (its process started again) until the backlog "
+    "seconds after the fault ended (its process serving again) until the backlog "
     "(dossiers sent by their scheduled time less those ended) is back to at most its "
-    f"highest level in the {PRE_FAULT_S} s before the fault plus a tenth of the offered "
-    f"rate then (at least 1), and stays there for {HOLD_S} s; null: never before the run "
-    "ended, or the process did not come back; submissions given up on count as never ended"
+    f"highest level in the {PRE_FAULT_S} s before the fault (or one period of a fault "
+    "recurring throughout, if longer) plus a tenth of the offered rate then (at least 1), "
+    f"and stays there for {HOLD_S} s; faults that overlap are one episode, each measured "
+    "from the episode's start and end; null: never before the run ended, or the process "
+    "did not come back; submissions given up on count as never ended"
 )
 CONCURRENCY_DEFINITION = (
     "a (dossier, step) run by two different gateway processes whose executions "
@@ -145,7 +148,9 @@ class ObservedFault:
     up_s: float | None = None  # serving again
     error: str | None = None
 
-    def as_dict(self, recovery_s: float | None) -> dict[str, Any]:
+    def as_dict(
+        self, recovery_s: float | None, episode: tuple[float, float] | None = None
+    ) -> dict[str, Any]:
         def rounded(value: float | None) -> float | None:
             return None if value is None else round(value, 2)
 
@@ -158,6 +163,8 @@ class ObservedFault:
             "restarted_s": rounded(self.restarted_s),
             "up_s": rounded(self.up_s),
             "recovery_s": recovery_s,
+            # The overlapping faults' span it was measured over (see recovery.py).
+            "episode_s": None if episode is None else [rounded(episode[0]), rounded(episode[1])],
             "error": self.error,
         }
 
@@ -613,15 +620,23 @@ class _Run:
         # in the backlog, as a dossier that never ends does.
         sent = [offset for _, offset in self.planned_of.values()] + self.failed_at
         backlog = Backlog(sent, self.ended_at)
+        # A recurring fault (a gateway killed every N s) is the stack's
+        # weather while it lasts: the level before a fault spans one period.
+        pre_fault_s = max(
+            [PRE_FAULT_S, *(math.ceil(k.every_s) for k in self.scenario.gateway_kills)]
+        )
+        # A process that did not come back has not recovered, whatever the
+        # backlog says (nothing may be sent or end at all).
+        came_back = [o for o in self.observed if o.up_s is not None and o.at_s is not None]
+        spans = [(o.at_s or 0.0, o.up_s or 0.0) for o in came_back]
+        episode_of = dict(zip(map(id, came_back), episodes(spans), strict=True))
         report = []
         for observed in self.observed:
+            episode = episode_of.get(id(observed))
             recovery = None
-            # A process that did not come back has not recovered, whatever the
-            # backlog says (nothing may be sent or end at all).
-            if observed.up_s is not None and observed.at_s is not None:
-                assert observed.restarted_s is not None
-                recovery = time_to_recover(backlog, observed.at_s, observed.restarted_s)
-            report.append(observed.as_dict(recovery))
+            if episode is not None:
+                recovery = time_to_recover(backlog, *episode, pre_fault_s=pre_fault_s)
+            report.append(observed.as_dict(recovery, episode))
         return report
 
     async def unfinished_states(self) -> dict[str, int]:

@@ -113,14 +113,33 @@ def _chaos_lines(chaos: Mapping[str, Any]) -> list[str]:
                 _seconds(f["at_s"]),
                 _seconds(f["restarted_s"]),
                 _seconds(f["up_s"]),
+                _episode(f),
                 "never" if f["recovery_s"] is None else _seconds(f["recovery_s"]),
             )
             for f in chaos["faults"]
         ]
         lines += _table(
-            ("fault", "done at", "started again at", "serving at", "recovered after"), faults
+            (
+                "fault",
+                "done at",
+                "started again at",
+                "serving at",
+                "measured from (episode end)",
+                "recovered after",
+            ),
+            faults,
         )
     return lines
+
+
+def _episode(fault: Mapping[str, Any]) -> str:
+    """The end the recovery counts from: the fault's own, or that of the
+    faults it overlaps (marked)."""
+    span = fault.get("episode_s")
+    if not span:
+        return "-"
+    end = _seconds(span[1])
+    return end if span[1] == fault["up_s"] else f"{end} (overlapping faults)"
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from scenarios.executions import Execution, count_executions, parse_lines, read_executions
-from scenarios.recovery import Backlog, time_to_recover
+from scenarios.recovery import Backlog, episodes, time_to_recover
 
 
 def steady(rate: int, begin: int, end: int) -> list[float]:
@@ -61,6 +61,38 @@ def test_a_dip_that_comes_back_within_the_hold_does_not_count() -> None:
     backlog = Backlog(sent, ended)
     assert [backlog.at(t) for t in (12, 13, 14)] == [0, 5, 0]
     assert time_to_recover(backlog, 5, 10) == 4
+
+
+def test_a_recurring_fault_in_the_window_before_sets_the_level() -> None:
+    # Backlog 0 at whole seconds but a bump of 6 at t = 12, 22, 32, 42 (a
+    # gateway killed every 10 s: six sent at 11.5 end at 12.5...). One
+    # dossier a second is sent too, ending at once: tolerance 1. Fault
+    # [20, 21]. Over the five seconds before (15..19) the level is 0,
+    # threshold 1: the holds from 21 (21..26) and 22 (22..27) meet the bump
+    # at 22; the first clean one is 23..28, recovered 2 s after. Over ten
+    # seconds (10..19) the level is 6, threshold 7: recovered at once.
+    bumps = [b + 0.5 for b in (11, 21, 31, 41) for _ in range(6)]
+    sent = [*bumps, *(float(t) + 0.25 for t in range(50))]
+    ended = [*(b + 1 for b in bumps), *(float(t) + 0.25 for t in range(50))]
+    backlog = Backlog(sent, ended)
+    assert [backlog.at(t) for t in (12, 13, 22)] == [6, 0, 6]
+    assert time_to_recover(backlog, 20, 21) == 2
+    assert time_to_recover(backlog, 20, 21, pre_fault_s=10) == 0
+
+
+def test_overlapping_faults_are_one_episode() -> None:
+    # A gateway kill [180, 182] inside an agency's outage [180, 211], and a
+    # kill [210, 212] overlapping its end: one episode [180, 212]. A kill at
+    # [170, 171.5] before it, and one [220, 221.5] after, stand alone.
+    spans = [(170, 171.5), (180, 211), (180, 182), (210, 212), (220, 221.5)]
+    assert episodes(spans) == [
+        (170, 171.5),
+        (180, 212),
+        (180, 212),
+        (180, 212),
+        (220, 221.5),
+    ]
+    assert episodes([]) == []
 
 
 def test_a_backlog_that_never_drains_never_recovers() -> None:
