@@ -51,6 +51,11 @@ class RunningBroker:
     kind: BrokerKind
     bootstrap_servers: str
     supports_idempotence: bool
+    static_membership: bool | None = None
+    """Whether a static member (KIP-345) that restarts within its session gets
+    its partitions back at once: Apache Kafka does; Tansu takes the id but
+    waits for the old session to expire (measured). None: not known, a
+    gateway tries it at start (gateway.kafka.static_membership_honoured)."""
     data_dir: Path | None = None
     """Where the broker keeps its logs (and, for apache, its data); None if not ours."""
     log_file: Path | None = None

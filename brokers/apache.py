@@ -246,6 +246,7 @@ def start(
         kind=BrokerKind.APACHE,
         bootstrap_servers=bootstrap,
         supports_idempotence=True,
+        static_membership=True,
         data_dir=home,
         log_file=home / "server.log",
         _stop=stop,

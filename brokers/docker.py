@@ -107,5 +107,6 @@ def start(*, timeout: float | None = None) -> RunningBroker:
         kind=BrokerKind.DOCKER,
         bootstrap_servers=bootstrap,
         supports_idempotence=True,
+        static_membership=True,
         _stop=container.stop,
     )

@@ -104,6 +104,7 @@ def start(
         kind=BrokerKind.EMBEDDED,
         bootstrap_servers=bootstrap,
         supports_idempotence=False,
+        static_membership=False,
         data_dir=home,
         log_file=log_file,
         _stop=stop,

@@ -407,6 +407,11 @@ class Stack:
             "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
             "LIENTHONG_GATEWAY_DB": str(database or self.data_dir / f"{name}.sqlite3"),
             "LIENTHONG_TOPIC_PREFIX": self.topic_prefix,
+            # Known for the brokers we start: the gateway need not try it at
+            # each start (the try costs ~8 s on the embedded broker).
+            "LIENTHONG_STATIC_MEMBERSHIP": {True: "yes", False: "no", None: "probe"}[
+                self.broker.static_membership
+            ],
         }
         for registry in REGISTRIES:
             if registry in self.components:

@@ -55,9 +55,10 @@ async def membership(config: GatewayConfig, probe_topic: str) -> Membership:
     """The gateway's group membership: static under its instance id when the
     broker honours it (tried once at start), else dynamic, said once."""
     instance_id = config.instance_id
-    if instance_id is not None and not await static_membership_honoured(
-        config.bootstrap_servers, probe_topic
-    ):
+    honoured = {"yes": True, "no": False}.get(config.static_membership)
+    if instance_id is not None and honoured is None:
+        honoured = await static_membership_honoured(config.bootstrap_servers, probe_topic)
+    if instance_id is not None and not honoured:
         log.warning(
             "static group membership not honoured by the broker; using dynamic membership",
             instance_id=instance_id,

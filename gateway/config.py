@@ -7,7 +7,14 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
-from common.config import DEFAULT_PORTS, clock_tolerance, env_float, env_int, env_str
+from common.config import (
+    DEFAULT_PORTS,
+    clock_tolerance,
+    env_choice,
+    env_float,
+    env_int,
+    env_str,
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +46,9 @@ class GatewayConfig:
     # same id within the session timeout gets its partitions back without a
     # rebalance. None: dynamic membership.
     instance_id: str | None
+    # Whether the broker honours static membership: "yes", "no", or "probe"
+    # (tried once at start, in a throwaway group).
+    static_membership: str
     # A member silent this long is dropped and its partitions move: the bound
     # on how long a gateway that is gone for good holds them.
     session_timeout_seconds: float
@@ -83,6 +93,9 @@ class GatewayConfig:
             verbose=env_str("LIENTHONG_VERBOSE", "1") not in ("0", "false", "no"),
             clock_tolerance=clock_tolerance(),
             instance_id=_instance_id(port),
+            static_membership=env_choice(
+                "LIENTHONG_STATIC_MEMBERSHIP", ("probe", "yes", "no"), "probe"
+            ),
             session_timeout_seconds=env_float("LIENTHONG_GROUP_SESSION_TIMEOUT_SECONDS", 6.0),
             rebalance_timeout_seconds=env_float("LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS", 5.0),
             handover_grace_seconds=env_float("LIENTHONG_HANDOVER_GRACE_SECONDS", 1.0),
