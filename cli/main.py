@@ -22,7 +22,7 @@ from cli.errors import CliError
 from cli.render import make_console
 from cli.rpc_errors import describe
 from cli.state import default_data_dir, gateway_address
-from common.logging import configure_logging
+from common.logging import logging_configured
 
 BROKERS = ("embedded", "apache", "external", "docker")
 # Kinds of fault `replay --without` can leave out: Scenario has a field of each, plural.
@@ -334,7 +334,12 @@ class _Signals:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    configure_logging(service="cli", verbose=args.verbose)
+    # main() also runs inside tests: the process gets its logging back after it.
+    with logging_configured(service="cli", verbose=args.verbose):
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     errors = make_console(stderr=True)
     previous = _Signals().install()
     try:

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 import structlog
@@ -80,11 +81,16 @@ class _NamedWriteLoggerFactory:
         return _NamedWriteLogger(self.file, str(args[0]) if args else "lienthong")
 
 
-def configure_logging(*, service: str, verbose: bool = True, json: bool | None = None) -> None:
+def configure_logging(
+    *, service: str, verbose: bool = True, json: bool | None = None, cache_loggers: bool = True
+) -> None:
     """Configure structlog and the standard library for this process.
 
     `verbose=False` keeps warnings and errors only (the CLI is quiet by default).
     `json=None` chooses JSON exactly when stdout is not a terminal.
+    Lines go to the sys.stdout of the moment of the call.
+    `cache_loggers=False` lets a logger follow a later configuration (see
+    `logging_configured`).
     """
     use_json = (not sys.stdout.isatty()) if json is None else json
     level = logging.INFO if verbose else logging.WARNING
@@ -107,7 +113,7 @@ def configure_logging(*, service: str, verbose: bool = True, json: bool | None =
         processors=[*shared, structlog.processors.format_exc_info, renderer],
         logger_factory=_NamedWriteLoggerFactory(sys.stdout),
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=cache_loggers,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
@@ -123,3 +129,33 @@ def configure_logging(*, service: str, verbose: bool = True, json: bool | None =
     logging.getLogger("aiokafka").setLevel(max(level, logging.WARNING))
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(service=service)
+
+
+@contextmanager
+def logging_configured(*, service: str, verbose: bool) -> Iterator[None]:
+    """`configure_logging` for the length of a `with` block, then the process's
+    logging as it was before it: structlog's configuration and context, the
+    root logger's handlers and level, aiokafka's level.
+
+    For `lienthong`'s main(), which also runs inside other programs (the test
+    suite): left configured, every later line would go to the sys.stdout of
+    main()'s time (pytest's capsys buffer, closed once its test is over: any
+    warning then raised ValueError where it was logged) at main()'s level.
+    Loggers are not cached inside: a module-level logger first used in the
+    block would otherwise keep this configuration after it."""
+    structlog_config = structlog.get_config()
+    context = structlog.contextvars.get_contextvars()
+    root = logging.getLogger()
+    root_handlers, root_level = root.handlers[:], root.level
+    aiokafka = logging.getLogger("aiokafka")
+    aiokafka_level = aiokafka.level
+    configure_logging(service=service, verbose=verbose, cache_loggers=False)
+    try:
+        yield
+    finally:
+        structlog.configure(**structlog_config)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(**context)
+        root.handlers[:] = root_handlers
+        root.setLevel(root_level)
+        aiokafka.setLevel(aiokafka_level)

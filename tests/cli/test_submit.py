@@ -26,13 +26,6 @@ from lienthong.gateway.v1 import gateway_pb2_grpc as gw_grpc
 EXAMPLES = Path(__file__).resolve().parents[2] / "scenarios" / "examples"
 
 
-@pytest.fixture(autouse=True)
-def _leave_logging_alone(monkeypatch: pytest.MonkeyPatch) -> None:
-    # main() configures the process's logging for a real run; inside pytest it
-    # would take the root logger away from the capture of every later test.
-    monkeypatch.setattr(cli_main, "configure_logging", lambda **_: None)
-
-
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = cli_main.main(list(argv))
     captured = capsys.readouterr()
