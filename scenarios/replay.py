@@ -28,6 +28,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as gw
@@ -82,6 +84,18 @@ _RETRYABLE = {
     grpc.StatusCode.DEADLINE_EXCEEDED,
     grpc.StatusCode.RESOURCE_EXHAUSTED,
 }
+
+
+def stored_dossier(error: grpc.aio.AioRpcError) -> str | None:
+    """The dossier a refused submission was stored as anyway: the gateway
+    says so (ErrorInfo reason BROKER_UNAVAILABLE, metadata dossier_id) when
+    the broker did not acknowledge in time."""
+    status = rpc_status.from_call(error)
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info) and info.reason == "BROKER_UNAVAILABLE":
+            return info.metadata.get("dossier_id") or None
+    return None
 
 
 @dataclass(frozen=True)
@@ -201,6 +215,9 @@ class ReplayResult:
     generate_seconds: float
     # Submissions given up on, and why (a few examples each).
     submit_failures: dict[str, int] = field(default_factory=dict)
+    # Submissions answered UNAVAILABLE until the replay gave up, but stored by
+    # a gateway (BROKER_UNAVAILABLE): followed to their end like the others.
+    stored_unacknowledged: int = 0
     # Declarations that ended otherwise than planned: "expected -> observed" counts.
     unexpected_outcomes: dict[str, int] = field(default_factory=dict)
     agency_rpcs: int = 0  # agency calls the plan needs (for the benchmark's ratio)
@@ -230,6 +247,7 @@ class ReplayResult:
             "unfinished_states": self.unfinished_states,
             "left_received": self.unfinished_states.get("RECEIVED", 0),
             "left_in_progress": self.unfinished_states.get("IN_PROGRESS", 0),
+            "stored_unacknowledged": self.stored_unacknowledged,
             "executions": None if self.executions is None else self.executions.as_dict(),
             "concurrency_definition": CONCURRENCY_DEFINITION,
         }
@@ -390,6 +408,9 @@ class _Run:
         self.next_gateway = 0
         self.started = asyncio.Event()  # set once wall_start is known
         self.failed_at: list[float] = []  # scheduled times of submissions given up on
+        # Given up on, but stored by a gateway (UNAVAILABLE, BROKER_UNAVAILABLE):
+        # followed to their end all the same.
+        self.stored_unacknowledged = 0
 
     # --- sending ---------------------------------------------------------------------
 
@@ -403,6 +424,7 @@ class _Run:
         give_up = time.monotonic() + SUBMIT_GIVE_UP_SECONDS
         turn = self.next_gateway
         self.next_gateway += 1
+        stored_as: str | None = None  # the dossier a gateway said it stored
         while True:
             stub = stubs[turn % len(stubs)]
             try:
@@ -414,14 +436,23 @@ class _Run:
                     answer = await stub.SubmitDeathDeclaration(
                         planned.request, timeout=SUBMIT_DEADLINE_SECONDS
                     )
+                dossier_id = str(answer.dossier_id)
                 break
             except grpc.aio.AioRpcError as error:
+                stored_as = stored_dossier(error) or stored_as
                 if error.code() in _RETRYABLE and time.monotonic() < give_up:
                     # The next gateway, with the same idempotency key: they
                     # share one saga store, so the key still finds its dossier.
                     turn += 1
                     await asyncio.sleep(0.2 / len(stubs))
                     continue
+                if stored_as is not None:
+                    # Stored while the broker was away: the gateway's relay
+                    # publishes it when the broker is back, so it is followed
+                    # like any other (a portal would show the citizen its id).
+                    self.stored_unacknowledged += 1
+                    dossier_id = stored_as
+                    break
                 reason = error.code().name
                 self.failures[reason] = self.failures.get(reason, 0) + 1
                 self.failed_at.append(offset)
@@ -429,7 +460,6 @@ class _Run:
                 # Counted in the report; a line each would drown a console.
                 log.info("submission failed", key=planned.key, code=reason, detail=error.details())
                 return
-        dossier_id = str(answer.dossier_id)
         known = self.dossier_of.get(planned.key)
         if known is not None:
             # A repeated submission: it must come back to the same dossier
@@ -778,6 +808,7 @@ async def replay(
         seeded_records=seeded[0],
         generate_seconds=prepared.seconds,
         submit_failures=run.failures,
+        stored_unacknowledged=run.stored_unacknowledged,
         unexpected_outcomes=unexpected,
         agency_rpcs=sum(
             agency_rpcs(p) for p, _ in run.planned_of.values() if p.expected_state == "COMPLETED"

@@ -80,6 +80,10 @@ def _chaos_lines(chaos: Mapping[str, Any]) -> list[str]:
         ("left RECEIVED", chaos["left_received"]),
         ("left in progress", chaos["left_in_progress"]),
         ("left, no gateway answered", chaos["unfinished_states"].get("UNKNOWN", 0)),
+        (
+            "stored while the broker was away, never acknowledged to the client",
+            chaos.get("stored_unacknowledged", 0),
+        ),
     ]
     if executions is None:
         rows.append(("step executions", "not measured (no step lines in the gateways' logs)"))
