@@ -152,6 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_broker(replay)
     replay.add_argument(
+        "--keep-stack",
+        action="store_true",
+        help="keep the stack's directory (every process's log, the databases) after the "
+        "run, to look into it; it is kept anyway when the audit finds a problem",
+    )
+    replay.add_argument(
         "--report",
         type=Path,
         default=None,
@@ -288,6 +294,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             report_dir=args.report,
             gateways=args.gateways,
             without=tuple(args.without),
+            keep_stack=args.keep_stack,
         )
     if args.command == "bench":
         from cli.bench import run_bench  # noqa: PLC0415

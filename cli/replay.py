@@ -366,6 +366,7 @@ def run_replay(
     report_dir: Path | None,
     gateways: int | None = None,
     without: tuple[str, ...] = (),
+    keep_stack: bool = False,
 ) -> int:
     scenario = leave_out(
         load(scenario_file, rate=rate, duration=duration, gateways=gateways), without
@@ -380,7 +381,9 @@ def run_replay(
         healthy = (
             counts.lost == 0 and counts.duplicated_effects == 0 and counts.unfinished == 0
         ) and (wrong == 0 and concurrent == 0)
-        stack.keep_data_dir = not healthy
+        stack.keep_data_dir = keep_stack or not healthy
+        if stack.keep_data_dir:
+            console.print(f"The stack's logs and databases stay in {escape(str(stack.data_dir))}")
     with console.status("Writing the report…"):
         paths = write(directory, scenario, result)
     console.print(summary_table(result))
