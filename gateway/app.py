@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 from dataclasses import dataclass, field
+from functools import partial
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -27,9 +28,12 @@ from gateway.events import Event, Topics
 from gateway.executor import StepExecutor
 from gateway.kafka import (
     GroupConsumer,
+    Incarnations,
     Membership,
     PartitionedConsumer,
+    StoredIncarnations,
     ensure_topics,
+    leave_group,
     make_consumer,
     make_producer,
     publish,
@@ -199,6 +203,15 @@ async def _connect_and_run(
     # the saga store's partition claims.
     owner = joining.instance_id or f"gateway-pid-{os.getpid()}"
 
+    def incarnations(group_id: str) -> Incarnations | None:
+        """Under dynamic membership, with an instance id configured (stable
+        across restarts): drop this gateway's previous member at start."""
+        if joining.instance_id is not None or config.instance_id is None:
+            return None
+        return StoredIncarnations(
+            store, config.instance_id, group_id, partial(leave_group, bootstrap)
+        )
+
     def steps_consumer(name: str, group_id: str, topic: str) -> PartitionedConsumer:
         def make() -> GroupConsumer:
             consumer: GroupConsumer = make_consumer(
@@ -221,6 +234,7 @@ async def _connect_and_run(
             membership=joining,
             owners=store,
             owner_name=owner,
+            incarnations=incarnations(group_id),
         )
 
     def make_saga() -> GroupConsumer:
@@ -245,6 +259,7 @@ async def _connect_and_run(
             membership=joining,
             owners=store,
             owner_name=owner,
+            incarnations=incarnations(f"{config.topic_prefix}-saga"),
         ),
         # A consumer (a group) per agency lane: a batch waiting out one
         # agency's outage holds up only that agency's partitions, and each

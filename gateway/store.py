@@ -63,6 +63,15 @@ CREATE TABLE IF NOT EXISTS partition_owner (
     epoch     INTEGER NOT NULL,
     PRIMARY KEY (topic, partition)
 );
+-- The member id each gateway (by its configured instance id) last had in
+-- each consumer group under dynamic membership: restarted, it asks the group
+-- to drop its previous incarnation at once rather than wait out its session.
+CREATE TABLE IF NOT EXISTS group_member (
+    instance  TEXT NOT NULL,
+    group_id  TEXT NOT NULL,
+    member_id TEXT NOT NULL,
+    PRIMARY KEY (instance, group_id)
+);
 CREATE TABLE IF NOT EXISTS supplements (
     dossier_id      TEXT NOT NULL,
     idempotency_key TEXT NOT NULL,
@@ -335,6 +344,21 @@ class DossierStore:
                 (topic, partition, owner),
             ).fetchone()
         return int(row["epoch"])
+
+    def remember_member(self, instance: str, group_id: str, member_id: str) -> None:
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT INTO group_member (instance, group_id, member_id) VALUES (?, ?, ?) "
+                "ON CONFLICT (instance, group_id) DO UPDATE SET member_id = excluded.member_id",
+                (instance, group_id, member_id),
+            )
+
+    def previous_member(self, instance: str, group_id: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT member_id FROM group_member WHERE instance = ? AND group_id = ?",
+            (instance, group_id),
+        ).fetchone()
+        return None if row is None else str(row["member_id"])
 
     def _check_owner(self, fence: Fence) -> None:
         row = self.conn.execute(

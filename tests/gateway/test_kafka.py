@@ -14,11 +14,17 @@ from typing import Any
 import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, KafkaConnectionError
 
 from gateway import kafka
 from gateway.events import Event, encode
-from gateway.kafka import Lease, Membership, PartitionedConsumer, PartitionRevokedError
+from gateway.kafka import (
+    Lease,
+    Membership,
+    PartitionedConsumer,
+    PartitionRevokedError,
+    StoredIncarnations,
+)
 from lienthong.events.v1 import events_pb2 as ev
 
 pytestmark = pytest.mark.timeout(30)
@@ -29,10 +35,16 @@ GRACE = 0.2
 SESSION_S = 2.0
 
 
+class FakeCoordinator:
+    member_id = ""
+
+
 class FakeGroupConsumer:
     """The group consumer as PartitionedConsumer sees it."""
 
     def __init__(self) -> None:
+        self._coordinator = FakeCoordinator()
+        self.started = False
         self.fetched: asyncio.Queue[dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]]
         self.fetched = asyncio.Queue()
         self.assigned: set[TopicPartition] = set()
@@ -44,7 +56,7 @@ class FakeGroupConsumer:
         self.getmany_calls = 0
 
     async def start(self) -> None:
-        pass
+        self.started = True
 
     async def stop(self) -> None:
         pass
@@ -332,3 +344,57 @@ async def test_after_a_frozen_loop_with_no_rebalance_the_partitions_are_read_aga
     fake.deliver(P0, 0)  # read again from the last commit, under a new claim
     await until(lambda: len(handler.handled) == 1)
     assert handler.handled[0][0] == 2
+
+
+class Members:
+    """The saga store's record of member ids, in memory."""
+
+    def __init__(self) -> None:
+        self.ids: dict[tuple[str, str], str] = {}
+
+    def remember_member(self, instance: str, group_id: str, member_id: str) -> None:
+        self.ids[instance, group_id] = member_id
+
+    def previous_member(self, instance: str, group_id: str) -> str | None:
+        return self.ids.get((instance, group_id))
+
+
+async def test_a_restarted_gateway_drops_its_previous_member_before_it_joins() -> None:
+    members, fake, left = Members(), FakeGroupConsumer(), []
+    members.remember_member("gateway-a", "g-saga", "member-before-the-kill")
+
+    async def leave(group_id: str, member_id: str) -> None:
+        assert not fake.started, "the drop comes before the join"
+        left.append((group_id, member_id))
+
+    consumer = PartitionedConsumer(
+        name="saga",
+        consumer=fake,
+        topics=[TOPIC],
+        handle=Recorder(),
+        check=lambda event: None,
+        producer=None,
+        deadletter_topic="t.deadletter",
+        membership=Membership(),
+        incarnations=StoredIncarnations(members, "gateway-a", "g-saga", leave),
+    )
+    await consumer.start()
+    assert left == [("g-saga", "member-before-the-kill")]
+    fake._coordinator.member_id = "member-now"
+    await fake.assign(P0)
+    assert members.previous_member("gateway-a", "g-saga") == "member-now"
+
+
+async def test_no_previous_member_no_drop_and_a_failed_drop_does_not_stop_the_start() -> None:
+    members, calls = Members(), []
+
+    async def leave(group_id: str, member_id: str) -> None:
+        calls.append(member_id)
+        raise KafkaConnectionError("the coordinator went away")
+
+    incarnations = StoredIncarnations(members, "gateway-a", "g-saga", leave)
+    await incarnations.before_join()
+    assert calls == []
+    members.remember_member("gateway-a", "g-saga", "member-1")
+    await incarnations.before_join()  # the session expires all the same: slower
+    assert calls == ["member-1"]

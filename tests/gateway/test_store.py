@@ -134,3 +134,16 @@ def test_a_batch_is_stored_only_under_the_latest_claim_of_its_partition(tmp_path
     # A claim of another partition does not move this one's epoch.
     second.claim("lienthong.dossiers", 4, "gateway-a")
     assert second.claim("lienthong.dossiers", 3, "gateway-b") == new + 1
+
+
+def test_each_gateway_remembers_its_last_member_id_per_group(tmp_path: Path) -> None:
+    store = DossierStore(tmp_path / "gateway.sqlite3")
+    assert store.previous_member("gateway-a", "lienthong-saga") is None
+    store.remember_member("gateway-a", "lienthong-saga", "member-1")
+    store.remember_member("gateway-a", "lienthong-saga", "member-2")
+    store.remember_member("gateway-b", "lienthong-saga", "member-9")
+    store.remember_member("gateway-a", "lienthong-steps", "member-3")
+    again = DossierStore(tmp_path / "gateway.sqlite3")  # a restart reads it back
+    assert again.previous_member("gateway-a", "lienthong-saga") == "member-2"
+    assert again.previous_member("gateway-b", "lienthong-saga") == "member-9"
+    assert again.previous_member("gateway-a", "lienthong-steps") == "member-3"
