@@ -92,6 +92,8 @@ def test_server_properties_for_a_single_node(tmp_path: Path) -> None:
     assert settings["group.initial.rebalance.delay.ms"] == "0"
     assert settings["auto.create.topics.enable"] == "true"
     assert settings["num.partitions"] == "6"
+    # A restart after a SIGKILL waits this long for the dead incarnation's session.
+    assert int(settings["broker.session.timeout.ms"]) <= 2000
 
 
 def test_cluster_ids_look_like_kafka_uuids() -> None:
