@@ -8,14 +8,13 @@ import asyncio
 import signal
 import sys
 import time
-import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from brokers import RunningBroker
 from gateway.kafka import leave_group
+from tests.brokers._broker_kit import create_topic, fresh
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(120)]
 
@@ -56,13 +55,8 @@ async def until_all_partitions(consumer: AIOKafkaConsumer, within: float) -> boo
 
 async def test_a_dropped_member_s_partitions_move_at_once(broker: RunningBroker) -> None:
     bootstrap = broker.bootstrap_servers
-    topic, group = f"leave-{uuid.uuid4().hex[:8]}", f"leave-{uuid.uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
-    finally:
-        await admin.close()
+    topic, group = fresh("leave"), fresh("leave")
+    await create_topic(bootstrap, topic, PARTITIONS)
     killed = await asyncio.create_subprocess_exec(
         sys.executable, "-c", MEMBER, bootstrap, group, topic, stdout=asyncio.subprocess.PIPE
     )
