@@ -13,7 +13,6 @@ import contextlib
 import os
 import signal
 from dataclasses import dataclass, field
-from functools import partial
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -33,7 +32,6 @@ from gateway.kafka import (
     PartitionedConsumer,
     StoredIncarnations,
     ensure_topics,
-    leave_group,
     make_consumer,
     make_producer,
     publish,
@@ -205,12 +203,10 @@ async def _connect_and_run(
 
     def incarnations(group_id: str) -> Incarnations | None:
         """Under dynamic membership, with an instance id configured (stable
-        across restarts): drop this gateway's previous member at start."""
+        across restarts): rejoin each group as this gateway's previous member."""
         if joining.instance_id is not None or config.instance_id is None:
             return None
-        return StoredIncarnations(
-            store, config.instance_id, group_id, partial(leave_group, bootstrap)
-        )
+        return StoredIncarnations(store, config.instance_id, group_id)
 
     def steps_consumer(name: str, group_id: str, topic: str) -> PartitionedConsumer:
         def make() -> GroupConsumer:
