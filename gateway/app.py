@@ -215,6 +215,7 @@ async def _connect_and_run(
                 group_id,
                 joining,
                 max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
+                fetch_max_wait_ms=config.fetch_max_wait_ms,
             )
             return consumer
 
@@ -239,6 +240,7 @@ async def _connect_and_run(
             f"{config.topic_prefix}-saga",
             joining,
             max_poll_interval_ms=SAGA_MAX_POLL_INTERVAL_MS,
+            fetch_max_wait_ms=config.fetch_max_wait_ms,
         )
         return consumer
 

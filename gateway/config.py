@@ -56,6 +56,10 @@ class GatewayConfig:
     # step consumer's long poll interval, which aiokafka would not use for it,
     # but which a member's revocation must never approach either.
     rebalance_timeout_seconds: float
+    # How long a fetch may wait at the broker for records to arrive. Apache
+    # Kafka answers as soon as a record arrives; Tansu waits out the window
+    # (each hop of a dossier then waits it), so the stack shortens it there.
+    fetch_max_wait_ms: int
     # How long a partition being handed over may finish its batch in flight
     # before that batch is cancelled (its agency retries with it).
     handover_grace_seconds: float
@@ -99,6 +103,7 @@ class GatewayConfig:
             session_timeout_seconds=env_float("LIENTHONG_GROUP_SESSION_TIMEOUT_SECONDS", 6.0),
             rebalance_timeout_seconds=env_float("LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS", 5.0),
             handover_grace_seconds=env_float("LIENTHONG_HANDOVER_GRACE_SECONDS", 1.0),
+            fetch_max_wait_ms=env_int("LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS", 500),
         )
 
 

@@ -210,7 +210,12 @@ class Membership:
 
 
 def make_consumer(
-    bootstrap: str, group_id: str, membership: Membership, *, max_poll_interval_ms: int
+    bootstrap: str,
+    group_id: str,
+    membership: Membership,
+    *,
+    max_poll_interval_ms: int,
+    fetch_max_wait_ms: int = 500,
 ) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -225,6 +230,7 @@ def make_consumer(
         # so a member's revocation must fit in it (handover grace + commit).
         rebalance_timeout_ms=membership.rebalance_timeout_ms,
         max_poll_interval_ms=max_poll_interval_ms,
+        fetch_max_wait_ms=fetch_max_wait_ms,
     )
 
 

@@ -548,6 +548,9 @@ class _Run:
             group_id=None,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
+            # The end is timed when heard: not a fetch window later (Tansu
+            # answers a fetch only when its wait is over).
+            fetch_max_wait_ms=50,
         )
         await consumer.start()
         try:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from brokers import BrokerKind, RunningBroker
 from cli.probe import check
 from cli.stack import REGISTRIES, Stack, StackError
 from tests.processes import alive
@@ -61,3 +62,44 @@ def test_unknown_component_is_named() -> None:
     with Stack(broker=None, registries=("health",)) as stack, pytest.raises(StackError) as raised:
         stack.kill("gateway")
     assert "no component named 'gateway'" in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("kind", "static", "expected"),
+    [
+        # Tansu: no static membership, and it waits out fetch and rebalance windows.
+        (
+            BrokerKind.EMBEDDED,
+            False,
+            {
+                "LIENTHONG_STATIC_MEMBERSHIP": "no",
+                "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS": "50",
+                "LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS": "2",
+            },
+        ),
+        (BrokerKind.APACHE, True, {"LIENTHONG_STATIC_MEMBERSHIP": "yes"}),
+        (BrokerKind.EXTERNAL, None, {"LIENTHONG_STATIC_MEMBERSHIP": "probe"}),
+    ],
+)
+def test_the_stack_tells_its_gateways_what_their_broker_does(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kind: BrokerKind,
+    static: bool | None,
+    expected: dict[str, str],
+) -> None:
+    for name in ("LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS", "LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS"):
+        monkeypatch.delenv(name, raising=False)  # the stack copies its own environment
+    stack = Stack(broker=kind.value, data_dir=tmp_path)
+    stack.broker = RunningBroker(
+        kind=kind,
+        bootstrap_servers="127.0.0.1:9",
+        supports_idempotence=kind is not BrokerKind.EMBEDDED,
+        static_membership=static,
+    )
+    env = stack._gateway_component("gateway").env
+    for name, value in expected.items():
+        assert env[name] == value
+    if kind is not BrokerKind.EMBEDDED:  # the gateway's own defaults stand
+        assert "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS" not in env
+        assert "LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS" not in env
