@@ -58,7 +58,7 @@ class GatewayConfig:
     rebalance_timeout_seconds: float
     # How long a fetch may wait at the broker for records to arrive. Apache
     # Kafka answers as soon as a record arrives; Tansu waits out the window
-    # (each hop of a dossier then waits it), so the stack shortens it there.
+    # (each hop of a dossier then waits it: see gateway/README.md).
     fetch_max_wait_ms: int
     # How long a partition being handed over may finish its batch in flight
     # before that batch is cancelled (its agency retries with it).
