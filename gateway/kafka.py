@@ -157,8 +157,9 @@ def rejoin_as(consumer: GroupConsumer, member_id: str) -> None:
     start() and subscribe(), before it joins). aiokafka keeps the id on its
     coordinator and has no public way to set it; the version is pinned in
     uv.lock and tests/brokers/test_group_rejoin.py checks it on both brokers.
-    If the id is unknown to the group by now (its session expired), the
-    broker answers UNKNOWN_MEMBER_ID and aiokafka joins afresh."""
+    If the id is unknown to the group by now (its session expired), Apache
+    Kafka answers UNKNOWN_MEMBER_ID and aiokafka joins afresh; Tansu takes it
+    as a new member's id. Either way the member joins."""
     coordinator = getattr(consumer, "_coordinator", None)
     if coordinator is not None:
         coordinator.member_id = member_id
