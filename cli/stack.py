@@ -413,15 +413,6 @@ class Stack:
                 self.broker.static_membership
             ],
         }
-        if self.broker.kind is BrokerKind.EMBEDDED:
-            # Tansu ends a rebalance only when its timeout is over, even once
-            # every member has rejoined (measured: 5.0 s with 5 s, 3.5 s with
-            # 2 s); 2 s still fits a revocation (1 s grace, then a commit).
-            env["LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS"] = "2"
-            # Not shortened here, though Tansu waits out every fetch window
-            # (a replay at 50/s without faults: p50 1,222 ms with the default
-            # 500 ms, 231 ms with 50): under the chaos preset, 50 ms doubled
-            # Tansu's CPU and made the run worse (outside p99 22 s against 16 s).
         for registry in REGISTRIES:
             if registry in self.components:
                 env[f"LIENTHONG_{registry.upper()}_ADDRESS"] = self.components[registry].address

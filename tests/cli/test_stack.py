@@ -67,15 +67,7 @@ def test_unknown_component_is_named() -> None:
 @pytest.mark.parametrize(
     ("kind", "static", "expected"),
     [
-        # Tansu: no static membership, and it waits out every rebalance window.
-        (
-            BrokerKind.EMBEDDED,
-            False,
-            {
-                "LIENTHONG_STATIC_MEMBERSHIP": "no",
-                "LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS": "2",
-            },
-        ),
+        (BrokerKind.EMBEDDED, False, {"LIENTHONG_STATIC_MEMBERSHIP": "no"}),
         (BrokerKind.APACHE, True, {"LIENTHONG_STATIC_MEMBERSHIP": "yes"}),
         (BrokerKind.EXTERNAL, None, {"LIENTHONG_STATIC_MEMBERSHIP": "probe"}),
     ],
@@ -99,6 +91,6 @@ def test_the_stack_tells_its_gateways_what_their_broker_does(
     env = stack._gateway_component("gateway").env
     for name, value in expected.items():
         assert env[name] == value
-    assert "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS" not in env  # the gateway's default stands
-    if kind is not BrokerKind.EMBEDDED:
-        assert "LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS" not in env
+    # The gateway's own defaults stand.
+    assert "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS" not in env
+    assert "LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS" not in env
