@@ -220,16 +220,23 @@ def fake_gateway() -> Iterator[tuple[str, FakeGateway]]:
         server.stop(None)
 
 
+def submit_birth_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], address: str, child_full_name: str
+) -> tuple[int, str]:
+    """Submit the birth example with the child's name the fake gateway acts on."""
+    document = example("birth")
+    document["child_full_name"] = child_full_name
+    path = write(tmp_path, json.dumps(document, ensure_ascii=False))
+    code, _, err = run(capsys, "submit", "birth", str(path), "--gateway", address)
+    return code, err
+
+
 def test_gateway_field_violations_are_shown(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     fake_gateway: tuple[str, FakeGateway],
 ) -> None:
-    address, _ = fake_gateway
-    document = example("birth")
-    document["child_full_name"] = "REFUSE"
-    path = write(tmp_path, json.dumps(document, ensure_ascii=False))
-    code, _, err = run(capsys, "submit", "birth", str(path), "--gateway", address)
+    code, err = submit_birth_named(tmp_path, capsys, fake_gateway[0], "REFUSE")
     assert_refused(code, err, "declaration.child_date_of_birth: must not be in the future")
 
 
@@ -253,11 +260,7 @@ def test_a_gateway_waiting_for_its_broker_is_not_reported_unreachable(
     capsys: pytest.CaptureFixture[str],
     fake_gateway: tuple[str, FakeGateway],
 ) -> None:
-    address, _ = fake_gateway
-    document = example("birth")
-    document["child_full_name"] = "BROKER DOWN"
-    path = write(tmp_path, json.dumps(document, ensure_ascii=False))
-    code, _, err = run(capsys, "submit", "birth", str(path), "--gateway", address)
+    code, err = submit_birth_named(tmp_path, capsys, fake_gateway[0], "BROKER DOWN")
     assert code == 1
     assert "cannot reach" not in err
     assert "stored as dossier birth-9" in err and "BROKER_UNAVAILABLE" in err

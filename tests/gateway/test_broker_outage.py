@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import grpc
 import pytest
@@ -32,7 +32,7 @@ from tests.gateway.test_end_to_end import (
     read_log,
     submit_birth,
 )
-from tests.gateway.world import birth_form, new_family, open_channels, seed_families
+from tests.gateway.world import birth_form, new_family, seed_families
 from tests.grpc_errors import call_error
 
 pytestmark = [
@@ -60,15 +60,6 @@ def stack() -> Iterator[Stack]:
         },
     ) as running:
         yield running
-
-
-@pytest.fixture
-async def channels(stack: Stack) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
-    # gRPC channels reconnect by themselves: these outlive a gateway restart.
-    opened = open_channels(stack)
-    yield opened
-    for channel in opened.values():
-        await channel.close()
 
 
 def unpublished(stack: Stack) -> int:

@@ -15,7 +15,7 @@ import re
 import shutil
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
@@ -34,7 +34,6 @@ from tests.gateway.world import (
     birth_form,
     death_form,
     new_family,
-    open_channels,
     seed_families,
 )
 
@@ -64,14 +63,6 @@ def stack() -> Iterator[Stack]:
         gateway_env={"LIENTHONG_RETRY_CAP_SECONDS": "0.5", "LIENTHONG_CALL_DEADLINE_SECONDS": "2"},
     ) as running:
         yield running
-
-
-@pytest.fixture
-async def channels(stack: Stack) -> AsyncIterator[dict[str, grpc.aio.Channel]]:
-    opened = open_channels(stack)
-    yield opened
-    for channel in opened.values():
-        await channel.close()
 
 
 def gateway(channels: dict[str, grpc.aio.Channel]) -> gg.GatewayServiceAsyncStub:

@@ -145,6 +145,30 @@ async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def partitioned(
+    fake: FakeGroupConsumer,
+    handler: Recorder,
+    *,
+    monotonic: Callable[[], float] = time.monotonic,
+    incarnations: StoredIncarnations | None = None,
+) -> PartitionedConsumer:
+    """The consumer under test, over the fake group consumer."""
+    return PartitionedConsumer(
+        name="steps",
+        consumer=fake,
+        topics=[TOPIC],
+        handle=handler,
+        check=lambda event: None,
+        producer=None,  # no poison in these tests: nothing is produced
+        deadletter_topic="t.deadletter",
+        membership=Membership(
+            session_timeout_ms=int(SESSION_S * 1000), handover_grace_seconds=GRACE
+        ),
+        monotonic=monotonic,
+        incarnations=incarnations,
+    )
+
+
 @pytest.fixture
 def now() -> list[float]:
     """The consumer's monotonic clock, moved by hand."""
@@ -156,19 +180,7 @@ async def running(
     now: list[float],
 ) -> AsyncIterator[tuple[PartitionedConsumer, FakeGroupConsumer, Recorder]]:
     fake, handler = FakeGroupConsumer(), Recorder()
-    consumer = PartitionedConsumer(
-        name="steps",
-        consumer=fake,
-        topics=[TOPIC],
-        handle=handler,
-        check=lambda event: None,
-        producer=None,  # no poison in these tests: nothing is produced
-        deadletter_topic="t.deadletter",
-        membership=Membership(
-            session_timeout_ms=int(SESSION_S * 1000), handover_grace_seconds=GRACE
-        ),
-        monotonic=lambda: now[0],
-    )
+    consumer = partitioned(fake, handler, monotonic=lambda: now[0])
     await consumer.start()
     task = asyncio.create_task(consumer.run())
     yield consumer, fake, handler
@@ -371,16 +383,8 @@ async def test_a_restarted_gateway_rejoins_as_its_previous_member() -> None:
         subscribe(topics, listener)
 
     fake.subscribe = subscribing  # type: ignore[method-assign]
-    consumer = PartitionedConsumer(
-        name="saga",
-        consumer=fake,
-        topics=[TOPIC],
-        handle=Recorder(),
-        check=lambda event: None,
-        producer=None,
-        deadletter_topic="t.deadletter",
-        membership=Membership(),
-        incarnations=StoredIncarnations(members, "gateway-a", "g-saga"),
+    consumer = partitioned(
+        fake, Recorder(), incarnations=StoredIncarnations(members, "gateway-a", "g-saga")
     )
     await consumer.start()
     assert subscribed_as == ["member-before-the-kill"]
@@ -393,16 +397,8 @@ async def test_a_restarted_gateway_rejoins_as_its_previous_member() -> None:
 
 async def test_a_first_start_joins_with_no_member_id() -> None:
     fake = FakeGroupConsumer()
-    consumer = PartitionedConsumer(
-        name="saga",
-        consumer=fake,
-        topics=[TOPIC],
-        handle=Recorder(),
-        check=lambda event: None,
-        producer=None,
-        deadletter_topic="t.deadletter",
-        membership=Membership(),
-        incarnations=StoredIncarnations(Members(), "gateway-a", "g-saga"),
+    consumer = partitioned(
+        fake, Recorder(), incarnations=StoredIncarnations(Members(), "gateway-a", "g-saga")
     )
     await consumer.start()
     assert fake._coordinator.member_id == ""
