@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import grpc
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
+from common.errors import error_info
 from gateway.breaker import Breaker
 from lienthong.health.v1 import health_pb2_grpc
 from lienthong.insurance.v1 import insurance_pb2_grpc
@@ -66,13 +65,8 @@ class AgencyRefusalError(Exception):
 
 
 def reason_of(error: grpc.aio.AioRpcError) -> str:
-    status = rpc_status.from_call(error)
-    if status is not None:
-        for detail in status.details:
-            info = error_details_pb2.ErrorInfo()
-            if detail.Unpack(info):
-                return str(info.reason)
-    return error.code().name
+    info = error_info(error)
+    return str(info.reason) if info is not None else error.code().name
 
 
 @dataclass

@@ -28,9 +28,8 @@ import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from google.protobuf.timestamp_pb2 import Timestamp
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
+from common.errors import error_info
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as gw
 from lienthong.gateway.v1 import gateway_pb2_grpc as gw_grpc
@@ -90,12 +89,10 @@ def stored_dossier(error: grpc.aio.AioRpcError) -> str | None:
     """The dossier a refused submission was stored as anyway: the gateway
     says so (ErrorInfo reason BROKER_UNAVAILABLE, metadata dossier_id) when
     the broker did not acknowledge in time."""
-    status = rpc_status.from_call(error)
-    for detail in status.details if status is not None else ():
-        info = error_details_pb2.ErrorInfo()
-        if detail.Unpack(info) and info.reason == "BROKER_UNAVAILABLE":
-            return info.metadata.get("dossier_id") or None
-    return None
+    info = error_info(error)
+    if info is None or info.reason != "BROKER_UNAVAILABLE":
+        return None
+    return info.metadata.get("dossier_id") or None
 
 
 @dataclass(frozen=True)
