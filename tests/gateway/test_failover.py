@@ -190,6 +190,12 @@ async def test_a_gateway_gone_for_good_has_its_partitions_moved_within_the_bound
     print(f"partitions moved {moved_in:.1f} s after the kill")
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason="flaky precondition (issue 10, open): in 2 of 6 fresh-clone runs the surviving "
+    "gateway was not seen holding every partition within 60 s of the other's SIGSTOP, "
+    "cause not found yet; in every run where it was, the zombie did no work after waking",
+)
 async def test_a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
     stack: Stack,
 ) -> None:
