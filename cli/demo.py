@@ -16,7 +16,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,7 +31,7 @@ from cli.errors import CliError, from_rpc
 from cli.fresh_stack import fresh_stack
 from cli.render import TERMINAL_STATES, dossier_state, result_lines, timeline_table
 from cli.rpc_errors import describe
-from cli.seeding import RegistryAddresses, seed
+from cli.seeding import seed
 from cli.state import find_running_stack
 from common.clock import SystemClock, vietnam_today
 from lienthong.gateway.v1 import gateway_pb2 as gw
@@ -45,36 +45,48 @@ REDRAW_SECONDS = 0.25
 @dataclass(frozen=True)
 class Target:
     gateway: str
-    registries: RegistryAddresses
+    # agency name → host:port
+    registries: dict[str, str]
     description: str
 
 
 @contextlib.contextmanager
 def _stack_for_demo(
-    console: Console, broker: str, data_dir: Path | None, *, new_stack: bool
+    console: Console,
+    broker: str,
+    data_dir: Path | None,
+    *,
+    new_stack: bool,
+    external: Mapping[str, str],
 ) -> Iterator[Target]:
-    running = None if new_stack else find_running_stack(data_dir)
+    # An agency plugged in with --agency needs a stack that calls it: a new one.
+    running = None if new_stack or external else find_running_stack(data_dir)
     if running is not None:
         yield Target(
             running.gateway,
-            RegistryAddresses(running.population, running.insurance, running.health),
+            running.agencies,
             f"the running stack (gateway {running.gateway})",
         )
         return
-    with fresh_stack(console, broker) as stack:
+    with fresh_stack(console, broker, external=external) as stack:
         yield Target(
             stack.gateway_address,
-            RegistryAddresses(
-                stack.address("population"), stack.address("insurance"), stack.address("health")
-            ),
+            stack.agency_addresses,
             f"a fresh stack in {stack.data_dir}",
         )
 
 
 def run_demo(
-    console: Console, *, broker: str, data_dir: Path | None = None, new_stack: bool = False
+    console: Console,
+    *,
+    broker: str,
+    data_dir: Path | None = None,
+    new_stack: bool = False,
+    external: Mapping[str, str] | None = None,
 ) -> int:
-    with _stack_for_demo(console, broker, data_dir, new_stack=new_stack) as target:
+    with _stack_for_demo(
+        console, broker, data_dir, new_stack=new_stack, external=dict(external or {})
+    ) as target:
         return _run(console, target)
 
 

@@ -23,12 +23,21 @@ def fresh_stack(
     verbose_children: bool = True,
     quiet: bool = False,
     gateway_env: Mapping[str, str] | None = None,
+    external: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Set `stack.keep_data_dir` inside the block to keep the logs of a run
     that finished but went wrong."""
-    stack = Stack(broker=broker, verbose_children=verbose_children, gateway_env=gateway_env)
+    stack = Stack(
+        broker=broker,
+        verbose_children=verbose_children,
+        gateway_env=gateway_env,
+        external=external,
+    )
     began = time.monotonic()
-    with console.status(f"Starting Kafka ({broker}), three registries and the gateway…"):
+    plugged = "".join(
+        f", {name} at {address} plugged in" for name, address in (external or {}).items()
+    )
+    with console.status(f"Starting Kafka ({broker}), the registries and the gateway{plugged}…"):
         try:
             stack.start()
         except StackError as exc:
@@ -36,7 +45,7 @@ def fresh_stack(
     if not quiet:
         console.print(
             f"Started a stack in {escape(str(stack.data_dir))} in "
-            f"{time.monotonic() - began:.1f} s (broker {broker}).",
+            f"{time.monotonic() - began:.1f} s (broker {broker}{plugged}).",
             highlight=False,
         )
     clean = False

@@ -31,7 +31,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from brokers import start_broker
 from cli.demo_data import EXAMPLE
 from cli.fuzz_inputs import Pool, strings_by_field
-from cli.seeding import RegistryAddresses, seed
+from cli.seeding import seed
+from common.agencies import AGENCIES, agency
 from common.clock import SystemClock
 from common.logging import configure_logging
 from common.server import ServiceBinding, start_registry
@@ -48,9 +49,9 @@ from services.population.app import build as build_population
 
 START_SECONDS = 60.0
 GATEWAY = "lienthong.gateway.v1.GatewayService"
-HOSPITAL = "lienthong.health.v1.HealthRegistryService"
-POPULATION = "lienthong.population.v1.PopulationRegistryService"
-INSURANCE = "lienthong.insurance.v1.InsuranceRegistryService"
+HOSPITAL = agency("health").service
+POPULATION = agency("population").service
+INSURANCE = agency("insurance").service
 SERVICES = (HOSPITAL, POPULATION, INSURANCE, GATEWAY)
 
 
@@ -153,7 +154,7 @@ def _seed(addresses: dict[str, str]) -> Pool:
     """The example population, and one dossier at the gateway; returns every
     string value they hold (ID numbers, household ids, document numbers...)."""
     seed(
-        RegistryAddresses(addresses[POPULATION], addresses[INSURANCE], addresses[HOSPITAL]),
+        {agency.name: addresses[agency.service] for agency in AGENCIES},
         EXAMPLE,
     )
     with grpc.insecure_channel(addresses[GATEWAY]) as channel:

@@ -18,10 +18,12 @@ from typing import Any
 import grpc
 from rich.markup import escape
 
-from cli.errors import CliError
+from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.render import make_console
 from cli.rpc_errors import describe
 from cli.state import default_data_dir, gateway_address
+from common.agencies import AGENCY_NAMES, parse_agency_addresses
+from common.config import DEFAULT_PORTS
 from common.logging import logging_configured
 
 BROKERS = ("embedded", "apache", "external", "docker")
@@ -44,10 +46,12 @@ def build_parser() -> argparse.ArgumentParser:
         "up",
         parents=[common],
         help="run Kafka, the three registries and the gateway until Ctrl-C",
-        description="Run the stack on the default ports (gateway 50050, population 50051, "
-        "insurance 50052, health 50053) until Ctrl-C or SIGTERM.",
+        description="Run the stack on the default ports ("
+        + ", ".join(f"{name} {port}" for name, port in DEFAULT_PORTS.items())
+        + ") until Ctrl-C or SIGTERM.",
     )
     _add_broker(up)
+    _add_agency(up)
     up.add_argument(
         "--data-dir",
         type=Path,
@@ -74,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and follow both dossiers to the end.",
     )
     _add_broker(demo)
+    _add_agency(demo)
     demo.add_argument("--data-dir", type=Path, default=None, help="where to look for stack.json")
     demo.add_argument(
         "--new-stack",
@@ -151,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
         + "; e.g. --without broker_restart on the embedded broker",
     )
     _add_broker(replay)
+    _add_agency(replay)
     replay.add_argument(
         "--keep-stack",
         action="store_true",
@@ -226,6 +232,25 @@ def _add_broker(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_agency(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--agency",
+        action="append",
+        default=[],
+        metavar="NAME=HOST:PORT",
+        help="use an implementation of that agency running elsewhere instead of starting "
+        f"ours (repeatable; NAME: {', '.join(AGENCY_NAMES)}), e.g. "
+        "--agency population=10.0.0.5:50051",
+    )
+
+
+def _agencies(args: argparse.Namespace) -> dict[str, str]:
+    try:
+        return parse_agency_addresses(args.agency)
+    except ValueError as exc:
+        raise CliError(f"--agency: {exc}", code=EXIT_BAD_INPUT) from None
+
+
 def _add_gateway(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--gateway",
@@ -250,12 +275,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             data_dir=args.data_dir or default_data_dir(),
             gateway=not args.no_gateway,
             seed_demo=args.seed_demo,
+            external=_agencies(args),
         )
     if args.command == "demo":
         from cli.demo import run_demo  # noqa: PLC0415
 
         return run_demo(
-            console, broker=args.broker, data_dir=args.data_dir, new_stack=args.new_stack
+            console,
+            broker=args.broker,
+            data_dir=args.data_dir,
+            new_stack=args.new_stack,
+            external=_agencies(args),
         )
     if args.command == "seed-demo":
         from cli.seed_demo import run_seed_demo  # noqa: PLC0415
@@ -295,6 +325,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             gateways=args.gateways,
             without=tuple(args.without),
             keep_stack=args.keep_stack,
+            external=_agencies(args),
         )
     if args.command == "bench":
         from cli.bench import run_bench  # noqa: PLC0415

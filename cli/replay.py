@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -108,6 +108,31 @@ def check_broker(scenario: Scenario, broker: str, path: Path) -> None:
         )
 
 
+def check_external(scenario: Scenario, external: Mapping[str, str], path: Path) -> None:
+    """An agency plugged in from elsewhere is not this command's to kill, stop
+    or slow down: a scenario that would is refused before anything starts."""
+    faults = [
+        (kind, fault.agency)
+        for kind, faults in (
+            ("agency_kill", scenario.agency_kills),
+            ("outage", scenario.outages),
+            ("latency", scenario.latencies),
+        )
+        for fault in faults
+        if fault.agency in external
+    ]
+    if faults:
+        kind, name = faults[0]
+        raise CliError(
+            f"{path}: {kind}: {name} is plugged in with --agency ({external[name]}); this "
+            "command cannot inject faults into a process it does not run",
+            [f"leave them out with --without {kind}"]
+            if kind != "latency"
+            else ["use a scenario without latency on it"],
+            code=EXIT_BAD_INPUT,
+        )
+
+
 def ensure_gateways(stack: Stack, count: int) -> list[str]:
     """Start gateways until `count` run; all share the first one's saga store
     file (the gateway's design for one host: ARCHITECTURE.md). Returns their names."""
@@ -123,13 +148,14 @@ def target_of(stack: Stack) -> engine.ReplayTarget:
     gateways = tuple(c.address for c in stack.components.values() if c.is_gateway)
     return engine.ReplayTarget(
         gateway=stack.gateway_address,
-        population=stack.address("population"),
-        insurance=stack.address("insurance"),
-        health=stack.address("health"),
+        agencies=stack.agency_addresses,
         bootstrap_servers=servers,
         settled_topic=Topics.with_prefix(stack.topic_prefix).settled,
-        population_db=stack.data_dir / "population.sqlite3",
-        insurance_db=stack.data_dir / "insurance.sqlite3",
+        databases={
+            name: stack.data_dir / f"{name}.sqlite3"
+            for name in stack.agency_addresses
+            if name not in stack.external
+        },
         gateways=gateways,
     )
 
@@ -231,6 +257,10 @@ def summary_table(result: engine.ReplayResult) -> Table:
     table = Table(title="Replay", show_header=False, title_justify="left")
     table.add_column(style="bold")
     table.add_column(justify="right")
+
+    def audited(count: int) -> str:
+        return "not checked" if result.audit.not_checked else f"{count:,}"
+
     rows = [
         ("submitted", f"{counts.submitted:,}"),
         ("completed", f"{counts.completed:,}"),
@@ -238,9 +268,9 @@ def summary_table(result: engine.ReplayResult) -> Table:
         ("rejected", f"{counts.rejected:,}"),
         ("needs supplement", f"{counts.needs_supplement:,}"),
         ("unfinished", f"{counts.unfinished:,}"),
-        ("lost (registries' records)", f"{counts.lost:,}"),
-        ("duplicated effects", f"{counts.duplicated_effects:,}"),
-        ("allowances of a wrong amount", f"{result.audit.wrong_amounts:,}"),
+        ("lost (registries' records)", audited(counts.lost)),
+        ("duplicated effects", audited(counts.duplicated_effects)),
+        ("allowances of a wrong amount", audited(result.audit.wrong_amounts)),
         ("throughput", f"{counts.ended / result.wall_seconds:,.1f} dossiers/s"),
     ]
     for name in ("p50", "p95", "p99", "max"):
@@ -367,13 +397,17 @@ def run_replay(
     gateways: int | None = None,
     without: tuple[str, ...] = (),
     keep_stack: bool = False,
+    external: Mapping[str, str] | None = None,
 ) -> int:
     scenario = leave_out(
         load(scenario_file, rate=rate, duration=duration, gateways=gateways), without
     )
     check_broker(scenario, broker, scenario_file)
+    check_external(scenario, external or {}, scenario_file)
     directory = report_dir or Path("out") / scenario.name
-    with fresh_stack(console, broker, verbose_children=False, gateway_env=GATEWAY_ENV) as stack:
+    with fresh_stack(
+        console, broker, verbose_children=False, gateway_env=GATEWAY_ENV, external=external
+    ) as stack:
         result = run_scenario(console, scenario, stack)
         counts = result.counts
         wrong = result.audit.wrong_amounts
@@ -390,6 +424,8 @@ def run_replay(
     if result.faults:
         console.print(faults_table(result))
     console.print(memory_table(result))
+    for what in result.audit.not_checked:
+        console.print(f"Not checked: {escape(what)}", highlight=False)
     if result.unexpected_outcomes:
         console.print("Ended otherwise than planned:", highlight=False)
         for label, count in sorted(result.unexpected_outcomes.items()):

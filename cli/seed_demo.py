@@ -17,21 +17,21 @@ from cli.demo_data import EXAMPLE
 from cli.errors import CliError
 from cli.probe import check
 from cli.rpc_errors import describe
-from cli.seeding import RegistryAddresses, seed
+from cli.seeding import seed
 from cli.state import StackState, default_data_dir, read_state
 
 
 def run_seed_demo(console: Console, *, data_dir: Path | None) -> int:
     recorded = read_state(data_dir or default_data_dir())
     candidates = [s for s in (recorded, StackState.defaults()) if s is not None]
-    state = next((s for s in candidates if check(s.population, timeout=1.0)), None)
+    state = next((s for s in candidates if check(s.agencies["population"], timeout=1.0)), None)
     if state is None:
         raise CliError(
             "no running stack answers (looked at stack.json and the default ports)",
             ["start one with `lienthong up` first"],
         )
     try:
-        counts = seed(RegistryAddresses(state.population, state.insurance, state.health), EXAMPLE)
+        counts = seed(state.agencies, EXAMPLE)
     except grpc.RpcError as error:
         failure = describe(error)
         raise CliError(
@@ -39,8 +39,8 @@ def run_seed_demo(console: Console, *, data_dir: Path | None) -> int:
             [f"{field}: {text}" for field, text in failure.field_violations],
         ) from None
     console.print(
-        f"Seeded the example population into {state.population}, {state.insurance} and "
-        f"{state.health}. Added households: {counts.households}, citizens: {counts.citizens}, "
+        f"Seeded the example population into {', '.join(state.agencies.values())}. "
+        f"Added households: {counts.households}, citizens: {counts.citizens}, "
         f"facilities: {counts.facilities}, birth certificates: {counts.birth_certificates}, "
         f"death notices: {counts.death_notices}, participants: {counts.participants} "
         "(0: already there).",

@@ -6,13 +6,14 @@ or none; a record already present is left as it was, so seeding twice is safe.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TypeVar
 
 import grpc
 
 from cli.demo_data import DemoPopulation
+from common.agencies import AGENCY_NAMES
 from lienthong.health.v1 import health_pb2 as hl
 from lienthong.health.v1 import health_pb2_grpc as hl_grpc
 from lienthong.insurance.v1 import insurance_pb2 as ins
@@ -21,13 +22,6 @@ from lienthong.population.v1 import population_pb2 as pop
 from lienthong.population.v1 import population_pb2_grpc as pop_grpc
 
 SEED_TIMEOUT_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class RegistryAddresses:
-    population: str
-    insurance: str
-    health: str
 
 
 @dataclass(frozen=True)
@@ -50,37 +44,57 @@ def _one(batch: BatchT) -> Iterator[BatchT]:
     yield batch
 
 
-def seed(addresses: RegistryAddresses, people: DemoPopulation) -> SeedCounts:
-    """Seed the three registries; raises grpc.RpcError if one refuses or is down."""
-    with grpc.insecure_channel(addresses.population) as channel:
-        population = pop_grpc.PopulationRegistryServiceStub(channel).SeedPopulation(
-            _one(pop.SeedPopulationRequest(households=people.households, citizens=people.citizens)),
-            timeout=SEED_TIMEOUT_SECONDS,
-            wait_for_ready=True,
-        )
-    with grpc.insecure_channel(addresses.health) as channel:
-        hospital = hl_grpc.HealthRegistryServiceStub(channel).SeedHospitalRecords(
-            _one(
-                hl.SeedHospitalRecordsRequest(
-                    facilities=people.facilities,
-                    birth_certificates=people.birth_certificates,
-                    death_notices=people.death_notices,
-                )
-            ),
-            timeout=SEED_TIMEOUT_SECONDS,
-            wait_for_ready=True,
-        )
-    with grpc.insecure_channel(addresses.insurance) as channel:
-        insurance = ins_grpc.InsuranceRegistryServiceStub(channel).SeedParticipants(
-            _one(ins.SeedParticipantsRequest(participants=people.participants)),
-            timeout=SEED_TIMEOUT_SECONDS,
-            wait_for_ready=True,
-        )
-    return SeedCounts(
-        households=population.households,
-        citizens=population.citizens,
-        facilities=hospital.facilities,
-        birth_certificates=hospital.birth_certificates,
-        death_notices=hospital.death_notices,
-        participants=insurance.participants,
+def _population(channel: grpc.Channel, people: DemoPopulation) -> dict[str, int]:
+    added = pop_grpc.PopulationRegistryServiceStub(channel).SeedPopulation(
+        _one(pop.SeedPopulationRequest(households=people.households, citizens=people.citizens)),
+        timeout=SEED_TIMEOUT_SECONDS,
+        wait_for_ready=True,
     )
+    return {"households": added.households, "citizens": added.citizens}
+
+
+def _health(channel: grpc.Channel, people: DemoPopulation) -> dict[str, int]:
+    added = hl_grpc.HealthRegistryServiceStub(channel).SeedHospitalRecords(
+        _one(
+            hl.SeedHospitalRecordsRequest(
+                facilities=people.facilities,
+                birth_certificates=people.birth_certificates,
+                death_notices=people.death_notices,
+            )
+        ),
+        timeout=SEED_TIMEOUT_SECONDS,
+        wait_for_ready=True,
+    )
+    return {
+        "facilities": added.facilities,
+        "birth_certificates": added.birth_certificates,
+        "death_notices": added.death_notices,
+    }
+
+
+def _insurance(channel: grpc.Channel, people: DemoPopulation) -> dict[str, int]:
+    added = ins_grpc.InsuranceRegistryServiceStub(channel).SeedParticipants(
+        _one(ins.SeedParticipantsRequest(participants=people.participants)),
+        timeout=SEED_TIMEOUT_SECONDS,
+        wait_for_ready=True,
+    )
+    return {"participants": added.participants}
+
+
+# Each agency's part of a demo population, through its contract's seed RPC
+# (the agencies themselves: common/agencies.py).
+SEEDERS: dict[str, Callable[[grpc.Channel, DemoPopulation], dict[str, int]]] = {
+    "population": _population,
+    "health": _health,
+    "insurance": _insurance,
+}
+
+
+def seed(addresses: Mapping[str, str], people: DemoPopulation) -> SeedCounts:
+    """Seed every agency at its address (name → host:port); raises
+    grpc.RpcError if one refuses or is down."""
+    counts: dict[str, int] = {}
+    for name in AGENCY_NAMES:
+        with grpc.insecure_channel(addresses[name]) as channel:
+            counts.update(SEEDERS[name](channel, people))
+    return SeedCounts(**counts)

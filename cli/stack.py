@@ -34,12 +34,16 @@ from types import TracebackType
 from brokers import BrokerKind, RunningBroker, start_broker
 from cli.probe import NotServing, wait_serving
 from common import injected_latency, processes
+from common.agencies import AGENCIES, AGENCY_NAMES, agency
 from common.config import DEFAULT_PORTS
 
-REGISTRIES = ("population", "insurance", "health")
+# Our registry of each agency (common/agencies.py).
+REGISTRIES = AGENCY_NAMES
 GATEWAY = "gateway"
-# A registry's module is services.<name>; the gateway's is gateway.
-_MODULES = {name: f"services.{name}" for name in REGISTRIES} | {GATEWAY: "gateway"}
+_MODULES = {a.name: a.module for a in AGENCIES} | {GATEWAY: "gateway"}
+# How long an agency plugged in from elsewhere may take to answer its health
+# check at start: it is already running, so not a process start's minute.
+EXTERNAL_TIMEOUT_SECONDS = 15.0
 
 START_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
@@ -91,6 +95,7 @@ class Stack:
         data_dir: Path | None = None,
         fixed_ports: bool = False,
         registries: Sequence[str] = REGISTRIES,
+        external: Mapping[str, str] | None = None,
         gateway: bool = True,
         verbose_children: bool = True,
         topic_prefix: str = "lienthong",
@@ -105,6 +110,10 @@ class Stack:
             directory that stop() removes unless `keep_data_dir` is set.
         fixed_ports: listen on common.config.DEFAULT_PORTS (stable grpcurl
             lines) instead of free ports chosen now (parallel test runs).
+        external: agency name → host:port of an implementation that runs
+            elsewhere (`--agency population=HOST:PORT`): the stack starts no
+            registry of its own for it, checks at start that it answers its
+            gRPC health check, and points the gateway at it.
         env / gateway_env: extra variables for every child / for gateways only
             (e.g. a shorter LIENTHONG_CALL_DEADLINE_SECONDS in a test); they
             override the stack's own settings.
@@ -112,6 +121,9 @@ class Stack:
         unknown = set(registries) - set(REGISTRIES)
         if unknown:
             raise ValueError(f"unknown registries: {sorted(unknown)}")
+        self.external = {name: address for name, address in (external or {}).items()}
+        for name in self.external:
+            agency(name)  # an unknown name raises, naming the agencies
         self.broker_kind = broker
         self.with_gateway = gateway and broker is not None
         self.fixed_ports = fixed_ports
@@ -128,7 +140,7 @@ class Stack:
         # A temporary directory is removed at stop(); set this to keep its logs.
         self.keep_data_dir = False
         self.broker: RunningBroker | None = None
-        self._registry_names = tuple(registries)
+        self._registry_names = tuple(r for r in registries if r not in self.external)
         self.components: dict[str, Component] = {}
         self._started = False
 
@@ -144,7 +156,19 @@ class Stack:
         return {name: c.address for name, c in self.components.items()}
 
     def address(self, name: str) -> str:
+        if name in self.external:
+            return self.external[name]
         return self._component(name).address
+
+    @property
+    def agency_addresses(self) -> dict[str, str]:
+        """agency name → host:port of each agency this stack uses (ours or
+        plugged in), in the table's order."""
+        return {
+            name: self.address(name)
+            for name in AGENCY_NAMES
+            if name in self.external or name in self.components
+        }
 
     @property
     def gateway_address(self) -> str:
@@ -174,6 +198,10 @@ class Stack:
         self._started = True
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
+            # First: an agency plugged in that does not answer fails the start
+            # before anything of ours was started for nothing.
+            for name, address in self.external.items():
+                self._check_external(name, address)
             if self.with_gateway and not module_available(_MODULES[GATEWAY]):
                 raise StackError("the gateway (python -m gateway) is not available")
             if self.with_gateway:
@@ -413,9 +441,8 @@ class Stack:
                 self.broker.static_membership
             ],
         }
-        for registry in REGISTRIES:
-            if registry in self.components:
-                env[f"LIENTHONG_{registry.upper()}_ADDRESS"] = self.components[registry].address
+        for agency_name, address in self.agency_addresses.items():
+            env[agency(agency_name).address_variable] = address
         env.update(self._extra_env)
         env.update(self._gateway_env)
         return Component(name, _MODULES[GATEWAY], port, env, self.data_dir / f"{name}.log")
@@ -432,6 +459,15 @@ class Stack:
             env=component.env,
             cwd=self.data_dir,
         )
+
+    def _check_external(self, name: str, address: str) -> None:
+        try:
+            wait_serving(address, timeout=min(self.start_timeout, EXTERNAL_TIMEOUT_SECONDS))
+        except NotServing as exc:
+            raise StackError(
+                f"{name} at {address} (plugged in with --agency) does not answer its "
+                f"gRPC health check: {exc}"
+            ) from None
 
     def _wait_serving(self, component: Component) -> None:
         proc = component.process

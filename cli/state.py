@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cli.probe import check
+from common.agencies import AGENCY_NAMES, default_address
 from common.config import DEFAULT_PORTS
 
 STATE_FILE = "stack.json"
@@ -22,9 +23,8 @@ DEFAULT_DATA_DIR = Path("data")
 @dataclass(frozen=True)
 class StackState:
     gateway: str
-    population: str
-    insurance: str
-    health: str
+    # agency name → host:port (ours, or one plugged in with --agency).
+    agencies: dict[str, str]
     bootstrap_servers: str
     broker: str
     data_dir: str
@@ -37,9 +37,7 @@ class StackState:
         """Where a stack on the default ports would listen (the state file is lost)."""
         return cls(
             gateway=f"127.0.0.1:{DEFAULT_PORTS['gateway']}",
-            population=f"127.0.0.1:{DEFAULT_PORTS['population']}",
-            insurance=f"127.0.0.1:{DEFAULT_PORTS['insurance']}",
-            health=f"127.0.0.1:{DEFAULT_PORTS['health']}",
+            agencies={name: default_address(name) for name in AGENCY_NAMES},
             bootstrap_servers="",
             broker="",
             data_dir="",
@@ -63,6 +61,9 @@ def write_state(data_dir: Path, state: StackState) -> Path:
 def read_state(data_dir: Path) -> StackState | None:
     try:
         raw = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
+        if "agencies" not in raw:
+            # Written by a lienthong from before the agency table: one key each.
+            raw["agencies"] = {n: raw.pop(n) for n in AGENCY_NAMES if n in raw}
         return StackState(**raw)
     except (OSError, ValueError, TypeError):
         return None

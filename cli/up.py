@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import grpc
@@ -15,20 +16,30 @@ from rich.table import Table
 from cli.demo_data import EXAMPLE
 from cli.errors import CliError
 from cli.rpc_errors import describe
-from cli.seeding import RegistryAddresses, seed
+from cli.seeding import seed
 from cli.stack import GATEWAY, Stack, StackError
 from cli.state import StackState, remove_state, write_state
 from cli.supervisor import Supervisor
+from common.agencies import agency
 from lienthong.gateway.v1 import gateway_pb2
-from lienthong.population.v1 import population_pb2
 
 # How often `up` checks that its children are still alive.
 SUPERVISE_INTERVAL_SECONDS = 1.0
 
 
-def run_up(console: Console, *, broker: str, data_dir: Path, gateway: bool, seed_demo: bool) -> int:
-    stack = Stack(broker=broker if gateway else None, data_dir=data_dir, fixed_ports=True)
-    what = f"Kafka ({broker}), three registries and the gateway" if gateway else "the registries"
+def run_up(
+    console: Console,
+    *,
+    broker: str,
+    data_dir: Path,
+    gateway: bool,
+    seed_demo: bool,
+    external: Mapping[str, str] | None = None,
+) -> int:
+    stack = Stack(
+        broker=broker if gateway else None, data_dir=data_dir, fixed_ports=True, external=external
+    )
+    what = f"Kafka ({broker}), the registries and the gateway" if gateway else "the registries"
     try:
         with console.status(f"Starting {what}…"):
             stack.start()
@@ -37,9 +48,7 @@ def run_up(console: Console, *, broker: str, data_dir: Path, gateway: bool, seed
     try:
         state = StackState(
             gateway=stack.addresses.get(GATEWAY, ""),
-            population=stack.address("population"),
-            insurance=stack.address("insurance"),
-            health=stack.address("health"),
+            agencies=stack.agency_addresses,
             bootstrap_servers=stack.bootstrap_servers or "",
             broker=broker if gateway else "",
             data_dir=str(stack.data_dir),
@@ -66,7 +75,7 @@ def run_up(console: Console, *, broker: str, data_dir: Path, gateway: bool, seed
 
 def _seed_example(console: Console, state: StackState) -> None:
     try:
-        counts = seed(RegistryAddresses(state.population, state.insurance, state.health), EXAMPLE)
+        counts = seed(state.agencies, EXAMPLE)
     except grpc.RpcError as error:
         failure = describe(error)
         raise CliError(f"seeding the example population failed: {failure.message}") from None
@@ -108,13 +117,13 @@ def print_listening(console: Console, stack: Stack, state_file: Path) -> None:
         table.add_row("kafka", stack.bootstrap_servers, str(broker_log or ""))
     for name, component in stack.components.items():
         table.add_row(name, component.address, str(component.log_file))
+    for name, address in stack.external.items():
+        table.add_row(name, address, "(plugged in with --agency: not ours)")
     console.print(table)
     console.print(f"Addresses written to {escape(str(state_file))}", highlight=False)
     population = stack.address("population")
     gateway_service = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
-    population_service = population_pb2.DESCRIPTOR.services_by_name[
-        "PopulationRegistryService"
-    ].full_name
+    population_service = agency("population").service
     lines = [
         f"grpcurl -plaintext {population} list",
         f'grpcurl -plaintext -d \'{{"service": ""}}\' {population} grpc.health.v1.Health/Check',

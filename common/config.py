@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.agencies import AGENCIES, GATEWAY_PORT, agency
+
 
 def env_str(name: str, default: str) -> str:
     return os.environ.get(name, default)
@@ -68,6 +70,11 @@ class RegistryConfig:
     clock_tolerance: dt.timedelta
 
     @classmethod
+    def for_agency(cls, name: str) -> RegistryConfig:
+        """The settings of the agency's registry, under its prefix and port."""
+        return cls.from_env(name, agency(name).default_port)
+
+    @classmethod
     def from_env(cls, name: str, default_port: int) -> RegistryConfig:
         prefix = f"LIENTHONG_{name.upper()}_"
         data_dir = Path(env_str("LIENTHONG_DATA_DIR", "data"))
@@ -82,4 +89,5 @@ class RegistryConfig:
         )
 
 
-DEFAULT_PORTS = {"gateway": 50050, "population": 50051, "insurance": 50052, "health": 50053}
+# The gateway's and each agency's (common/agencies.py) default port.
+DEFAULT_PORTS = {"gateway": GATEWAY_PORT} | {a.name: a.default_port for a in AGENCIES}

@@ -1,4 +1,4 @@
-"""Channels and stubs to the three registries, and how their answers are read.
+"""Channels and stubs to the agencies' registries, and how their answers are read.
 
 CANCELLED, UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED and ABORTED are transient:
 the call is retried. Any other failure is the agency's decision about this
@@ -7,11 +7,13 @@ dossier and rejects it, with the agency's reason (google.rpc.ErrorInfo).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import grpc
 
+from common.agencies import UnknownAgencyError, agency
 from common.errors import error_info
 from gateway.breaker import Breaker
 from lienthong.health.v1 import health_pb2_grpc
@@ -71,29 +73,46 @@ def reason_of(error: grpc.aio.AioRpcError) -> str:
 
 @dataclass
 class Agencies:
-    population: population_pb2_grpc.PopulationRegistryServiceAsyncStub
-    insurance: insurance_pb2_grpc.InsuranceRegistryServiceAsyncStub
-    health: health_pb2_grpc.HealthRegistryServiceAsyncStub
+    """A stub per agency (common/agencies.py), by the agency's name."""
+
+    stubs: dict[str, Any]
     channels: list[grpc.aio.Channel]
     deadline_seconds: float
     # One per agency, made on first use: see gateway/breaker.py.
     breakers: dict[str, Breaker] = field(default_factory=dict)
 
     @classmethod
-    def connect(
-        cls, *, population: str, insurance: str, health: str, deadline_seconds: float
-    ) -> Agencies:
-        channels = [
-            grpc.aio.insecure_channel(a, options=AGENCY_CHANNEL_OPTIONS)
-            for a in (population, insurance, health)
-        ]
-        return cls(
-            population_pb2_grpc.PopulationRegistryServiceStub(channels[0]),
-            insurance_pb2_grpc.InsuranceRegistryServiceStub(channels[1]),
-            health_pb2_grpc.HealthRegistryServiceStub(channels[2]),
-            channels,
-            deadline_seconds,
+    def connect(cls, addresses: Mapping[str, str], *, deadline_seconds: float) -> Agencies:
+        """A channel to each agency at its host:port; they connect lazily."""
+        channels = {
+            name: grpc.aio.insecure_channel(address, options=AGENCY_CHANNEL_OPTIONS)
+            for name, address in addresses.items()
+        }
+        stubs = {name: agency(name).stub(channel) for name, channel in channels.items()}
+        return cls(stubs, list(channels.values()), deadline_seconds)
+
+    def stub(self, name: str) -> Any:
+        try:
+            return self.stubs[name]
+        except KeyError:
+            raise UnknownAgencyError(
+                f"the gateway has no channel to {name[:40]!r} (it has: {', '.join(self.stubs)})"
+            ) from None
+
+    # Typed for the step handlers, which each call one contract's RPCs.
+    @property
+    def population(self) -> population_pb2_grpc.PopulationRegistryServiceAsyncStub:
+        return cast(
+            "population_pb2_grpc.PopulationRegistryServiceAsyncStub", self.stub("population")
         )
+
+    @property
+    def insurance(self) -> insurance_pb2_grpc.InsuranceRegistryServiceAsyncStub:
+        return cast("insurance_pb2_grpc.InsuranceRegistryServiceAsyncStub", self.stub("insurance"))
+
+    @property
+    def health(self) -> health_pb2_grpc.HealthRegistryServiceAsyncStub:
+        return cast("health_pb2_grpc.HealthRegistryServiceAsyncStub", self.stub("health"))
 
     def breaker(self, agency: str) -> Breaker:
         if agency not in self.breakers:

@@ -308,10 +308,7 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
     # Channels connect lazily: an agency that is down does not hold up the
     # start; its steps wait for it (retries with backoff).
     agencies = Agencies.connect(
-        population=config.population_address,
-        insurance=config.insurance_address,
-        health=config.health_address,
-        deadline_seconds=config.call_deadline_seconds,
+        config.agency_addresses, deadline_seconds=config.call_deadline_seconds
     )
     changed = asyncio.Condition()
     servicer = GatewayServicer(

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.agencies import AGENCIES, default_address
 from common.config import (
     DEFAULT_PORTS,
     clock_tolerance,
@@ -22,9 +23,9 @@ class GatewayConfig:
     host: str
     port: int
     bootstrap_servers: str
-    population_address: str
-    insurance_address: str
-    health_address: str
+    # Each agency's host:port (common/agencies.py), from its
+    # LIENTHONG_<NAME>_ADDRESS; by default our registry on its default port.
+    agency_addresses: dict[str, str]
     database: Path
     topic_prefix: str
     partitions: int
@@ -72,15 +73,9 @@ class GatewayConfig:
             host=env_str("LIENTHONG_GATEWAY_HOST", "127.0.0.1"),
             port=port,
             bootstrap_servers=env_str("KAFKA_BOOTSTRAP_SERVERS", "127.0.0.1:9092"),
-            population_address=env_str(
-                "LIENTHONG_POPULATION_ADDRESS", f"127.0.0.1:{DEFAULT_PORTS['population']}"
-            ),
-            insurance_address=env_str(
-                "LIENTHONG_INSURANCE_ADDRESS", f"127.0.0.1:{DEFAULT_PORTS['insurance']}"
-            ),
-            health_address=env_str(
-                "LIENTHONG_HEALTH_ADDRESS", f"127.0.0.1:{DEFAULT_PORTS['health']}"
-            ),
+            agency_addresses={
+                a.name: env_str(a.address_variable, default_address(a.name)) for a in AGENCIES
+            },
             database=Path(env_str("LIENTHONG_GATEWAY_DB", str(data_dir / "gateway.sqlite3"))),
             topic_prefix=env_str("LIENTHONG_TOPIC_PREFIX", "lienthong"),
             # Fewer partitions make bigger batches (one store transaction and

@@ -42,6 +42,10 @@ class AuditResult:
     wrong_amounts: int = 0
     # A few examples of each finding, for the report (idempotency keys).
     examples: dict[str, list[str]] = field(default_factory=dict)
+    # What the audit could not check, in words (an agency plugged in from
+    # elsewhere keeps its records in files the audit cannot read); empty
+    # when it checked everything.
+    not_checked: list[str] = field(default_factory=list)
 
     def note(self, finding: str, key: str) -> None:
         found = self.examples.setdefault(finding, [])

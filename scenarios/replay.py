@@ -17,7 +17,7 @@ import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -100,13 +100,14 @@ class ReplayTarget:
     """Where the stack listens, and the registries' own files for the audit."""
 
     gateway: str
-    population: str
-    insurance: str
-    health: str
+    # agency name → host:port (common/agencies.py)
+    agencies: dict[str, str]
     bootstrap_servers: str
     settled_topic: str
-    population_db: Path
-    insurance_db: Path
+    # agency name → its SQLite file, for the agencies that are ours; one
+    # plugged in from elsewhere (--agency) has none, and the audit says what
+    # it could not check without it.
+    databases: dict[str, Path]
     # Every gateway's address (the first is `gateway`); submissions go to each
     # in turn and, when one does not answer, to the next, as a load balancer would.
     gateways: tuple[str, ...] = ()
@@ -257,6 +258,7 @@ class ReplayResult:
             "wrong_amounts": self.audit.wrong_amounts,
             "audited_dossiers": self.audit.checked,
             "audit_examples": self.audit.examples,
+            "audit_not_checked": self.audit.not_checked,
             "submit_failures": self.submit_failures,
             "unexpected_outcomes": self.unexpected_outcomes,
             "seeding": {
@@ -269,6 +271,32 @@ class ReplayResult:
             "generation_seconds": round(self.generate_seconds, 2),
             "memory_mb": self.memory_mb,
         }
+
+
+# The agencies whose own files the audit reads (scenarios/audit.py).
+AUDITED_AGENCIES = ("population", "insurance")
+
+
+def audit_of(
+    target: ReplayTarget, declarations: Iterable[PlannedDeclaration], accepted: Collection[str]
+) -> AuditResult:
+    """The audit of the registries' records, or, when an agency it reads runs
+    elsewhere (plugged in with --agency), what it could not check."""
+    elsewhere = [name for name in AUDITED_AGENCIES if name not in target.databases]
+    if elsewhere:
+        return AuditResult(
+            not_checked=[
+                f"lost dossiers, duplicated, unexpected effects and allowance amounts: the "
+                f"audit reads the registries' own files, and {', '.join(elsewhere)} "
+                "ran elsewhere (--agency)"
+            ]
+        )
+    return audit(
+        declarations,
+        accepted,
+        population_db=target.databases["population"],
+        insurance_db=target.databases["insurance"],
+    )
 
 
 def agency_rpcs(planned: PlannedDeclaration) -> int:
@@ -324,9 +352,9 @@ async def seed(target: ReplayTarget, prepared: Prepared) -> tuple[int, float]:
     requests = seed_requests(prepared.population, prepared.plan)
     began = time.perf_counter()
     async with (
-        grpc.aio.insecure_channel(target.population) as population,
-        grpc.aio.insecure_channel(target.health) as health,
-        grpc.aio.insecure_channel(target.insurance) as insurance,
+        grpc.aio.insecure_channel(target.agencies["population"]) as population,
+        grpc.aio.insecure_channel(target.agencies["health"]) as health,
+        grpc.aio.insecure_channel(target.agencies["insurance"]) as insurance,
     ):
         await asyncio.gather(
             _seed_one(
@@ -788,13 +816,7 @@ async def replay(
         await asyncio.gather(listener, ticker, sender, *fault_tasks, return_exceptions=True)
     unfinished_states = await run.unfinished_states()
     audited = await asyncio.get_running_loop().run_in_executor(
-        None,
-        lambda: audit(
-            prepared.plan.declarations,
-            set(run.dossier_of),
-            population_db=target.population_db,
-            insurance_db=target.insurance_db,
-        ),
+        None, lambda: audit_of(target, prepared.plan.declarations, set(run.dossier_of))
     )
     counts, unexpected = run.counts(audited)
     last_end = max(run.last_end, prepared.offsets[-1] if prepared.offsets else 0.0)

@@ -38,6 +38,9 @@ def _verdict(report: Mapping[str, Any]) -> str:
     lost, duplicated = report["lost"], report["duplicated_effects"]
     executions = (report.get("chaos") or {}).get("executions") or {}
     concurrent = executions.get("concurrent_step_executions", 0)
+    not_checked = report.get("audit_not_checked") or []
+    if not_checked:
+        return "**Not checked:** " + "; ".join(not_checked) + "."
     if lost == 0 and duplicated == 0 and concurrent == 0:
         return "**No dossier lost, no effect duplicated.**"
     return (

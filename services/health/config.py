@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from common.config import DEFAULT_PORTS, RegistryConfig
+from common.config import RegistryConfig
 
 
 def load_config() -> RegistryConfig:
-    return RegistryConfig.from_env("health", DEFAULT_PORTS["health"])
+    return RegistryConfig.for_agency("health")

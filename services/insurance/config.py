@@ -6,8 +6,8 @@ The base salary table is read from LIENTHONG_BASE_SALARY_CSV when set
 
 from __future__ import annotations
 
-from common.config import DEFAULT_PORTS, RegistryConfig
+from common.config import RegistryConfig
 
 
 def load_config() -> RegistryConfig:
-    return RegistryConfig.from_env("insurance", DEFAULT_PORTS["insurance"])
+    return RegistryConfig.for_agency("insurance")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from common.config import DEFAULT_PORTS, RegistryConfig, env_int
+from common.config import RegistryConfig, env_int
 from services.population.rules import DEFAULT_DEATH_DECLARATION_DAYS
 
 DEATH_DECLARATION_DAYS_VARIABLE = "LIENTHONG_DEATH_DECLARATION_DAYS"
@@ -23,6 +23,6 @@ def load_config() -> PopulationConfig:
     if days < 0:
         raise SystemExit(f"{DEATH_DECLARATION_DAYS_VARIABLE} must not be negative, got {days}")
     return PopulationConfig(
-        registry=RegistryConfig.from_env("population", DEFAULT_PORTS["population"]),
+        registry=RegistryConfig.for_agency("population"),
         death_declaration_days=days,
     )

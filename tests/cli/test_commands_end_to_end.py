@@ -15,10 +15,14 @@ import sys
 import time
 from pathlib import Path
 
+import grpc
 import pytest
 
+from cli.stack import Stack
 from common.config import DEFAULT_PORTS
-from common.processes import port_in_use
+from common.processes import listen_port, port_in_use
+from lienthong.population.v1 import population_pb2 as population_pb
+from lienthong.population.v1 import population_pb2_grpc as population_grpc
 from tests.processes import alive
 
 LIENTHONG = [sys.executable, "-m", "cli.main"]
@@ -55,7 +59,7 @@ def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) 
         assert "grpcurl -plaintext 127.0.0.1:50051 list" in output
         assert "Seeded the example population" in output
         state = json.loads((data_dir / "stack.json").read_text(encoding="utf-8"))
-        assert state["population"] == "127.0.0.1:50051"
+        assert state["agencies"]["population"] == "127.0.0.1:50051"
         children = list(state["processes"].values())
         assert len(children) == 3 and all(alive(pid) for pid in children)
         # A registry that dies is started again on its port (with backoff).
@@ -118,3 +122,74 @@ def test_demo_completes_a_birth_and_a_death(tmp_path: Path) -> None:
     assert re.search(r"the child's personal ID number is \d{12}\.", output), output
     assert re.search(r"Funeral allowance \d{1,3}(,\d{3})+ VND", output), output
     assert "Both dossiers completed." in output
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(240)
+def test_demo_runs_on_a_population_registry_plugged_in_from_elsewhere(tmp_path: Path) -> None:
+    # A population registry the demo's stack does not own: started apart, in
+    # a directory of its own, as another team's implementation would run.
+    with Stack(broker=None, registries=("population",), data_dir=tmp_path / "theirs") as theirs:
+        address = theirs.address("population")
+        demo = subprocess.run(
+            [*LIENTHONG, "demo", "--broker", "embedded", "--agency", f"population={address}"],
+            capture_output=True,
+            text=True,
+            env=cli_env(tmp_path),
+            cwd=tmp_path,
+            timeout=200,
+            check=False,
+        )
+        output = demo.stdout + demo.stderr
+        assert demo.returncode == 0, output
+        assert "Both dossiers completed." in output
+        assert f"population at {address}" in output
+        child = re.search(r"the child's personal ID number is (\d{12})\.", output)
+        assert child is not None, output
+        # The birth was registered in *their* registry, asked through the contract.
+        with grpc.insecure_channel(address) as channel:
+            citizen = population_grpc.PopulationRegistryServiceStub(channel).GetCitizen(
+                population_pb.GetCitizenRequest(personal_id_number=child.group(1)), timeout=10
+            )
+        assert citizen.citizen.personal_id_number == child.group(1)
+
+
+def test_a_plugged_in_agency_that_does_not_answer_is_named(tmp_path: Path) -> None:
+    nobody = f"127.0.0.1:{listen_port()}"
+    demo = subprocess.run(
+        [*LIENTHONG, "demo", "--agency", f"insurance={nobody}"],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    output = demo.stdout + demo.stderr
+    assert demo.returncode == 1, output
+    assert f"insurance at {nobody} (plugged in with --agency) does not answer" in output
+    assert "Traceback" not in output
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("police=127.0.0.1:1", "no agency named 'police' (the agencies: population"),
+        ("population", "expected NAME=HOST:PORT"),
+        ("population=127.0.0.1", "population: expected HOST:PORT"),
+    ],
+)
+def test_a_bad_agency_option_is_refused_with_the_reason(
+    tmp_path: Path, value: str, problem: str
+) -> None:
+    demo = subprocess.run(
+        [*LIENTHONG, "demo", "--agency", value],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+        timeout=60,
+        check=False,
+    )
+    assert demo.returncode == 2, demo.stdout + demo.stderr
+    assert problem in demo.stderr

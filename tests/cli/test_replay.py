@@ -267,3 +267,53 @@ def test_an_outage_and_added_latency_delay_dossiers_but_lose_none(tmp_path: Path
         if name in steps
     )
     assert slowest_health >= 300
+
+
+def test_a_replay_on_a_plugged_in_population_says_what_its_audit_could_not_check(
+    tmp_path: Path,
+) -> None:
+    with Stack(broker=None, registries=("population",), data_dir=tmp_path / "theirs") as theirs:
+        address = theirs.address("population")
+        code = main(
+            [
+                "replay",
+                str(SMOKE),
+                "--duration",
+                "3",
+                "--broker",
+                broker_kind(),
+                "--agency",
+                f"population={address}",
+                "--report",
+                str(tmp_path / "out"),
+            ]
+        )
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
+    assert report["completed"] > 0
+    assert report["audited_dossiers"] == 0
+    assert any("population ran elsewhere" in line for line in report["audit_not_checked"])
+    markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
+    assert "**Not checked:**" in markdown
+    assert "No dossier lost" not in markdown
+
+
+def test_a_fault_on_a_plugged_in_agency_is_refused_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    chaos = Path(__file__).parents[2] / "scenarios" / "chaos.yaml"
+    code = main(
+        [
+            "replay",
+            str(chaos),
+            "--broker",
+            "apache",
+            "--agency",
+            "population=127.0.0.1:1",
+            "--report",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 2
+    assert "agency_kill: population is plugged in with --agency" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

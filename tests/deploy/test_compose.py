@@ -497,12 +497,8 @@ def check_gateway(compose: Compose, dockerfile: str) -> None:
     assert any(config.database.is_relative_to(target) for target in mounts), (
         f"the gateway keeps {config.database} outside its named volumes {mounts}"
     )
-    agencies = {
-        "population": config.population_address,
-        "insurance": config.insurance_address,
-        "health": config.health_address,
-    }
-    for name, address in agencies.items():
+    assert sorted(config.agency_addresses) == ["health", "insurance", "population"]
+    for name, address in config.agency_addresses.items():
         expected = f"{name}:{service_port(compose, dockerfile, name)}"
         assert address == expected, f"the gateway calls {name} at {address}, not {expected}"
     advertised = kafka_listeners(

@@ -29,7 +29,7 @@ async def agencies() -> AsyncIterator[Agencies]:
     address = f"127.0.0.1:{server.add_insecure_port('127.0.0.1:0')}"
     await server.start()
     connected = Agencies.connect(
-        population=address, insurance=address, health=address, deadline_seconds=10
+        {"population": address, "insurance": address, "health": address}, deadline_seconds=10
     )
     yield connected
     await connected.close()

@@ -127,7 +127,11 @@ async def test_a_generated_world_seeds_whole_and_every_declaration_ends_as_plann
     ) == (expected.facilities, expected.birth_certificates, expected.death_notices)
     assert seeded_insurance.participants == expected.participants
 
-    agencies = Agencies(people, vss, hospital, channels=[], deadline_seconds=10)
+    agencies = Agencies(
+        {"population": people, "insurance": vss, "health": hospital},
+        channels=[],
+        deadline_seconds=10,
+    )
     dossiers: dict[str, gw.Dossier] = {}
     for number, planned in enumerate(plan.declarations):
         # The gateway keeps one dossier per idempotency key: a duplicate acts once.
