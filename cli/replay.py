@@ -259,7 +259,8 @@ def summary_table(result: engine.ReplayResult) -> Table:
     table.add_column(justify="right")
 
     def audited(count: int) -> str:
-        return "not checked" if result.audit.not_checked else f"{count:,}"
+        # Against an agency plugged in from elsewhere some checks cannot be made.
+        return f"{count:,}" + (" (not all checked)" if result.audit.not_checked else "")
 
     rows = [
         ("submitted", f"{counts.submitted:,}"),

@@ -26,6 +26,7 @@ from collections.abc import Collection, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from scenarios.allowance_rule import allowance_vnd
 from scenarios.declarations import PlannedDeclaration
@@ -53,17 +54,46 @@ class AuditResult:
             found.append(key)
 
 
-def _read_only(path: Path) -> sqlite3.Connection:
+def read_only(path: Path) -> sqlite3.Connection:
     # mode=ro: the audit can run while the registries still serve.
     return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
 
 
-class _Registries:
-    """The registries' records the audit needs, read once in bulk: one pass
-    over each table instead of a query per declaration (a national-year replay
+class PopulationRecords(Protocol):
+    """What the audit asks of the population registry's records."""
+
+    def children(self, certificate: str) -> list[str]:
+        """The ID numbers of the citizens registered with this birth certificate."""
+        ...
+
+    def residences(self, person: str) -> int: ...
+
+    def current_residences(self, person: str) -> int: ...
+
+    def death_registrations(self, person: str) -> int: ...
+
+
+class InsuranceRecords(Protocol):
+    """What the audit asks of the social insurance registry's records."""
+
+    def cards(self, person: str) -> int: ...
+
+    def insured(self, person: str) -> tuple[bool, bool]:
+        """(known to social insurance, death recorded there)."""
+        ...
+
+    def allowances(self, person: str) -> list[int] | None:
+        """The amounts paid to this person's funeral, one per payment; None
+        when these records cannot tell (the contract has no read of them)."""
+        ...
+
+
+class PopulationFile:
+    """Our population registry's own file, read once in bulk: one pass over
+    each table instead of a query per declaration (a national-year replay
     audits 40,000 declarations against 200,000 citizens)."""
 
-    def __init__(self, population: sqlite3.Connection, insurance: sqlite3.Connection) -> None:
+    def __init__(self, population: sqlite3.Connection) -> None:
         self._children: dict[str, list[str]] = {}
         for certificate, person in population.execute(
             "SELECT birth_certificate_number, personal_id_number FROM citizens "
@@ -83,6 +113,24 @@ class _Registries:
                 "SELECT personal_id_number, COUNT(*) FROM deaths GROUP BY personal_id_number"
             )
         }
+
+    def children(self, certificate: str) -> list[str]:
+        return self._children.get(certificate, [])
+
+    def residences(self, person: str) -> int:
+        return self._residences.get(person, (0, 0))[0]
+
+    def current_residences(self, person: str) -> int:
+        return self._residences.get(person, (0, 0))[1]
+
+    def death_registrations(self, person: str) -> int:
+        return self._deaths.get(person, 0)
+
+
+class InsuranceFile:
+    """Our social insurance registry's own file, read once in bulk."""
+
+    def __init__(self, insurance: sqlite3.Connection) -> None:
         self._insured: dict[str, bool] = {
             str(person): bool(died)
             for person, died in insurance.execute(
@@ -103,35 +151,26 @@ class _Registries:
         ):
             self._allowances.setdefault(str(person), []).append(int(amount))
 
-    def children(self, certificate: str) -> list[str]:
-        return self._children.get(certificate, [])
-
-    def residences(self, person: str) -> int:
-        return self._residences.get(person, (0, 0))[0]
-
-    def current_residences(self, person: str) -> int:
-        return self._residences.get(person, (0, 0))[1]
-
     def cards(self, person: str) -> int:
         return self._cards.get(person, 0)
 
-    def death_registrations(self, person: str) -> int:
-        return self._deaths.get(person, 0)
-
     def insured(self, person: str) -> tuple[bool, bool]:
-        """(known to social insurance, death recorded there)."""
         if person not in self._insured:
             return False, False
         return True, self._insured[person]
 
-    def allowances(self, person: str) -> list[int]:
-        """The amounts paid to this person's funeral, one per payment."""
+    def allowances(self, person: str) -> list[int] | None:
         return self._allowances.get(person, [])
 
 
-def _birth(registries: _Registries, planned: PlannedDeclaration, result: AuditResult) -> None:
+def _birth(
+    population: PopulationRecords,
+    insurance: InsuranceRecords,
+    planned: PlannedDeclaration,
+    result: AuditResult,
+) -> None:
     assert planned.birth_certificate_number is not None
-    children = registries.children(planned.birth_certificate_number)
+    children = population.children(planned.birth_certificate_number)
     if planned.expected_state not in ("COMPLETED", "COMPLETED_WITH_REFUSALS"):
         if children:
             result.unexpected_effects += len(children)
@@ -145,8 +184,8 @@ def _birth(registries: _Registries, planned: PlannedDeclaration, result: AuditRe
         return
     extra = len(children) - 1
     child = children[0]
-    residences = registries.residences(child)
-    cards = registries.cards(child)
+    residences = population.residences(child)
+    cards = insurance.cards(child)
     extra += max(0, residences - 1) + max(0, cards - 1)
     if extra:
         result.duplicated_effects += extra
@@ -160,15 +199,21 @@ def _birth(registries: _Registries, planned: PlannedDeclaration, result: AuditRe
 
 
 def _death(
-    registries: _Registries, person: str, declared: list[PlannedDeclaration], result: AuditResult
+    population: PopulationRecords,
+    insurance: InsuranceRecords,
+    person: str,
+    declared: list[PlannedDeclaration],
+    result: AuditResult,
 ) -> None:
     """One deceased, over every accepted declaration of that death that should
     complete: a death declared twice still has one registration and at most
     one allowance, due when any declaration claimed it and the rule says so."""
     first = declared[0]
-    registrations = registries.death_registrations(person)
-    known, death_recorded = registries.insured(person)
-    paid = registries.allowances(person)
+    registrations = population.death_registrations(person)
+    known, death_recorded = insurance.insured(person)
+    allowances = insurance.allowances(person)
+    # Unknown (read through a contract without such a read): not checked.
+    paid = [] if allowances is None else allowances
     due = any(
         d.request.declaration.claim_funeral_allowance  # type: ignore[union-attr]
         and bool(d.funeral_allowance_eligible)
@@ -180,9 +225,9 @@ def _death(
         result.note("duplicated_effects", first.key)
     missing = (
         registrations == 0
-        or registries.current_residences(person) > 0
+        or population.current_residences(person) > 0
         or (known and not death_recorded)
-        or (due and not paid)
+        or (due and allowances is not None and not paid)
     )
     if missing:
         result.lost += 1
@@ -203,27 +248,38 @@ def audit(
     population_db: Path,
     insurance_db: Path,
 ) -> AuditResult:
+    """The audit against our registries' own files."""
+    with (
+        closing(read_only(population_db)) as population,
+        closing(read_only(insurance_db)) as insurance,
+    ):
+        return audit_records(
+            declarations, accepted, PopulationFile(population), InsuranceFile(insurance)
+        )
+
+
+def audit_records(
+    declarations: Iterable[PlannedDeclaration],
+    accepted: Collection[str],
+    population: PopulationRecords,
+    insurance: InsuranceRecords,
+) -> AuditResult:
     """Check every distinct declaration whose submission was accepted
     (`accepted`: idempotency keys) against the registries' records."""
     result = AuditResult()
     seen: set[str] = set()
-    with (
-        closing(_read_only(population_db)) as population,
-        closing(_read_only(insurance_db)) as insurance,
-    ):
-        registries = _Registries(population, insurance)
-        deaths: dict[str, list[PlannedDeclaration]] = {}
-        for planned in declarations:
-            if planned.key in seen or planned.key not in accepted:
-                continue
-            seen.add(planned.key)
-            result.checked += 1
-            if planned.kind == "birth":
-                _birth(registries, planned, result)
-            elif planned.expected_state == "COMPLETED":
-                # The already dead were seeded dead: nothing tells a new effect apart.
-                assert planned.deceased_id_number is not None
-                deaths.setdefault(planned.deceased_id_number, []).append(planned)
-        for person, declared in deaths.items():
-            _death(registries, person, declared, result)
+    deaths: dict[str, list[PlannedDeclaration]] = {}
+    for planned in declarations:
+        if planned.key in seen or planned.key not in accepted:
+            continue
+        seen.add(planned.key)
+        result.checked += 1
+        if planned.kind == "birth":
+            _birth(population, insurance, planned, result)
+        elif planned.expected_state == "COMPLETED":
+            # The already dead were seeded dead: nothing tells a new effect apart.
+            assert planned.deceased_id_number is not None
+            deaths.setdefault(planned.deceased_id_number, []).append(planned)
+    for person, declared in deaths.items():
+        _death(population, insurance, person, declared, result)
     return result

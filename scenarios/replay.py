@@ -17,7 +17,8 @@ import contextlib
 import datetime as dt
 import math
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -36,7 +37,16 @@ from lienthong.gateway.v1 import gateway_pb2_grpc as gw_grpc
 from lienthong.health.v1 import health_pb2_grpc as hl_grpc
 from lienthong.insurance.v1 import insurance_pb2_grpc as ins_grpc
 from lienthong.population.v1 import population_pb2_grpc as pop_grpc
-from scenarios.audit import AuditResult, audit
+from scenarios import contract_records
+from scenarios.audit import (
+    AuditResult,
+    InsuranceFile,
+    InsuranceRecords,
+    PopulationFile,
+    PopulationRecords,
+    audit_records,
+    read_only,
+)
 from scenarios.chaos import (
     AGENCY_KILL,
     AGENCY_OUTAGE,
@@ -273,30 +283,58 @@ class ReplayResult:
         }
 
 
-# The agencies whose own files the audit reads (scenarios/audit.py).
-AUDITED_AGENCIES = ("population", "insurance")
-
-
-def audit_of(
-    target: ReplayTarget, declarations: Iterable[PlannedDeclaration], accepted: Collection[str]
+async def audit_of(
+    target: ReplayTarget,
+    declarations: Sequence[PlannedDeclaration],
+    accepted: Collection[str],
+    children: Mapping[str, str],
 ) -> AuditResult:
-    """The audit of the registries' records, or, when an agency it reads runs
-    elsewhere (plugged in with --agency), what it could not check."""
-    elsewhere = [name for name in AUDITED_AGENCIES if name not in target.databases]
-    if elsewhere:
-        return AuditResult(
-            not_checked=[
-                f"lost dossiers, duplicated, unexpected effects and allowance amounts: the "
-                f"audit reads the registries' own files, and {', '.join(elsewhere)} "
-                "ran elsewhere (--agency)"
-            ]
-        )
-    return audit(
-        declarations,
-        accepted,
-        population_db=target.databases["population"],
-        insurance_db=target.databases["insurance"],
+    """The audit of the registries' records: from our registries' own files,
+    and through the contract's read RPCs for an agency plugged in from
+    elsewhere (`--agency`), with what that could not check.
+
+    `children`: birth certificate → the child's ID number, as the settled
+    dossiers reported it (the contracts have no lookup by certificate)."""
+    people = {
+        *children.values(),
+        *(d.deceased_id_number for d in declarations if d.deceased_id_number is not None),
+    }
+    population_db = target.databases.get("population")
+    insurance_db = target.databases.get("insurance")
+    citizens = (
+        None
+        if population_db is not None
+        else await contract_records.read_citizens(target.agencies["population"], people)
     )
+    participants = (
+        None
+        if insurance_db is not None
+        else await contract_records.read_participants(target.agencies["insurance"], people)
+    )
+
+    def run() -> AuditResult:
+        with contextlib.ExitStack() as files:
+            population: PopulationRecords
+            insurance: InsuranceRecords
+            if population_db is not None:
+                population = PopulationFile(files.enter_context(closing(read_only(population_db))))
+            else:
+                assert citizens is not None
+                population = contract_records.PopulationThroughContract(citizens, children)
+            if insurance_db is not None:
+                insurance = InsuranceFile(files.enter_context(closing(read_only(insurance_db))))
+            else:
+                assert participants is not None
+                insurance = contract_records.InsuranceThroughContract(participants)
+            return audit_records(declarations, accepted, population, insurance)
+
+    result = await asyncio.get_running_loop().run_in_executor(None, run)
+    result.not_checked = [
+        contract_records.NOT_CHECKED[name]
+        for name, read in (("population", citizens), ("insurance", participants))
+        if read is not None
+    ]
+    return result
 
 
 def agency_rpcs(planned: PlannedDeclaration) -> int:
@@ -419,6 +457,9 @@ class _Run:
         # agency, reason) -> dossiers; kept apart from `settled` for the same reason.
         self.procedures: dict[tuple[str, str, str, str], int] = {}
         self.early: dict[str, gw.Dossier] = {}  # settled before its submission answered
+        # Birth certificate → the child's ID number, from the births that
+        # completed: how the audit finds a child through a contract.
+        self.children: dict[str, str] = {}
         self.failures: dict[str, int] = {}
         self.repeats_merged = 0  # repeated submissions answered with the first's dossier
         self.repeats_split = 0  # ... answered with a new dossier: a duplicate
@@ -537,6 +578,10 @@ class _Run:
             STATE_NAMES.get(dossier.state, "UNSPECIFIED"),
             dossier.rejection.reason or None,
         )
+        planned, offset = self.planned_of[dossier_id]
+        child = dossier.birth_result.personal_id_number
+        if child and planned.birth_certificate_number is not None:
+            self.children[planned.birth_certificate_number] = child
         if dossier.state != gw.DOSSIER_STATE_NEEDS_SUPPLEMENT:
             for procedure in dossier.procedures:
                 result = (
@@ -545,7 +590,6 @@ class _Run:
                 key = (procedure.procedure, result, procedure.agency, procedure.reason)
                 self.procedures[key] = self.procedures.get(key, 0) + 1
         self.progress.settled += 1
-        _, offset = self.planned_of[dossier_id]
         end = (
             _seconds(dossier.finished_at if dossier.HasField("finished_at") else dossier.updated_at)
             - self.wall_start
@@ -815,9 +859,7 @@ async def replay(
             task.cancel()
         await asyncio.gather(listener, ticker, sender, *fault_tasks, return_exceptions=True)
     unfinished_states = await run.unfinished_states()
-    audited = await asyncio.get_running_loop().run_in_executor(
-        None, lambda: audit_of(target, prepared.plan.declarations, set(run.dossier_of))
-    )
+    audited = await audit_of(target, prepared.plan.declarations, set(run.dossier_of), run.children)
     counts, unexpected = run.counts(audited)
     last_end = max(run.last_end, prepared.offsets[-1] if prepared.offsets else 0.0)
     return ReplayResult(

@@ -39,14 +39,13 @@ def _verdict(report: Mapping[str, Any]) -> str:
     executions = (report.get("chaos") or {}).get("executions") or {}
     concurrent = executions.get("concurrent_step_executions", 0)
     not_checked = report.get("audit_not_checked") or []
-    if not_checked:
-        return "**Not checked:** " + "; ".join(not_checked) + "."
+    unchecked = "".join(f"\n\n**Not checked:** {line}." for line in not_checked)
     if lost == 0 and duplicated == 0 and concurrent == 0:
-        return "**No dossier lost, no effect duplicated.**"
+        return "**No dossier lost, no effect duplicated.**" + unchecked
     return (
         f"**Warning: {lost:,} dossier(s) lost, {duplicated:,} duplicated effect(s), "
         f"{concurrent:,} concurrent step execution(s).**"
-    )
+    ) + unchecked
 
 
 def _scenario_lines(detail: Mapping[str, Any]) -> list[str]:

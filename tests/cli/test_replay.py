@@ -3,9 +3,11 @@ real Kafka broker), then the audit shown to catch what it is there to catch."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import io
 import json
+import shutil
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -291,11 +293,12 @@ def test_a_replay_on_a_plugged_in_population_says_what_its_audit_could_not_check
     assert code == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text(encoding="utf-8"))
     assert report["completed"] > 0
-    assert report["audited_dossiers"] == 0
-    assert any("population ran elsewhere" in line for line in report["audit_not_checked"])
+    # Checked through population's read RPCs: every child and every death found.
+    assert report["audited_dossiers"] > 0
+    assert (report["lost"], report["duplicated_effects"]) == (0, 0)
+    assert [line.split(" ")[0] for line in report["audit_not_checked"]] == ["population"]
     markdown = (tmp_path / "out" / "report.md").read_text(encoding="utf-8")
-    assert "**Not checked:**" in markdown
-    assert "No dossier lost" not in markdown
+    assert "**Not checked:** population (through its contract)" in markdown
 
 
 def test_a_fault_on_a_plugged_in_agency_is_refused_before_anything_starts(
@@ -317,3 +320,57 @@ def test_a_fault_on_a_plugged_in_agency_is_refused_before_anything_starts(
     assert code == 2
     assert "agency_kill: population is plugged in with --agency" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_the_audit_through_the_contracts_finds_what_the_files_show(
+    replayed: Replayed, tmp_path: Path
+) -> None:
+    # The replay's registries on a copy of their files (earlier tests alter
+    # the originals), asked through their contracts as an external agency is.
+    copy = tmp_path / "stack"
+    copy.mkdir()
+    for path in replayed.data_dir.glob("*.sqlite3*"):
+        shutil.copy(path, copy / path.name)
+    population_db, insurance_db = copy / "population.sqlite3", copy / "insurance.sqlite3"
+    with closing(sqlite3.connect(population_db)) as conn:
+        children = dict(
+            conn.execute(
+                "SELECT birth_certificate_number, personal_id_number FROM citizens "
+                "WHERE birth_certificate_number <> ''"
+            ).fetchall()
+        )
+    accepted = {d.key for d in replayed.declarations}
+    with Stack(broker=None, data_dir=copy, verbose_children=False) as registries:
+        target = engine.ReplayTarget(
+            gateway="",
+            agencies=registries.agency_addresses,
+            bootstrap_servers="",
+            settled_topic="",
+            databases={},
+        )
+
+        def through_contracts() -> AuditResult:
+            return asyncio.run(engine.audit_of(target, replayed.declarations, accepted, children))
+
+        by_files = audit(
+            replayed.declarations, accepted, population_db=population_db, insurance_db=insurance_db
+        )
+        before = through_contracts()
+        assert before.checked == by_files.checked > 0
+        assert before.lost == by_files.lost
+        assert [line.split(" ")[0] for line in before.not_checked] == ["population", "insurance"]
+        # A child no earlier test took anything from.
+        child = next(
+            children[d.birth_certificate_number]
+            for d in replayed.declarations
+            if d.kind == "birth"
+            and d.expected_state == "COMPLETED"
+            and d.birth_certificate_number in children
+            and d.key not in before.examples.get("lost", [])
+        )
+        # The child's residence gone from what the population registry answers.
+        with closing(sqlite3.connect(population_db)) as conn, conn:
+            conn.execute(
+                "UPDATE citizens SET household_id = NULL WHERE personal_id_number = ?", (child,)
+            )
+        assert through_contracts().lost == before.lost + 1
