@@ -1,0 +1,47 @@
+"""The documented list of rules matches the code, and every RPC of each
+contract is covered: a happy path at least, named after the RPC."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from conformance.contracts import CONTRACTS, rules_markdown
+from lienthong.population.v1 import population_pb2
+
+RULES_MD = Path(__file__).resolve().parents[2] / "conformance" / "RULES.md"
+SERVICES = {"population": population_pb2.DESCRIPTOR.services_by_name["PopulationRegistryService"]}
+
+
+def snake(name: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
+def test_rules_md_is_the_list_in_the_code() -> None:
+    assert RULES_MD.read_text(encoding="utf-8") == rules_markdown(), (
+        "conformance/RULES.md is stale: `.venv/bin/python -m conformance > conformance/RULES.md`"
+    )
+
+
+@pytest.mark.parametrize("contract", sorted(CONTRACTS))
+def test_every_rpc_has_a_happy_path_and_names_are_well_formed(contract: str) -> None:
+    book = CONTRACTS[contract]
+    names = [r.name for r in book.rules]
+    assert len(names) == len(set(names))
+    for name in names:
+        assert re.fullmatch(rf"{contract}\.[a-z_]+\.[a-z0-9_]+", name), name
+    service = SERVICES[contract]
+    assert book.service == service.full_name
+    for method in service.methods:
+        assert f"{contract}.{snake(method.name)}.happy_path" in names, method.name
+    # The wire: undecodable bytes, health, reflection.
+    for rule in ("undecodable_bytes", "health", "reflection"):
+        assert f"{contract}.wire.{rule}" in names
+
+
+@pytest.mark.parametrize("contract", sorted(CONTRACTS))
+def test_every_rule_has_a_one_line_description(contract: str) -> None:
+    for rule in CONTRACTS[contract].rules:
+        assert rule.description and "\n" not in rule.description and "|" not in rule.description
