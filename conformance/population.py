@@ -16,6 +16,13 @@ from typing import Any
 import grpc
 
 from conformance import wire
+from conformance.identity import (
+    NOT_A_PROVINCE,
+    PROVINCES,
+    adult_birthday,
+    century_sex_digit,
+    id_number,
+)
 from conformance.kit import CALL_TIMEOUT_SECONDS, Context, RuleBook
 from conformance.wire import answer, expect, refusal, refused
 from lienthong.common.v1.common_pb2 import SEX_FEMALE, SEX_MALE
@@ -29,26 +36,8 @@ rule = book.rule
 Code = grpc.StatusCode
 T = CALL_TIMEOUT_SECONDS
 
-# A few province codes of shared/data/provinces.csv (Hà Nội, Hải Phòng, Đà
-# Nẵng, Hồ Chí Minh City, Cần Thơ), and one that is no province.
-PROVINCES = ("001", "031", "048", "079", "092")
-NOT_A_PROVINCE = "999"
 # Law on Civil Status 2014 art. 33(1): a death is declared within 15 days.
 DEATH_DECLARATION_DAYS = 15
-# The century/sex digit G of the personal ID number (Law on Identification
-# 2023, Decree 70/2024): by the first two digits of the birth year, (male, female).
-CENTURY_SEX_DIGITS = {
-    19: ("0", "1"),
-    20: ("2", "3"),
-    21: ("4", "5"),
-    22: ("6", "7"),
-    23: ("8", "9"),
-}
-
-
-def century_sex_digit(year: int, sex: int) -> str:
-    male, female = CENTURY_SEX_DIGITS[year // 100]
-    return female if sex == SEX_FEMALE else male
 
 
 def sex_word(sex: int) -> str:
@@ -57,13 +46,6 @@ def sex_word(sex: int) -> str:
 
 def stub(ctx: Context) -> Any:
     return pb_grpc.PopulationRegistryServiceStub(ctx.channel)
-
-
-def id_number(ctx: Context, province: str, born: dt.date, sex: int) -> str:
-    """A well-formed number nobody holds yet (a random serial)."""
-    return (
-        f"{province}{century_sex_digit(born.year, sex)}{born.year % 100:02d}{ctx.fresh.digits(6)}"
-    )
 
 
 def person(
@@ -112,8 +94,8 @@ class Family:
 async def family(ctx: Context) -> Family:
     """A household with a mother and a father living in it, seeded."""
     home = household(ctx)
-    mother = person(ctx, SEX_FEMALE, dt.date(1991, 4, 12), household_id=home.household_id)
-    father = person(ctx, SEX_MALE, dt.date(1989, 11, 2), household_id=home.household_id)
+    mother = person(ctx, SEX_FEMALE, adult_birthday(1975), household_id=home.household_id)
+    father = person(ctx, SEX_MALE, adult_birthday(1975), household_id=home.household_id)
     await seed(ctx, pb.SeedPopulationRequest(households=[home], citizens=[mother, father]))
     return Family(home, mother, father)
 
@@ -602,7 +584,7 @@ async def _(ctx: Context) -> str:
 )
 async def _(ctx: Context) -> str:
     parents = await family(ctx)
-    dead = await seeded(ctx, person(ctx, SEX_MALE, dt.date(1940, 3, 3), date_of_death="2020-06-01"))
+    dead = await living(ctx, date_of_death="2020-06-01")
     request = residence(ctx, dead.personal_id_number, parents.household.household_id)
     return await refusal(
         stub(ctx).RegisterPermanentResidence(request, timeout=T),
@@ -644,7 +626,7 @@ async def declare(ctx: Context, request: pb.RegisterDeathRequest) -> pb.DeathReg
 
 
 async def living(ctx: Context, **fields: Any) -> pb.Citizen:
-    return await seeded(ctx, person(ctx, SEX_MALE, dt.date(1950, 5, 5), **fields))
+    return await seeded(ctx, person(ctx, SEX_MALE, adult_birthday(1930, 1965), **fields))
 
 
 @rule(
@@ -760,8 +742,9 @@ async def _(ctx: Context) -> str:
     "a date of death before the date of birth: FAILED_PRECONDITION DEATH_BEFORE_BIRTH",
 )
 async def _(ctx: Context) -> str:
-    deceased = await living(ctx)  # born 1950-05-05
-    request = death(ctx, deceased.personal_id_number, dt.date(1949, 1, 1))
+    deceased = await living(ctx)
+    born = dt.date.fromisoformat(deceased.date_of_birth)
+    request = death(ctx, deceased.personal_id_number, born - dt.timedelta(days=1))
     return await refusal(
         stub(ctx).RegisterDeath(request, timeout=T),
         Code.FAILED_PRECONDITION,
@@ -1091,7 +1074,9 @@ async def _(ctx: Context) -> str:
     other.CopyFrom(first)
     # Another person: the number is the same, the date of birth (same year,
     # so the number still fits it) is not. A new name alone may be a replay.
-    other.date_of_birth = "1950-09-09"
+    born = dt.date.fromisoformat(first.date_of_birth)
+    another_day = born + dt.timedelta(days=1 if (born.month, born.day) != (12, 31) else -1)
+    other.date_of_birth = another_day.isoformat()
     return await refusal(
         seed_call(ctx, pb.SeedPopulationRequest(citizens=[other])),
         Code.ALREADY_EXISTS,
