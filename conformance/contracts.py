@@ -3,11 +3,12 @@ before running it (conformance/RULES.md is this list, kept in step by a test).""
 
 from __future__ import annotations
 
-from conformance import population
+from conformance import insurance, population
 from conformance.kit import RuleBook
 
 CONTRACTS: dict[str, RuleBook] = {
     "population": population.book,
+    "insurance": insurance.book,
 }
 
 
