@@ -77,15 +77,15 @@ async def refused(
     call: Awaitable[Any], code: grpc.StatusCode, *, reason: str | None = None
 ) -> Refusal:
     """Expect the call refused with `code` (and ErrorInfo `reason`); what it said."""
+    wanted = code.name + (f" reason {reason}" if reason else "")
     try:
         await call
     except grpc.aio.AioRpcError as error:
         got = Refusal.of(error)
     else:
-        raise Failure(" ".join(["expected", code.name, reason or "", "got OK"]).replace("  ", " "))
+        raise Failure(f"expected {wanted}, got OK")
     if got.code != code or (reason is not None and got.reason != reason):
-        wanted = [code.name] + ([f"reason {reason}"] if reason else [])
-        raise Failure(f"expected {' '.join(wanted)}, got {got}")
+        raise Failure(f"expected {wanted}, got {got}")
     return got
 
 

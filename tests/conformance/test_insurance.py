@@ -12,16 +12,13 @@ from typing import Any
 import pytest
 
 from conformance.contracts import CONTRACTS
-from conformance.runner import Verdict, run
+from conformance.runner import run
 from services.insurance import child_card
 from services.insurance.app import build
 from services.insurance.base_salary import BaseSalaryTable, load_table
+from tests.conformance.variants import failed
 
 RULES = CONTRACTS["insurance"].rules
-
-
-def failed(verdicts: list[Verdict]) -> dict[str, str]:
-    return {v.rule.name: v.evidence for v in verdicts if not v.passed}
 
 
 async def test_our_registry_passes_every_rule(start: Any) -> None:

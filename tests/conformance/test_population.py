@@ -12,18 +12,14 @@ import pytest
 from common.errors import FailedPrecondition, NotFound
 from common.sqlite import transaction
 from conformance.contracts import CONTRACTS
-from conformance.runner import Verdict, run
+from conformance.runner import run
 from lienthong.population.v1 import population_pb2 as pb
 from services.population import rules
 from services.population.app import build
 from services.population.servicer import PopulationRegistryServicer
-from tests.conformance.variants import with_servicer
+from tests.conformance.variants import failed, with_servicer
 
 RULES = CONTRACTS["population"].rules
-
-
-def failed(verdicts: list[Verdict]) -> dict[str, str]:
-    return {v.rule.name: v.evidence for v in verdicts if not v.passed}
 
 
 async def test_our_registry_passes_every_rule(start: Any) -> None:

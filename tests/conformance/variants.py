@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from common.server import ServiceBinding
+from conformance.runner import Verdict
 
 Builder = Callable[[Path], tuple[list[ServiceBinding], Any]]
 
@@ -25,3 +26,8 @@ def with_servicer(build: Builder, servicer_class: type[Any]) -> Builder:
         return [broken, *bindings[1:]], store
 
     return _build
+
+
+def failed(verdicts: list[Verdict]) -> dict[str, str]:
+    """The rules that failed, with their evidence."""
+    return {v.rule.name: v.evidence for v in verdicts if not v.passed}
