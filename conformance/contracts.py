@@ -3,13 +3,14 @@ before running it (conformance/RULES.md is this list, kept in step by a test).""
 
 from __future__ import annotations
 
-from conformance import health, insurance, population
+from conformance import gateway, health, insurance, population
 from conformance.kit import RuleBook
 
 CONTRACTS: dict[str, RuleBook] = {
     "population": population.book,
     "insurance": insurance.book,
     "health": health.book,
+    "gateway": gateway.book,
 }
 
 

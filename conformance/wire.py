@@ -118,11 +118,16 @@ async def undecodable_bytes(ctx: Context, service: ServiceDescriptor) -> str:
         path = f"/{service.full_name}/{method.name}"
         # No serializers: the bytes go on the wire as they are.
         channel: Any = ctx.channel
-        if method.client_streaming:
-            streaming = channel.stream_unary(path)
-            call: Awaitable[Any] = streaming(_one(UNDECODABLE), timeout=CALL_TIMEOUT_SECONDS)
-        else:
-            call = channel.unary_unary(path)(UNDECODABLE, timeout=CALL_TIMEOUT_SECONDS)
+        kind = (method.client_streaming, method.server_streaming)
+        sent: Any = _one(UNDECODABLE) if method.client_streaming else UNDECODABLE
+        multicallable = {
+            (False, False): channel.unary_unary,
+            (True, False): channel.stream_unary,
+            (False, True): channel.unary_stream,
+            (True, True): channel.stream_stream,
+        }[kind](path)
+        opened = multicallable(sent, timeout=CALL_TIMEOUT_SECONDS)
+        call: Awaitable[Any] = _drained(opened) if method.server_streaming else opened
         try:
             await refusal(call, grpc.StatusCode.INVALID_ARGUMENT)
         except Failure as failure:
@@ -133,6 +138,12 @@ async def undecodable_bytes(ctx: Context, service: ServiceDescriptor) -> str:
 
 async def _one(message: bytes) -> AsyncIterator[bytes]:
     yield message
+
+
+async def _drained(answers: AsyncIterator[Any]) -> None:
+    """Read a server stream to its end: its refusal arrives on the first read."""
+    async for _ in answers:
+        pass
 
 
 async def health_serving(ctx: Context, service: ServiceDescriptor) -> str:
