@@ -43,3 +43,12 @@ def test_every_rpc_has_a_happy_path_and_names_are_well_formed(contract: str) -> 
 def test_every_rule_has_a_one_line_description(contract: str) -> None:
     for rule in CONTRACTS[contract].rules:
         assert rule.description and "\n" not in rule.description and "|" not in rule.description
+
+
+def test_the_kit_imports_none_of_our_implementation() -> None:
+    """Black-box: the kit's oracle must not be the code it judges."""
+    ours = ("services", "gateway", "common", "cli", "scenarios", "brokers")
+    imports = re.compile(r"^\s*(?:from|import)\s+([a-z_]+)", re.MULTILINE)
+    for module in sorted(RULES_MD.parent.glob("*.py")):
+        used = set(imports.findall(module.read_text(encoding="utf-8")))
+        assert not used & set(ours), f"{module.name} imports {sorted(used & set(ours))}"
