@@ -7,18 +7,61 @@ answered, 2 on a bad command line (a -k that selects nothing)."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from cli.errors import EXIT_BAD_INPUT, CliError
+from common.config import DEFAULT_PORTS
 from conformance import junit
 from conformance.contracts import CONTRACTS
 from conformance.kit import Rule
 from conformance.runner import Unreachable, Verdict, run
+
+
+def add_conform_parser(commands: Any, common: argparse.ArgumentParser) -> None:
+    """`lienthong conform`'s arguments, on the CLI's subcommands."""
+    conform = commands.add_parser(
+        "conform",
+        parents=[common],
+        help="run a contract's conformance rules against any server of it",
+        description="Run the conformance kit (conformance/RULES.md) against a server of the "
+        "contract: a table of rules with pass/fail and evidence; exit 1 if any failed.",
+    )
+    conform.add_argument("contract", choices=list(CONTRACTS))
+    conform.add_argument(
+        "--target",
+        metavar="HOST:PORT",
+        default=None,
+        help="the server to judge (default: the port `lienthong up` gives the contract)",
+    )
+    conform.add_argument("--junit", type=Path, default=None, metavar="FILE", help="write JUnit XML")
+    conform.add_argument(
+        "-k",
+        dest="patterns",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="only the rules whose name contains RULE (repeatable)",
+    )
+    conform.add_argument("--list", action="store_true", help="list the rules and exit")
+
+
+def run_from_args(console: Console, args: argparse.Namespace) -> int:
+    if args.list:
+        return list_rules(console, args.contract)
+    return run_conform(
+        console,
+        contract=args.contract,
+        target=args.target or f"127.0.0.1:{DEFAULT_PORTS[args.contract]}",
+        junit_file=args.junit,
+        patterns=args.patterns,
+    )
 
 
 def list_rules(console: Console, contract: str) -> int:

@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 from rich.markup import escape
 
+from cli.conform import add_conform_parser
 from cli.errors import CliError
 from cli.render import make_console
 from cli.rpc_errors import describe
@@ -204,37 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument(
         "--keep", type=Path, default=None, metavar="DIR", help="keep the databases and log in DIR"
     )
-    _add_conform(commands, common)
+    add_conform_parser(commands, common)
     return parser
-
-
-def _add_conform(commands: Any, common: argparse.ArgumentParser) -> None:
-    from conformance.contracts import CONTRACTS  # noqa: PLC0415
-
-    conform = commands.add_parser(
-        "conform",
-        parents=[common],
-        help="run a contract's conformance rules against any server of it",
-        description="Run the conformance kit (conformance/RULES.md) against a server of the "
-        "contract: a table of rules with pass/fail and evidence; exit 1 if any failed.",
-    )
-    conform.add_argument("contract", choices=sorted(CONTRACTS))
-    conform.add_argument(
-        "--target",
-        metavar="HOST:PORT",
-        default=None,
-        help="the server to judge (default: the port `lienthong up` gives the contract)",
-    )
-    conform.add_argument("--junit", type=Path, default=None, metavar="FILE", help="write JUnit XML")
-    conform.add_argument(
-        "-k",
-        dest="patterns",
-        action="append",
-        default=[],
-        metavar="RULE",
-        help="only the rules whose name contains RULE (repeatable)",
-    )
-    conform.add_argument("--list", action="store_true", help="list the rules and exit")
 
 
 def _at_least_one(text: str) -> int:
@@ -346,18 +318,9 @@ def _dispatch(args: argparse.Namespace) -> int:
             console, inputs_per_rpc=args.inputs, only=args.rpc, seed=args.seed, keep=args.keep
         )
     if args.command == "conform":
-        from cli.conform import list_rules, run_conform  # noqa: PLC0415
-        from common.config import DEFAULT_PORTS  # noqa: PLC0415
+        from cli.conform import run_from_args  # noqa: PLC0415
 
-        if args.list:
-            return list_rules(console, args.contract)
-        return run_conform(
-            console,
-            contract=args.contract,
-            target=args.target or f"127.0.0.1:{DEFAULT_PORTS[args.contract]}",
-            junit_file=args.junit,
-            patterns=args.patterns,
-        )
+        return run_from_args(console, args)
     raise AssertionError(f"unhandled command {args.command}")
 
 
