@@ -594,6 +594,24 @@ async def _(ctx: Context) -> str:
 
 
 @rule(
+    "register_permanent_residence.before_birth",
+    "a residence registered before the citizen was born: INVALID_ARGUMENT naming registered_on",
+)
+async def _(ctx: Context) -> str:
+    parents = await family(ctx)
+    child = await newborn(ctx, parents)
+    before = (dt.date.fromisoformat(child.date_of_birth) - dt.timedelta(days=1)).isoformat()
+    request = residence(
+        ctx, child.personal_id_number, parents.household.household_id, registered_on=before
+    )
+    return await refusal(
+        stub(ctx).RegisterPermanentResidence(request, timeout=T),
+        Code.INVALID_ARGUMENT,
+        fields=["registered_on"],
+    )
+
+
+@rule(
     "register_permanent_residence.field_violations",
     "an empty request: INVALID_ARGUMENT with a BadRequest naming every required field",
 )
@@ -794,12 +812,13 @@ async def _(ctx: Context) -> str:
 
 
 def removal(ctx: Context, personal_id: str, **fields: Any) -> pb.RemovePermanentResidenceRequest:
-    return pb.RemovePermanentResidenceRequest(
-        request_id=ctx.fresh.request_id(),
-        personal_id_number=personal_id,
-        reason=pb.REMOVAL_REASON_DECEASED,
-        **fields,
-    )
+    values: dict[str, Any] = {
+        "request_id": ctx.fresh.request_id(),
+        "personal_id_number": personal_id,
+        "reason": pb.REMOVAL_REASON_DECEASED,
+    }
+    values.update(fields)
+    return pb.RemovePermanentResidenceRequest(**values)
 
 
 async def remove(ctx: Context, request: pb.RemovePermanentResidenceRequest) -> Any:
@@ -846,6 +865,27 @@ async def _(ctx: Context) -> str:
     repeat = await remove(ctx, request)
     same(first, repeat, "RemovePermanentResidence repeated")
     return f"both answers: {_short(first)}"
+
+
+@rule(
+    "remove_permanent_residence.request_id_reused",
+    "a request id reused with another body is refused INVALID_ARGUMENT naming request_id",
+)
+async def _(ctx: Context) -> str:
+    _parents, dead = await deceased_resident(ctx)
+    request = removal(ctx, dead.personal_id_number)
+    await remove(ctx, request)
+    other = removal(
+        ctx,
+        dead.personal_id_number,
+        request_id=request.request_id,
+        removed_on=(ctx.today - dt.timedelta(days=1)).isoformat(),
+    )
+    return await refusal(
+        stub(ctx).RemovePermanentResidence(other, timeout=T),
+        Code.INVALID_ARGUMENT,
+        fields=["request_id"],
+    )
 
 
 @rule(
