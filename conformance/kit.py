@@ -67,10 +67,6 @@ class Rule:
     description: str
     check: Check
 
-    @property
-    def contract(self) -> str:
-        return self.name.split(".", 1)[0]
-
 
 class RuleBook:
     """The rules of one contract, in the order they are declared (and run)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import grpc
@@ -48,11 +48,7 @@ async def judge(rule: Rule, ctx: Context) -> Verdict:
     return Verdict(rule, passed, cap(evidence), time.perf_counter() - started)
 
 
-async def run(
-    target: str,
-    rules: Sequence[Rule],
-    on_verdict: Callable[[Verdict], None] = lambda verdict: None,
-) -> list[Verdict]:
+async def run(target: str, rules: Sequence[Rule]) -> list[Verdict]:
     """Each rule in order, every one with fresh identifiers of its own."""
     async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
         try:
@@ -61,7 +57,5 @@ async def run(
             raise Unreachable(f"nobody answers at {target} within {CONNECT_SECONDS:g} s") from None
         verdicts = []
         for rule in rules:
-            verdict = await judge(rule, Context(channel))
-            on_verdict(verdict)
-            verdicts.append(verdict)
+            verdicts.append(await judge(rule, Context(channel)))
         return verdicts
