@@ -1,4 +1,4 @@
-"""The `lienthong` command: up, demo, seed-demo, submit, status, replay, bench, fuzz.
+"""The `lienthong` command: up, demo, seed-demo, submit, status, replay, bench, fuzz, conform.
 
 Exit codes: 0 done, 1 failed (a dossier rejected, a stack that would not
 start, nobody answering), 2 bad input (command line or declaration file),
@@ -18,6 +18,7 @@ from typing import Any
 import grpc
 from rich.markup import escape
 
+from cli.conform import add_conform_parser
 from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.render import make_console
 from cli.rpc_errors import describe
@@ -210,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     fuzz.add_argument(
         "--keep", type=Path, default=None, metavar="DIR", help="keep the databases and log in DIR"
     )
+    add_conform_parser(commands, common)
     return parser
 
 
@@ -346,6 +348,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_fuzz(
             console, inputs_per_rpc=args.inputs, only=args.rpc, seed=args.seed, keep=args.keep
         )
+    if args.command == "conform":
+        from cli.conform import run_from_args  # noqa: PLC0415
+
+        return run_from_args(console, args)
     raise AssertionError(f"unhandled command {args.command}")
 
 
