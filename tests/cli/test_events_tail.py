@@ -6,6 +6,7 @@ from a separate process; dead letters with their reason."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -23,6 +24,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from brokers import BrokerKind, RunningBroker, start_broker
 from cli.main import main
+from cli.state import StackState, write_state
 from gateway.events import Event, Topics
 from gateway.kafka import ensure_topics, make_producer, publish
 from lienthong.events.v1 import events_pb2 as ev
@@ -212,6 +214,32 @@ def test_a_dead_letter_shows_why(
         "(not decoded: unknown ce_type vn.example.unknown.v9) "
         f"(dead letter from {prefix}.dossiers/2/41: unknown ce_type vn.example.unknown.v9)"
     ]
+
+
+def test_the_broker_of_the_running_stack_by_default(
+    broker: RunningBroker,
+    prefix: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # stack.json, as `lienthong up` writes it, says where the broker is.
+    write_state(
+        tmp_path,
+        dataclasses.replace(StackState.defaults(), bootstrap_servers=broker.bootstrap_servers),
+    )
+    settled = ev.DossierSettled(dossier=gw.Dossier(dossier_id="birth-eeee", version=3))
+    _publish(
+        broker.bootstrap_servers,
+        [(f"{prefix}.dossier-settled", Event("birth-eeee/settled/X", "birth-eeee", settled, WHEN))],
+    )
+    argv = ["events", "tail", "dossier-settled", "--from-beginning", "--limit", "1"]
+    assert main([*argv, "--data-dir", str(tmp_path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [
+        "2026-11-30T08:15:00+00:00 birth-eeee vn.lienthong.dossier.settled.v1 "
+        '{"dossier":{"dossier_id":"birth-eeee","version":"3"}}'
+    ]
+    assert f"({tmp_path / 'stack.json'})" in captured.err
 
 
 def test_an_unknown_topic_is_bad_input(capsys: pytest.CaptureFixture[str]) -> None:
