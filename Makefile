@@ -27,11 +27,12 @@ setup: $(VENV)/.synced ## Create the virtual environment from the lock file
 generate: setup ## Regenerate genproto/ from proto/
 	$(BIN)/python proto/generate.py
 
-lint: setup ## ruff, buf lint, and a lock file that matches pyproject.toml
+lint: setup ## ruff, buf lint, buf breaking against the released v1, and a lock file that matches pyproject.toml
 	$(UV) lock --check --quiet
 	$(BIN)/ruff check $(CODE)
 	$(BIN)/ruff format --check $(CODE)
 	$(BIN)/buf lint
+	$(BIN)/buf breaking --against proto/baseline/v1.binpb
 
 typecheck: setup ## mypy, strict on our code
 	$(BIN)/mypy $(CODE)

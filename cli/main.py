@@ -124,6 +124,39 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--watch", action="store_true", help="follow it until it ends")
     status.add_argument("--json", action="store_true", help="print the dossier as JSON")
 
+    events = commands.add_parser(
+        "events",
+        help="the gateway's Kafka events (see proto/asyncapi.yaml)",
+    ).add_subparsers(dest="events_command", required=True, metavar="SUBCOMMAND")
+    tail = events.add_parser(
+        "tail",
+        parents=[common],
+        help="print a topic's events as they arrive, decoded",
+        description="One line per event: its time, key (the dossier id), CloudEvents type "
+        "and the protobuf value as compact JSON, personal ID numbers masked. Reads every "
+        "partition without a consumer group, so it disturbs no consumer.",
+    )
+    tail.add_argument(
+        "topic",
+        metavar="TOPIC",
+        help="dossier-settled, dossiers, step-commands.<agency>, step-outcomes, deadletter... "
+        "(under $LIENTHONG_TOPIC_PREFIX, default lienthong), or a whole topic name",
+    )
+    tail.add_argument(
+        "--bootstrap",
+        metavar="HOST:PORT",
+        default=None,
+        help="the broker (default: $KAFKA_BOOTSTRAP_SERVERS, else the running stack's, "
+        "from ./data/stack.json)",
+    )
+    tail.add_argument("--data-dir", type=Path, default=None, help="where stack.json is")
+    tail.add_argument(
+        "--from-beginning", action="store_true", help="start at the oldest event, not the next"
+    )
+    tail.add_argument(
+        "--limit", type=_at_least_one, default=None, metavar="N", help="stop after N events"
+    )
+
     replay = commands.add_parser(
         "replay",
         parents=[common],
@@ -313,6 +346,16 @@ def _dispatch(args: argparse.Namespace) -> int:
             gateway=gateway_address(args.gateway, args.data_dir),
             watch=args.watch,
             as_json=args.json,
+        )
+    if args.command == "events":
+        from cli.events import run_events_tail  # noqa: PLC0415
+
+        return run_events_tail(
+            topic=args.topic,
+            bootstrap=args.bootstrap,
+            data_dir=args.data_dir,
+            from_beginning=args.from_beginning,
+            limit=args.limit,
         )
     if args.command == "replay":
         from cli.replay import run_replay  # noqa: PLC0415
