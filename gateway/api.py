@@ -11,7 +11,11 @@ retries. UNAVAILABLE and not OK: OK has always meant "the saga has it"
 (acknowledged by the broker), and a client told OK would not know that its
 dossier waits on an outage; UNAVAILABLE is the code every gRPC client treats
 as safe to retry, and the retry (same idempotency key) returns the same
-dossier, with OK once the event is published."""
+dossier, with OK once the event is published.
+
+Each submission RPC names its kind (the contract has one per kind); the rest
+(the form's rules, where the form goes on the dossier, a supplement's form)
+comes from the kind's procedure group (gateway/procedures.py)."""
 
 from __future__ import annotations
 
@@ -23,6 +27,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
 
 from common.clock import Clock, latest_past_day
 from common.config import DEFAULT_CLOCK_TOLERANCE_SECONDS
@@ -30,8 +35,8 @@ from common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavail
 from common.quoting import quote
 from gateway import saga
 from gateway.events import Event, Topics
-from gateway.forms import check_birth_declaration, check_death_declaration
 from gateway.outbox import Outbox
+from gateway.procedures import PROCEDURES, ProcedureGroup, UnknownProcedureError
 from gateway.store import Announcement, DossierStore, fingerprint
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
@@ -42,6 +47,16 @@ Context = grpc.aio.ServicerContext[Any, Any]
 # the contract does not know (of any size: a megabyte is past what Kafka takes
 # in one record) are dropped first (request.DiscardUnknownFields()).
 WATCH_POLL_SECONDS = 0.05
+
+
+def _group(kind: pb.DossierKind.ValueType) -> ProcedureGroup[Any]:
+    """The kind's procedure group; FAILED_PRECONDITION when this gateway runs
+    no such procedure (a dossier stored by a newer gateway sharing the store),
+    never another kind's."""
+    try:
+        return PROCEDURES.of_kind(kind)
+    except UnknownProcedureError as unknown:
+        raise FailedPrecondition(str(unknown), reason="UNKNOWN_PROCEDURE") from None
 
 
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
@@ -98,27 +113,32 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 retry_after_seconds=self.outbox.timeout,
             )
 
-    def _new_dossier(self, kind: pb.DossierKind.ValueType, prefix: str) -> pb.Dossier:
+    def _new_dossier(self, group: ProcedureGroup[Any]) -> pb.Dossier:
         now = saga.timestamp(self.clock.now())
         return pb.Dossier(
-            dossier_id=f"{prefix}-{uuid.uuid4().hex[:16]}",
-            kind=kind,
+            dossier_id=f"{group.name}-{uuid.uuid4().hex[:16]}",
+            kind=group.kind,
             state=pb.DOSSIER_STATE_RECEIVED,
             submitted_at=now,
             updated_at=now,
             version=1,
         )
 
+    async def _declare(self, kind: pb.DossierKind.ValueType, key: str, form: Message) -> str:
+        """Check the form by its group's rules, store it as a new dossier of
+        the group, announce it: the dossier's id."""
+        group = _group(kind)
+        group.check_form(form, field="declaration", latest=self._latest_day())
+        dossier = self._new_dossier(group)
+        group.form(dossier).CopyFrom(form)
+        return await self._submit(key, dossier, form.SerializeToString(deterministic=True))
+
     async def SubmitBirthDeclaration(
         self, request: pb.SubmitBirthDeclarationRequest, context: Context
     ) -> pb.SubmitBirthDeclarationResponse:
         request.DiscardUnknownFields()
-        form = request.declaration
-        check_birth_declaration(form, field="declaration", latest=self._latest_day())
-        dossier = self._new_dossier(pb.DOSSIER_KIND_BIRTH, "birth")
-        dossier.birth_declaration.CopyFrom(form)
-        dossier_id = await self._submit(
-            request.idempotency_key, dossier, form.SerializeToString(deterministic=True)
+        dossier_id = await self._declare(
+            pb.DOSSIER_KIND_BIRTH, request.idempotency_key, request.declaration
         )
         return pb.SubmitBirthDeclarationResponse(dossier_id=dossier_id)
 
@@ -126,12 +146,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.SubmitDeathDeclarationRequest, context: Context
     ) -> pb.SubmitDeathDeclarationResponse:
         request.DiscardUnknownFields()
-        form = request.declaration
-        check_death_declaration(form, field="declaration", latest=self._latest_day())
-        dossier = self._new_dossier(pb.DOSSIER_KIND_DEATH, "death")
-        dossier.death_declaration.CopyFrom(form)
-        dossier_id = await self._submit(
-            request.idempotency_key, dossier, form.SerializeToString(deterministic=True)
+        dossier_id = await self._declare(
+            pb.DOSSIER_KIND_DEATH, request.idempotency_key, request.declaration
         )
         return pb.SubmitDeathDeclarationResponse(dossier_id=dossier_id)
 
@@ -187,10 +203,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         if not self.store.supplement_accepted(dossier.dossier_id, key, print_):
             self._check_supplement(dossier, request)
         event = ev.DossierSupplemented(dossier_id=dossier.dossier_id, supplement_id=key)
-        if field == "birth_declaration":
-            event.birth_declaration.CopyFrom(request.birth_declaration)
-        else:
-            event.death_declaration.CopyFrom(request.death_declaration)
+        # The same field name in the request's oneof and the event's.
+        getattr(event, field).CopyFrom(supplement)
         supplemented = Event(
             f"{dossier.dossier_id}/supplement/{key}",
             dossier.dossier_id,
@@ -219,23 +233,16 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
                 "the 7-working-day window for the supplement has closed",
                 reason="SUPPLEMENT_WINDOW_CLOSED",
             )
-        birth = request.HasField("birth_declaration")
-        if birth != (dossier.kind == pb.DOSSIER_KIND_BIRTH):
+        group = _group(dossier.kind)
+        field = request.WhichOneof("declaration") or "declaration"
+        if field != group.form_field:
             raise InvalidArgument.field(
-                "birth_declaration" if birth else "death_declaration",
-                "does not match the dossier's kind",
+                field, f"does not match the dossier's kind (a {group.title})"
             )
         # The same rules as a submission, on the form as the saga will have it
         # once the supplement is merged in (saga.on_supplemented), so a field
         # the supplement got wrong is named by its place in this request.
-        latest = self._latest_day()
-        if birth:
-            merged_birth = pb.BirthDeclaration()
-            merged_birth.CopyFrom(dossier.birth_declaration)
-            merged_birth.MergeFrom(request.birth_declaration)
-            check_birth_declaration(merged_birth, field="birth_declaration", latest=latest)
-        else:
-            merged_death = pb.DeathDeclaration()
-            merged_death.CopyFrom(dossier.death_declaration)
-            merged_death.MergeFrom(request.death_declaration)
-            check_death_declaration(merged_death, field="death_declaration", latest=latest)
+        merged = type(group.form(dossier))()
+        merged.CopyFrom(group.form(dossier))
+        merged.MergeFrom(getattr(request, field))
+        group.check_form(merged, field=field, latest=self._latest_day())

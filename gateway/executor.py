@@ -6,6 +6,7 @@ REJECTED outcome with its reason."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 import time
 from typing import Any
@@ -17,10 +18,51 @@ from common.clock import Clock
 from gateway.agencies import Agencies, AgencyRefusalError, TransientAgencyError
 from gateway.events import Event, PoisonEventError, Topics
 from gateway.kafka import Lease, send
-from gateway.steps import HANDLERS, StepDone, StepInput
+from gateway.procedures import PROCEDURES, StepPlan, UnknownProcedureError
+from gateway.saga import delivery_note
+from gateway.steps import StepDone, StepInput, succeeded
 from lienthong.events.v1 import events_pb2 as ev
 
 log = structlog.get_logger("steps")
+
+
+def plan_of(command: ev.StepCommand) -> StepPlan:
+    """The command's step in its dossier's group: the handler to run and the
+    agency to run it at. PoisonEventError for a kind or a step the table does
+    not hold: such a command can never be run here."""
+    try:
+        return PROCEDURES.plan(command.dossier, command.step)
+    except UnknownProcedureError as unknown:
+        raise PoisonEventError(str(unknown)) from None
+
+
+def step_outcome(
+    command: ev.StepCommand,
+    *,
+    agency: str,
+    done: StepDone,
+    attempts: int,
+    started: dt.datetime,
+    finished: dt.datetime,
+) -> ev.StepOutcome:
+    """The outcome the saga hears: the step's part of the result goes in the
+    field its group names."""
+    outcome = ev.StepOutcome(
+        dossier_id=command.dossier_id,
+        step=command.step,
+        agency=agency,
+        kind=done.kind,
+        attempts=attempts,
+        outcome=done.outcome,
+        reason=done.reason,
+        message=done.outcome if done.kind == ev.STEP_OUTCOME_KIND_REJECTED else "",
+        started_at_unix_ms=int(started.timestamp() * 1000),
+        finished_at_unix_ms=int(finished.timestamp() * 1000),
+    )
+    if done.result is not None:
+        result_field = PROCEDURES.of(command.dossier).result_field
+        getattr(outcome, result_field).CopyFrom(done.result)
+    return outcome
 
 
 class StepExecutor:
@@ -49,8 +91,9 @@ class StepExecutor:
         command = event.message
         if not isinstance(command, ev.StepCommand):
             raise PoisonEventError(f"the executor does not handle {event.type}")
-        if command.step not in HANDLERS or not command.dossier.timeline:
-            raise PoisonEventError(f"unknown step {command.step!r}")
+        plan_of(command)
+        if not command.dossier.timeline:
+            raise PoisonEventError(f"step {command.step!r} sent without a started timeline")
 
     async def handle_batch(self, events: list[Event], lease: Lease) -> None:
         """Run the batch's steps concurrently, one dossier's in order, and
@@ -83,11 +126,18 @@ class StepExecutor:
 
     async def _run(self, command: ev.StepCommand, lease: Lease) -> asyncio.Future[Any]:
         """Run one step; returns the future of its outcome's acknowledgement."""
-        agency, handler = HANDLERS[command.step]
+        plan = plan_of(command)  # check() let it through
+        agency, handler = plan.agency, plan.handler
         started = self.clock.now()
         began = time.perf_counter()
         attempts = 0
         while True:
+            if handler is None:
+                # The gateway's own step (delivering the result), which the
+                # saga now does itself; a command for it sent by an older
+                # gateway, still in the topic, is run rather than dead-lettered.
+                attempts, done = 1, succeeded(delivery_note(command.dossier))
+                break
             attempts += 1
             # While the agency is down, one step probes it and the rest wait.
             await self.agencies.breaker(agency).admit()
@@ -112,22 +162,14 @@ class StepExecutor:
                 done = StepDone(ev.STEP_OUTCOME_KIND_REJECTED, refusal.message, refusal.reason)
                 break
         finished = self.clock.now()
-        outcome = ev.StepOutcome(
-            dossier_id=command.dossier_id,
-            step=command.step,
+        outcome = step_outcome(
+            command,
             agency=agency,
-            kind=done.kind,
+            done=done,
             attempts=attempts,
-            outcome=done.outcome,
-            reason=done.reason,
-            message=done.outcome if done.kind == ev.STEP_OUTCOME_KIND_REJECTED else "",
-            started_at_unix_ms=int(started.timestamp() * 1000),
-            finished_at_unix_ms=int(finished.timestamp() * 1000),
+            started=started,
+            finished=finished,
         )
-        if done.birth is not None:
-            outcome.birth_result.CopyFrom(done.birth)
-        if done.death is not None:
-            outcome.death_result.CopyFrom(done.death)
         lease.check()
         acknowledged = await send(
             self.producer,

@@ -1,6 +1,10 @@
 """The saga state machine: pure functions from (dossier, event, now) to the
 updated dossier and the step commands to send. No I/O here, so every
-transition is unit-tested without a broker and replayed safely."""
+transition is unit-tested without a broker and replayed safely.
+
+It knows no procedure kinds: the dossier's group (gateway/procedures.py) says
+its steps, its form, its time limit and its result. A dossier of a kind the
+table does not hold raises UnknownProcedureError rather than run as another."""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import datetime as dt
 
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from gateway.procedures import GATEWAY, StepPlan, group_name, missing_fields, steps_for
+from gateway.procedures import GATEWAY, PROCEDURES, StepPlan
 from gateway.time_limits import time_limits
 from gateway.working_days import add_working_days, due_by
 from lienthong.events.v1 import events_pb2 as ev
@@ -71,7 +75,7 @@ def procedure_results(dossier: pb.Dossier) -> list[pb.ProcedureResult]:
     steps = {step.name: step for step in dossier.timeline}
     return [
         _procedure_result(dossier, plan, steps.get(plan.name))
-        for plan in steps_for(dossier)
+        for plan in PROCEDURES.of(dossier).steps
         if plan.procedure is not None
     ]
 
@@ -83,7 +87,7 @@ def _took_effect(dossier: pb.Dossier) -> bool:
         plan.procedure is not None
         and plan.name in steps
         and steps[plan.name].state == pb.STEP_STATE_SUCCEEDED
-        for plan in steps_for(dossier)
+        for plan in PROCEDURES.of(dossier).steps
     )
 
 
@@ -106,11 +110,8 @@ def _finish(dossier: pb.Dossier, state: pb.DossierState.ValueType, now: dt.datet
 def delivery_note(dossier: pb.Dossier) -> str:
     """What the declarant is told: how the result reaches them, and, when a
     procedure was refused, what was done and what was refused, by whom and why."""
-    form = (
-        dossier.birth_declaration
-        if dossier.HasField("birth_declaration")
-        else dossier.death_declaration
-    )
+    # Every form of the contract says how its result is delivered.
+    form = PROCEDURES.of(dossier).form(dossier)
     how = (
         "by public postal service"
         if form.delivery_method == pb.DELIVERY_METHOD_POST
@@ -131,7 +132,7 @@ def delivery_note(dossier: pb.Dossier) -> str:
 def _start_next_step(dossier: pb.Dossier, now: dt.datetime) -> list[ev.StepCommand]:
     """Start the first step not yet in the timeline, or finish the dossier:
     COMPLETED, or COMPLETED_WITH_REFUSALS when a procedure was refused."""
-    plans = steps_for(dossier)
+    plans = PROCEDURES.of(dossier).steps
     done = len(dossier.timeline)
     if done == len(plans):
         refused = any(step.state == pb.STEP_STATE_REJECTED for step in dossier.timeline)
@@ -190,7 +191,8 @@ def _start_next_step(dossier: pb.Dossier, now: dt.datetime) -> list[ev.StepComma
 
 
 def _begin_or_ask(dossier: pb.Dossier, now: dt.datetime) -> list[ev.StepCommand]:
-    missing = missing_fields(dossier)
+    group = PROCEDURES.of(dossier)
+    missing = group.missing(dossier)
     if missing:
         dossier.state = pb.DOSSIER_STATE_NEEDS_SUPPLEMENT
         dossier.supplement.CopyFrom(
@@ -205,7 +207,7 @@ def _begin_or_ask(dossier: pb.Dossier, now: dt.datetime) -> list[ev.StepCommand]
     dossier.ClearField("supplement")
     # The legal limit runs from the day the dossier is complete (the next
     # working day when it is complete after the daily cut-off).
-    days = time_limits().group(group_name(dossier))
+    days = time_limits().group(group.name)
     dossier.due_at.CopyFrom(timestamp(due_by(now, days)))
     return _start_next_step(dossier, now)
 
@@ -230,11 +232,11 @@ def on_supplemented(
     dossier = pb.Dossier()
     dossier.CopyFrom(current)
     # MergeFrom copies only the fields the declarant filled in, which is what
-    # a supplement is: the rest stays as first declared.
-    if event.HasField("birth_declaration"):
-        dossier.birth_declaration.MergeFrom(event.birth_declaration)
-    elif event.HasField("death_declaration"):
-        dossier.death_declaration.MergeFrom(event.death_declaration)
+    # a supplement is: the rest stays as first declared. The API refuses
+    # another group's form; one that got here anyway changes nothing.
+    group = PROCEDURES.of(dossier)
+    if event.WhichOneof("declaration") == group.form_field:
+        group.form(dossier).MergeFrom(getattr(event, group.form_field))
     commands = _begin_or_ask(dossier, now)
     _touch(dossier, now)
     return dossier, commands
@@ -285,10 +287,10 @@ def on_step_outcome(
         step.deadline_breached = step.finished_at.ToDatetime(dt.UTC) > step.due_at.ToDatetime(
             dt.UTC
         )
-    if outcome.HasField("birth_result"):
-        dossier.birth_result.MergeFrom(outcome.birth_result)
-    elif outcome.HasField("death_result"):
-        dossier.death_result.MergeFrom(outcome.death_result)
+    # Each step's outcome carries its part of the group's result.
+    group = PROCEDURES.of(dossier)
+    if outcome.WhichOneof("result") == group.result_field:
+        group.add_result(dossier, getattr(outcome, group.result_field))
     commands: list[ev.StepCommand] = []
     if outcome.kind == ev.STEP_OUTCOME_KIND_REJECTED:
         step.state = pb.STEP_STATE_REJECTED

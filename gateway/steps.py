@@ -1,5 +1,6 @@
 """What each step does at its agency. One small function per step, each taking
-the dossier snapshot from its command and returning what happened.
+the dossier snapshot from its command and returning what happened; which
+group runs it, at which agency, is said once, in gateway/procedures.py.
 
 Agency request ids are `<dossier id>/<step>[/<call>]`, and every date sent is
 read from the snapshot (the day the step started), so a redelivered command
@@ -13,9 +14,10 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from google.protobuf.message import Message
+
 from common.clock import VIETNAM
 from gateway.agencies import Agencies, AgencyRefusalError
-from gateway.saga import delivery_note
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 from lienthong.health.v1 import health_pb2
@@ -28,12 +30,13 @@ class StepDone:
     kind: ev.StepOutcomeKind.ValueType
     outcome: str
     reason: str = ""
-    birth: pb.BirthResult | None = None
-    death: pb.DeathResult | None = None
+    # The step's part of its group's result (a BirthResult, a DeathResult):
+    # the executor sends it in the outcome, the saga merges it in.
+    result: Message | None = None
 
 
-def succeeded(outcome: str, **results: pb.BirthResult | pb.DeathResult) -> StepDone:
-    return StepDone(ev.STEP_OUTCOME_KIND_SUCCEEDED, outcome, **results)  # type: ignore[arg-type]
+def succeeded(outcome: str, result: Message | None = None) -> StepDone:
+    return StepDone(ev.STEP_OUTCOME_KIND_SUCCEEDED, outcome, result=result)
 
 
 def skipped(outcome: str, reason: str) -> StepDone:
@@ -140,7 +143,7 @@ async def register_birth(agencies: Agencies, step: StepInput) -> StepDone:
     number = answer.citizen.personal_id_number
     return succeeded(
         f"birth registered; personal ID number {number}",
-        birth=pb.BirthResult(personal_id_number=number),
+        pb.BirthResult(personal_id_number=number),
     )
 
 
@@ -183,7 +186,7 @@ async def register_permanent_residence(agencies: Agencies, step: StepInput) -> S
     address = answer.household.address
     return succeeded(
         f"permanent residence registered at {address}",
-        birth=pb.BirthResult(
+        pb.BirthResult(
             household_id=household_id,
             residence_address=address,
             residence_province_code=answer.household.province_code,
@@ -217,7 +220,7 @@ async def issue_health_insurance_card(agencies: Agencies, step: StepInput) -> St
     return succeeded(
         f"health insurance card {card.social_insurance_number} valid "
         f"{card.valid_from} to {card.valid_to}",
-        birth=pb.BirthResult(card=card),
+        pb.BirthResult(card=card),
     )
 
 
@@ -273,7 +276,7 @@ async def register_death(agencies: Agencies, step: StepInput) -> StepDone:
     late = " (declared late)" if registration.declared_late else ""
     return succeeded(
         f"death registered on {registration.registered_on}{late}",
-        death=pb.DeathResult(
+        pb.DeathResult(
             death_registered_on=registration.registered_on,
             declared_late=registration.declared_late,
         ),
@@ -299,7 +302,7 @@ async def remove_permanent_residence(agencies: Agencies, step: StepInput) -> Ste
         raise
     return succeeded(
         f"permanent residence removed from household {answer.household_id}",
-        death=pb.DeathResult(residence_removed_from=answer.household_id),
+        pb.DeathResult(residence_removed_from=answer.household_id),
     )
 
 
@@ -350,26 +353,4 @@ async def settle_insurance(agencies: Agencies, step: StepInput) -> StepDone:
         )
     else:
         parts.append("funeral allowance not claimed")
-    return succeeded("; ".join(parts), death=result)
-
-
-# --- Both -----------------------------------------------------------------
-
-
-async def deliver_result(_agencies: Agencies, step: StepInput) -> StepDone:
-    # The saga now does this step itself; kept so that a command sent by an
-    # older gateway, still in the topic, is run rather than dead-lettered.
-    return succeeded(delivery_note(step.dossier))
-
-
-HANDLERS: dict[str, tuple[str, Handler]] = {
-    "verify_birth_certificate": ("health", verify_birth_certificate),
-    "register_birth": ("population", register_birth),
-    "register_permanent_residence": ("population", register_permanent_residence),
-    "issue_health_insurance_card": ("insurance", issue_health_insurance_card),
-    "verify_death_notice": ("health", verify_death_notice),
-    "register_death": ("population", register_death),
-    "remove_permanent_residence": ("population", remove_permanent_residence),
-    "settle_insurance": ("insurance", settle_insurance),
-    "deliver_result": ("gateway", deliver_result),
-}
+    return succeeded("; ".join(parts), result)

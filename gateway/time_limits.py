@@ -8,8 +8,11 @@ from __future__ import annotations
 import csv
 import functools
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from gateway.procedures import PROCEDURES
 
 BUNDLED = Path(__file__).parent / "data" / "time_limits.csv"
 ENV_VAR = "LIENTHONG_TIME_LIMITS_CSV"
@@ -21,8 +24,12 @@ class TimeLimits:
 
     working_days: dict[str, int]
 
-    def group(self, kind: str) -> int:
-        return self.working_days[f"group.{kind}"]
+    def group(self, name: str) -> int:
+        """The limit of the procedure group of that name (ProcedureGroup.name)."""
+        days = self.working_days.get(f"group.{name}")
+        if days is None:
+            raise LookupError(f"the time-limit table has no row group.{name}")
+        return days
 
     def step(self, step: str) -> int | None:
         """None when the step has no limit of its own."""
@@ -33,8 +40,12 @@ class TimeLimits:
         return self.working_days["supplement_window"]
 
 
-def read_limits(path: Path) -> TimeLimits:
-    """Read limit,working_days rows; lines starting with # are comments."""
+def read_limits(path: Path, groups: Iterable[str] | None = None) -> TimeLimits:
+    """Read limit,working_days rows; lines starting with # are comments. A row
+    `group.<name>` is required for each group named (by default every group
+    of the procedure table), so a missing one fails at start, not mid-saga."""
+    if groups is None:
+        groups = [group.name for group in PROCEDURES]
     with path.open(encoding="utf-8") as f:
         rows = list(csv.DictReader(line for line in f if not line.lstrip().startswith("#")))
     try:
@@ -42,7 +53,7 @@ def read_limits(path: Path) -> TimeLimits:
     except (KeyError, ValueError, AttributeError) as error:
         raise ValueError(f"{path}: not a table of time limits ({error})") from None
     negative = sorted(name for name, days in limits.items() if days < 0)
-    missing = sorted({"group.birth", "group.death", "supplement_window"} - set(limits))
+    missing = sorted({*(f"group.{name}" for name in groups), "supplement_window"} - set(limits))
     if negative or missing:
         raise ValueError(
             f"{path}: "

@@ -17,7 +17,7 @@ from common.clock import Clock
 from gateway import saga
 from gateway.events import Event, PoisonEventError, Topics
 from gateway.kafka import Lease, PartitionRevokedError, publish
-from gateway.procedures import AGENCY_OF_STEP
+from gateway.procedures import PROCEDURES, UnknownProcedureError
 from gateway.store import DossierStore, Fence, PendingEvent, StaleOwnerError, Transition
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
@@ -37,8 +37,9 @@ TRANSITIONS: dict[
 
 def command_topic(topics: Topics, command: ev.StepCommand) -> str:
     """The lane of the step's agency: a step waiting out its agency's outage
-    then holds up only that agency's steps, never another agency's."""
-    return topics.step_commands_for(AGENCY_OF_STEP[command.step])
+    then holds up only that agency's steps, never another agency's. The agency
+    is the one the step of the dossier's group names."""
+    return topics.step_commands_for(PROCEDURES.plan(command.dossier, command.step).agency)
 
 
 class SagaWorker:
@@ -59,6 +60,16 @@ class SagaWorker:
     def check(self, event: Event) -> None:
         if type(event.message) not in TRANSITIONS:
             raise PoisonEventError(f"the saga does not handle {event.type}")
+        # A submission of a kind this gateway does not run is never stored
+        # (never run as another kind). The other events find their dossier in
+        # the store, where only kinds that passed here are; one stored by a
+        # newer gateway sharing the store raises UnknownProcedureError in the
+        # saga, and its batch is retried (logged) rather than dropped.
+        if isinstance(event.message, ev.DossierSubmitted):
+            try:
+                PROCEDURES.of(event.message.dossier)
+            except UnknownProcedureError as unknown:
+                raise PoisonEventError(str(unknown)) from None
 
     @staticmethod
     def _transition(event: Event, now: dt.datetime) -> Transition:

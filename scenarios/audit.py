@@ -16,13 +16,17 @@ counts in *wrong_amounts*. A death declared twice expects one registration
 and at most one allowance. An effect recorded more than once counts in
 *duplicated_effects*, once per extra record. A declaration that should have
 been refused yet left an effect counts in *unexpected_effects*.
+
+What each kind of declaration should leave is one entry of EFFECTS, by the
+kind's group name (gateway/procedures.py); a kind without one is refused,
+never checked as another kind.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,6 +202,43 @@ def _birth(
         result.note("unexpected_effects", planned.key)
 
 
+def _births(
+    population: PopulationRecords,
+    insurance: InsuranceRecords,
+    declared: list[PlannedDeclaration],
+    result: AuditResult,
+) -> None:
+    for planned in declared:
+        _birth(population, insurance, planned, result)
+
+
+def _deaths(
+    population: PopulationRecords,
+    insurance: InsuranceRecords,
+    declared: list[PlannedDeclaration],
+    result: AuditResult,
+) -> None:
+    by_person: dict[str, list[PlannedDeclaration]] = {}
+    for planned in declared:
+        if planned.expected_state == "COMPLETED":
+            # The already dead were seeded dead: nothing tells a new effect apart.
+            assert planned.deceased_id_number is not None
+            by_person.setdefault(planned.deceased_id_number, []).append(planned)
+    for person, of_person in by_person.items():
+        _death(population, insurance, person, of_person, result)
+
+
+# The effects each kind of declaration should leave, checked over all the
+# accepted declarations of that kind at once (a death declared twice is one death).
+EFFECTS: dict[
+    str,
+    Callable[[PopulationRecords, InsuranceRecords, list[PlannedDeclaration], AuditResult], None],
+] = {
+    "birth": _births,
+    "death": _deaths,
+}
+
+
 def _death(
     population: PopulationRecords,
     insurance: InsuranceRecords,
@@ -268,18 +309,16 @@ def audit_records(
     (`accepted`: idempotency keys) against the registries' records."""
     result = AuditResult()
     seen: set[str] = set()
-    deaths: dict[str, list[PlannedDeclaration]] = {}
+    by_kind: dict[str, list[PlannedDeclaration]] = {}
     for planned in declarations:
         if planned.key in seen or planned.key not in accepted:
             continue
         seen.add(planned.key)
         result.checked += 1
-        if planned.kind == "birth":
-            _birth(population, insurance, planned, result)
-        elif planned.expected_state == "COMPLETED":
-            # The already dead were seeded dead: nothing tells a new effect apart.
-            assert planned.deceased_id_number is not None
-            deaths.setdefault(planned.deceased_id_number, []).append(planned)
-    for person, declared in deaths.items():
-        _death(population, insurance, person, declared, result)
+        by_kind.setdefault(planned.kind, []).append(planned)
+    unknown = sorted(set(by_kind) - set(EFFECTS))
+    if unknown:
+        raise ValueError(f"the audit knows no effects of a {', '.join(unknown)} declaration")
+    for kind, check in EFFECTS.items():
+        check(population, insurance, by_kind.get(kind, []), result)
     return result

@@ -343,8 +343,10 @@ def agency_rpcs(planned: PlannedDeclaration) -> int:
     and settle the allowance when claimed."""
     if planned.kind == "birth":
         return 4
-    claimed = bool(planned.request.declaration.claim_funeral_allowance)  # type: ignore[union-attr]
-    return 5 if claimed else 4
+    if planned.kind == "death":
+        claimed = bool(planned.request.declaration.claim_funeral_allowance)  # type: ignore[union-attr]
+        return 5 if claimed else 4
+    raise ValueError(f"no count of agency calls for a {planned.kind} declaration")
 
 
 def prepare(scenario: Scenario, today: dt.date) -> Prepared:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from gateway import saga
-from gateway.procedures import BIRTH_STEPS, DEATH_STEPS
+from gateway.procedures import BIRTH, DEATH
 from lienthong.common.v1.common_pb2 import SEX_FEMALE
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
@@ -58,14 +58,14 @@ def test_complete_birth_dossier_runs_every_step_in_order_then_completes() -> Non
     assert dossier.state == pb.DOSSIER_STATE_IN_PROGRESS
     # 3 working days from Monday: due by the end of Thursday.
     assert dossier.due_at.ToDatetime(dt.UTC).date() == dt.date(2026, 11, 26)
-    agency_steps = [plan.name for plan in BIRTH_STEPS if plan.agency != "gateway"]
+    agency_steps = [plan.name for plan in BIRTH.steps if plan.agency != "gateway"]
     for name in agency_steps:
         assert [c.step for c in commands] == [name]
         dossier, commands = saga.on_step_outcome(dossier, outcome(name), MONDAY)
         assert dossier is not None
     assert commands == []
     assert dossier.state == pb.DOSSIER_STATE_COMPLETED
-    assert [s.name for s in dossier.timeline] == [plan.name for plan in BIRTH_STEPS]
+    assert [s.name for s in dossier.timeline] == [plan.name for plan in BIRTH.steps]
     # The gateway's own last step is done by the saga, with no command.
     delivered = dossier.timeline[-1]
     assert (delivered.name, delivered.state) == ("deliver_result", pb.STEP_STATE_SUCCEEDED)
@@ -78,7 +78,7 @@ def test_rejection_stops_the_saga_with_agency_and_reason() -> None:
     dossier, commands = saga.on_step_outcome(
         dossier,
         outcome(
-            BIRTH_STEPS[0].name,
+            BIRTH.steps[0].name,
             ev.STEP_OUTCOME_KIND_REJECTED,
             agency="health",
             reason="MOTHER_ID_MISMATCH",
@@ -95,8 +95,8 @@ def test_rejection_stops_the_saga_with_agency_and_reason() -> None:
 
 def test_repeated_or_stale_outcomes_change_nothing() -> None:
     dossier, _ = saga.on_submitted(None, ev.DossierSubmitted(dossier=birth_dossier()), MONDAY)
-    advanced, _ = saga.on_step_outcome(dossier, outcome(BIRTH_STEPS[0].name), MONDAY)
-    again, commands = saga.on_step_outcome(advanced, outcome(BIRTH_STEPS[0].name), MONDAY)
+    advanced, _ = saga.on_step_outcome(dossier, outcome(BIRTH.steps[0].name), MONDAY)
+    again, commands = saga.on_step_outcome(advanced, outcome(BIRTH.steps[0].name), MONDAY)
     assert again is None and commands == []
     resubmitted, commands = saga.on_submitted(advanced, ev.DossierSubmitted(), MONDAY)
     assert resubmitted is None and commands == []
@@ -130,7 +130,7 @@ def test_missing_fields_ask_for_a_supplement_within_seven_working_days() -> None
         MONDAY,
     )
     assert done is not None and done.state == pb.DOSSIER_STATE_IN_PROGRESS
-    assert [c.step for c in commands] == [BIRTH_STEPS[0].name]
+    assert [c.step for c in commands] == [BIRTH.steps[0].name]
 
 
 def test_supplement_window_expiry_rejects_only_after_the_due_date() -> None:
@@ -153,7 +153,7 @@ def test_breach_is_visible_while_open_and_kept_when_finished_late() -> None:
     assert dossier is not None
     assert not saga.breached(dossier, MONDAY + dt.timedelta(days=2))
     assert saga.breached(dossier, MONDAY + dt.timedelta(days=4))
-    for plan in BIRTH_STEPS:
+    for plan in BIRTH.steps:
         if plan.agency != "gateway":
             dossier, _ = saga.on_step_outcome(
                 dossier, outcome(plan.name), MONDAY + dt.timedelta(days=5)
@@ -163,7 +163,7 @@ def test_breach_is_visible_while_open_and_kept_when_finished_late() -> None:
 
 
 def test_death_group_steps() -> None:
-    assert [s.name for s in DEATH_STEPS] == [
+    assert [s.name for s in DEATH.steps] == [
         "verify_death_notice",
         "register_death",
         "remove_permanent_residence",

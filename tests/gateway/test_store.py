@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from gateway import saga
-from gateway.procedures import BIRTH_STEPS
+from gateway.procedures import BIRTH
 from gateway.store import DossierStore, Fence, PendingEvent, StaleDossierError, StaleOwnerError
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
@@ -78,7 +78,7 @@ def test_a_failing_batch_leaves_nothing_written(tmp_path: Path) -> None:
 
 def test_the_event_that_settles_a_dossier_announces_it_once(tmp_path: Path) -> None:
     store = DossierStore(tmp_path / "gateway.sqlite3")
-    events = [SUBMITTED, *(step_done(p.name) for p in BIRTH_STEPS if p.agency != "gateway")]
+    events = [SUBMITTED, *(step_done(p.name) for p in BIRTH.steps if p.agency != "gateway")]
     applied = store.apply_all(events)
     announced = [a.caused.settled.dossier.state for a in applied if a.caused.HasField("settled")]
     assert announced == [pb.DOSSIER_STATE_COMPLETED]

@@ -14,9 +14,9 @@ import pytest
 
 from common.clock import VIETNAM
 from gateway.agencies import Agencies, AgencyRefusalError
-from gateway.procedures import missing_fields, steps_for
+from gateway.procedures import PROCEDURES
 from gateway.saga import timestamp
-from gateway.steps import HANDLERS, StepInput
+from gateway.steps import StepInput
 from lienthong.gateway.v1 import gateway_pb2 as gw
 from lienthong.health.v1 import health_pb2_grpc as hl_grpc
 from lienthong.insurance.v1 import insurance_pb2 as ins
@@ -55,18 +55,20 @@ async def carry(agencies: Agencies, planned: PlannedDeclaration, number: int) ->
     else:
         dossier.kind = gw.DOSSIER_KIND_DEATH
         dossier.death_declaration.CopyFrom(form)
-    if missing_fields(dossier):
+    group = PROCEDURES.of(dossier)
+    if group.missing(dossier):
         dossier.state = gw.DOSSIER_STATE_NEEDS_SUPPLEMENT
         return dossier
-    for plan in steps_for(dossier):
+    for plan in group.steps:
         dossier.timeline.add(name=plan.name, agency=plan.agency, started_at=SUBMITTED)
-        _, handler = HANDLERS[plan.name]
+        if plan.handler is None:
+            continue  # the gateway's own step (the delivery), no agency's
         try:
-            done = await handler(agencies, StepInput(dossier, plan.name))
+            done = await plan.handler(agencies, StepInput(dossier, plan.name))
         except AgencyRefusalError as refusal:
             # Refused after a procedure took effect (the birth registered, the
             # card refused): the dossier completes with that refusal.
-            took_effect = dossier.HasField("birth_result") or dossier.HasField("death_result")
+            took_effect = dossier.WhichOneof("result") is not None
             dossier.state = (
                 gw.DOSSIER_STATE_COMPLETED_WITH_REFUSALS
                 if took_effect
@@ -74,10 +76,8 @@ async def carry(agencies: Agencies, planned: PlannedDeclaration, number: int) ->
             )
             dossier.rejection.CopyFrom(gw.Rejection(agency=refusal.agency, reason=refusal.reason))
             return dossier
-        if done.birth is not None:
-            dossier.birth_result.MergeFrom(done.birth)
-        if done.death is not None:
-            dossier.death_result.MergeFrom(done.death)
+        if done.result is not None:
+            group.add_result(dossier, done.result)
     dossier.state = gw.DOSSIER_STATE_COMPLETED
     return dossier
 
