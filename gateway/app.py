@@ -237,7 +237,7 @@ async def _connect_and_run(
     def make_saga() -> GroupConsumer:
         consumer: GroupConsumer = make_consumer(
             config.bootstrap_servers,
-            f"{config.topic_prefix}-saga",
+            topics.saga_group,
             joining,
             max_poll_interval_ms=SAGA_MAX_POLL_INTERVAL_MS,
             fetch_max_wait_ms=config.fetch_max_wait_ms,
@@ -257,19 +257,19 @@ async def _connect_and_run(
             membership=joining,
             owners=store,
             owner_name=owner,
-            incarnations=incarnations(f"{config.topic_prefix}-saga"),
+            incarnations=incarnations(topics.saga_group),
         ),
         # A consumer (a group) per agency lane: a batch waiting out one
         # agency's outage holds up only that agency's partitions, and each
         # lane commits its own offsets.
         *(
-            steps_consumer(f"steps-{agency}", f"{config.topic_prefix}-steps-{agency}", topic)
+            steps_consumer(f"steps-{agency}", topics.lane_group(agency), topic)
             for agency, topic in topics.step_lanes.items()
         ),
         # The topic before the lanes: an older gateway in the same deployment
         # may still send commands there. Its group keeps its old name, so the
         # offsets committed before an upgrade still count.
-        steps_consumer("steps", f"{config.topic_prefix}-steps", topics.step_commands),
+        steps_consumer("steps", topics.legacy_steps_group, topics.step_commands),
     ]
     for consumer in consumers:
         await until_done(

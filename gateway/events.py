@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from google.protobuf.message import DecodeError, Message
 
+from common.agencies import AGENCY_NAMES
 from lienthong.events.v1 import events_pb2
 
 SPEC_VERSION = "1.0"
@@ -36,7 +37,7 @@ TYPE_OF = {cls: name for name, cls in EVENT_TYPES.items()}
 # batch of steps waiting out one agency's outage holds up only that agency's
 # steps; the saga sends a dossier's next command only after the previous
 # outcome, so a dossier's steps stay in order across lanes.
-STEP_LANES = ("health", "population", "insurance")
+STEP_LANES = AGENCY_NAMES
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class Topics:
     settled: str
     # Agency → its step-command topic, one per STEP_LANES.
     step_lanes: dict[str, str] = field(default_factory=dict, hash=False)
+    # What the topic names and the consumer groups begin with.
+    prefix: str = "lienthong"
 
     @classmethod
     def with_prefix(cls, prefix: str) -> Topics:
@@ -62,7 +65,31 @@ class Topics:
             deadletter=f"{prefix}.deadletter",
             settled=f"{prefix}.dossier-settled",
             step_lanes={agency: f"{prefix}.step-commands.{agency}" for agency in STEP_LANES},
+            prefix=prefix,
         )
+
+    @property
+    def saga_group(self) -> str:
+        """The saga's consumer group: it reads the dossiers and the outcomes."""
+        return f"{self.prefix}-saga"
+
+    def lane_group(self, agency: str) -> str:
+        """The consumer group of an agency's lane: each lane commits its own offsets."""
+        return f"{self.prefix}-steps-{agency}"
+
+    @property
+    def legacy_steps_group(self) -> str:
+        """The group of the topic before the lanes: its old name, so offsets
+        committed before an upgrade still count."""
+        return f"{self.prefix}-steps"
+
+    def consumer_groups(self) -> dict[str, list[str]]:
+        """Every group the gateway runs → the topics it reads."""
+        return {
+            self.saga_group: [self.dossiers, self.step_outcomes],
+            **{self.lane_group(agency): [topic] for agency, topic in self.step_lanes.items()},
+            self.legacy_steps_group: [self.step_commands],
+        }
 
     def step_commands_for(self, agency: str) -> str:
         """The topic a command for a step of this agency goes to."""

@@ -10,7 +10,9 @@
   its protobuf message; the CloudEvents headers it lists are the ones
   gateway.events.encode writes, with the values it writes.
 - What the saga's operations receive is what the saga handles
-  (gateway.worker.TRANSITIONS); the executor's receive step commands only.
+  (gateway.worker.TRANSITIONS); the executor's receive step commands only;
+  each receiving operation names the consumer group the gateway runs for its
+  topic (Topics.consumer_groups).
 
 `test_the_checks_bite` breaks a copy of the document in memory, once per
 check, and shows each check fails.
@@ -224,6 +226,25 @@ def check_consumers(doc: Doc) -> None:
     assert steps == {ev.StepCommand}
 
 
+def check_groups(doc: Doc) -> None:
+    described: dict[str, set[str]] = {}
+    for name, operation in doc["operations"].items():
+        if operation["action"] != "receive":
+            continue
+        group = _group(doc, operation)
+        assert group, f"operation {name} receives without a consumer group"
+        topic = _pointer(doc, operation["channel"]["$ref"])["address"]
+        described.setdefault(group, set()).add(topic.replace("{prefix}", "lienthong"))
+    defined = {
+        group: set(topics)
+        for group, topics in Topics.with_prefix("lienthong").consumer_groups().items()
+    }
+    assert described == defined, (
+        f"groups → topics the code runs: {sorted(defined.items())}; "
+        f"the document says: {sorted(described.items())}"
+    )
+
+
 CHECKS: dict[str, Callable[[Doc], None]] = {
     "valid AsyncAPI 3.0.0": check_valid_asyncapi,
     "references resolve": check_references_resolve,
@@ -231,6 +252,7 @@ CHECKS: dict[str, Callable[[Doc], None]] = {
     "event types": check_event_types,
     "headers": check_headers,
     "consumers": check_consumers,
+    "consumer groups": check_groups,
 }
 
 
@@ -352,6 +374,14 @@ BREAKAGES: dict[str, tuple[str, str, Callable[[Doc], None]]] = {
         _set(
             "operations/applyStepOutcome/bindings",
             {"kafka": {"groupId": {"type": "string", "const": "lienthong-steps"}}},
+        ),
+    ),
+    "a lane read by a group of another name": (
+        "consumer groups",
+        "groups → topics the code runs",
+        _set(
+            "operations/runHealthStep/bindings",
+            {"kafka": {"groupId": {"type": "string", "const": "lienthong-hospital"}}},
         ),
     ),
 }
