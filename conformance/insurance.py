@@ -804,21 +804,4 @@ async def _(ctx: Context) -> str:
 
 # ---- the wire ------------------------------------------------------------------------
 
-
-@rule(
-    "wire.undecodable_bytes",
-    "bytes that are no protobuf message, sent to every method: INVALID_ARGUMENT, never "
-    "UNKNOWN or INTERNAL",
-)
-async def _(ctx: Context) -> str:
-    return await wire.undecodable_bytes(ctx, SERVICE)
-
-
-@rule("wire.health", "grpc.health.v1 Check says SERVING for the service and for the server")
-async def _(ctx: Context) -> str:
-    return await wire.health_serving(ctx, SERVICE)
-
-
-@rule("wire.reflection", "server reflection lists the service and describes all its methods")
-async def _(ctx: Context) -> str:
-    return await wire.reflection_describes(ctx, SERVICE)
+wire.add_wire_rules(book, SERVICE)

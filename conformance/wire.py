@@ -20,7 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
-from conformance.kit import CALL_TIMEOUT_SECONDS, Context, Failure, cap
+from conformance.kit import CALL_TIMEOUT_SECONDS, Context, Failure, RuleBook, cap
 
 T = TypeVar("T")
 
@@ -202,3 +202,28 @@ async def reflection_describes(ctx: Context, service: ServiceDescriptor) -> str:
         f"reflection describes methods {sorted(described)}; missing {sorted(wanted - described)}",
     )
     return f"lists {service.full_name}; describes its {len(wanted)} methods"
+
+
+def add_wire_rules(book: RuleBook, service: ServiceDescriptor) -> None:
+    """The rules every contract's server honours at the wire, whatever its
+    domain: undecodable bytes refused cleanly, health, reflection."""
+
+    @book.rule(
+        "wire.undecodable_bytes",
+        "bytes that are no protobuf message, sent to every method: INVALID_ARGUMENT, never "
+        "UNKNOWN or INTERNAL",
+    )
+    async def _undecodable(ctx: Context) -> str:
+        return await undecodable_bytes(ctx, service)
+
+    @book.rule(
+        "wire.health", "grpc.health.v1 Check says SERVING for the service and for the server"
+    )
+    async def _health(ctx: Context) -> str:
+        return await health_serving(ctx, service)
+
+    @book.rule(
+        "wire.reflection", "server reflection lists the service and describes all its methods"
+    )
+    async def _reflection(ctx: Context) -> str:
+        return await reflection_describes(ctx, service)
