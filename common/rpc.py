@@ -19,8 +19,9 @@ import datetime as dt
 import functools
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TYPE_CHECKING, Any, NoReturn, TypeAlias, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeAlias, cast
 
 import grpc
 import protovalidate
@@ -151,6 +152,51 @@ def _correlation_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
     return uuid.uuid4().hex
 
 
+def caller_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """Who is calling, from what the transport proved: the common name of
+    the client's certificate under mutual TLS, never from metadata a caller
+    could write. "anonymous" on a plain-text port."""
+    names = list((context.auth_context() or {}).get("x509_common_name") or [])
+    return names[0].decode("utf-8", "replace") if names else "anonymous"
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One finished call, as every observer of a server hears it."""
+
+    # When the call began (UTC).
+    at: dt.datetime
+    caller: str
+    # The full method name, "/lienthong.population.v1.PopulationRegistryService/RegisterBirth".
+    method: str
+    # The gRPC status code's name ("OK", "INVALID_ARGUMENT"...).
+    code: str
+    # ErrorInfo.reason of a refusal; "" otherwise.
+    reason: str
+    correlation_id: str
+    duration_ms: float
+    # The request and the answer as they crossed the wire (a stream's
+    # messages in order); None when there was none (a refusal, undecodable
+    # bytes). Observers keep digests, never these.
+    request: Sequence[Message] | None
+    response: Sequence[Message] | None
+
+    @property
+    def service(self) -> str:
+        return self.method.lstrip("/").partition("/")[0]
+
+    @property
+    def method_name(self) -> str:
+        return self.method.rpartition("/")[2]
+
+
+class CallObserver(Protocol):
+    """Hears every call a server answered or refused (the message log, metrics).
+    Called on the server's event loop: it must not block for long."""
+
+    def observe(self, record: CallRecord) -> None: ...
+
+
 Handler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], Awaitable[Any]]
 StreamHandler = Callable[[Any, grpc.aio.ServicerContext[Any, Any]], AsyncIterator[Any]]
 Deserializer = Callable[[bytes], Any]
@@ -193,12 +239,15 @@ def request_type_name(method: str) -> str:
     return str(found.input_type.full_name)
 
 
-async def _checked(requests: AsyncIterator[Any], type_name: str) -> AsyncIterator[Any]:
+async def _checked(
+    requests: AsyncIterator[Any], type_name: str, heard: Callable[[Any], None]
+) -> AsyncIterator[Any]:
     """A request stream that raises NotDecodable at the first message that did not decode."""
     position = 0
     async for request in requests:
         if request is UNDECODABLE:
             raise NotDecodable(type_name, position=position)
+        heard(request)
         yield request
         position += 1
 
@@ -207,22 +256,65 @@ class _Call:
     """One call's log line and its refusal: the same for every kind of RPC."""
 
     def __init__(
-        self, method: str, context: grpc.aio.ServicerContext[Any, Any], *, quiet: bool
+        self,
+        method: str,
+        context: grpc.aio.ServicerContext[Any, Any],
+        *,
+        quiet: bool,
+        observers: Sequence[CallObserver] = (),
     ) -> None:
         self.method = method
         self.context = context
         self.quiet = quiet
+        self.observers = observers
+        self.at = dt.datetime.now(dt.UTC)
         self.started = time.perf_counter()
         self.correlation_id = _correlation_id(context)
+        # What crossed the wire, for the observers (kept only when there are some).
+        self.requests: list[Message] | None = None
+        self.responses: list[Message] = []
 
     def _elapsed_ms(self) -> float:
         return round((time.perf_counter() - self.started) * 1000, 2)
 
+    def heard(self, request: Any) -> None:
+        if self.observers and isinstance(request, Message):
+            if self.requests is None:
+                self.requests = []
+            self.requests.append(request)
+
+    def said(self, response: Any) -> None:
+        if self.observers and isinstance(response, Message):
+            self.responses.append(response)
+
+    def _tell(self, code: str, reason: str = "") -> None:
+        if not self.observers:
+            return
+        record = CallRecord(
+            at=self.at,
+            caller=caller_of(self.context),
+            method=self.method,
+            code=code,
+            reason=reason,
+            correlation_id=self.correlation_id,
+            duration_ms=self._elapsed_ms(),
+            request=self.requests,
+            response=self.responses if code == "OK" else None,
+        )
+        for observer in self.observers:
+            try:
+                observer.observe(record)
+            except Exception:
+                # An observer's failure is its own: the call was answered.
+                log.exception("call observer failed", method=self.method)
+
     def answered(self) -> None:
         if not self.quiet:
             log.info("rpc", method=self.method, code="OK", duration_ms=self._elapsed_ms())
+        self._tell("OK")
 
     async def refuse(self, failure: DomainError) -> NoReturn:
+        self._tell(failure.code.name, failure.reason)
         # A refusal is one line and no traceback, whoever's service it is.
         log.info(
             "rpc",
@@ -237,12 +329,13 @@ class _Call:
         raise AssertionError("abort returns only by raising")  # pragma: no cover
 
     async def crash(self) -> NoReturn:
+        self._tell("INTERNAL")
         log.exception("rpc", method=self.method, code="INTERNAL")
         await self.context.abort(grpc.StatusCode.INTERNAL, "internal error; see the server log")
         raise AssertionError("abort returns only by raising")  # pragma: no cover
 
 
-async def _prepare(request: Any, type_name: str, *, streamed: bool, ours: bool) -> Any:
+async def _prepare(request: Any, type_name: str, call: _Call, *, streamed: bool, ours: bool) -> Any:
     """The request the handler gets: a stream checked message by message, or
     a single request checked whole (decoded, then, for our services, against
     the contract). Only our services get a load test's added latency."""
@@ -254,23 +347,31 @@ async def _prepare(request: Any, type_name: str, *, streamed: bool, ours: bool) 
     if streamed:
         # Streams validate element by element inside the handler, which
         # knows the element's position in the stream.
-        return _checked(request, type_name)
+        return _checked(request, type_name, call.heard)
+    call.heard(request)
     if ours:
         validate_message(request)
     return request
 
 
 def _unary_response(
-    method: str, type_name: str, inner: Handler, *, streamed: bool, ours: bool
+    method: str,
+    type_name: str,
+    inner: Handler,
+    *,
+    streamed: bool,
+    ours: bool,
+    observers: Sequence[CallObserver],
 ) -> Handler:
     """unary-unary and stream-unary: a request (or a checked stream) in, one answer out."""
 
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call = _Call(method, context, quiet=not ours)
+        call = _Call(method, context, quiet=not ours, observers=observers)
         with structlog.contextvars.bound_contextvars(correlation_id=call.correlation_id):
             try:
-                request = await _prepare(request, type_name, streamed=streamed, ours=ours)
+                request = await _prepare(request, type_name, call, streamed=streamed, ours=ours)
                 response = await inner(request, context)
+                call.said(response)
             except DomainError as failure:
                 await call.refuse(failure)
             except grpc.aio.AbortError:
@@ -290,6 +391,7 @@ def _streamed_response(
     *,
     streamed: bool,
     ours: bool,
+    observers: Sequence[CallObserver],
 ) -> StreamHandler:
     """unary-stream and stream-stream: answers streamed back. The correlation
     id is bound around each step only, never across a yield."""
@@ -297,13 +399,13 @@ def _streamed_response(
     async def handle(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        call = _Call(method, context, quiet=not ours)
+        call = _Call(method, context, quiet=not ours, observers=observers)
         bound = functools.partial(
             structlog.contextvars.bound_contextvars, correlation_id=call.correlation_id
         )
         try:
             with bound():
-                request = await _prepare(request, type_name, streamed=streamed, ours=ours)
+                request = await _prepare(request, type_name, call, streamed=streamed, ours=ours)
                 responses = inner(request, context)
             while True:
                 with bound():
@@ -311,6 +413,7 @@ def _streamed_response(
                         response = await anext(responses)
                     except StopAsyncIteration:
                         break
+                call.said(response)
                 yield response
         except DomainError as failure:
             with bound():
@@ -333,7 +436,11 @@ if TYPE_CHECKING:
 class RegistryInterceptor(grpc.aio.ServerInterceptor):
     """Every server's one place at the wire: the registries' and the gateway's
     (common.server.start_registry). Bytes that do not decode, on any method
-    and any kind of RPC, are refused INVALID_ARGUMENT here."""
+    and any kind of RPC, are refused INVALID_ARGUMENT here. Each call of the
+    server's own services (not health or reflection) is told to `observers`."""
+
+    def __init__(self, observers: Sequence[CallObserver] = ()) -> None:
+        self.observers = tuple(observers)
 
     async def intercept_service(
         self,
@@ -349,12 +456,18 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
         # validation and a log line per probe would drown the real ones. Only
         # their refusals are logged.
         ours = not method.startswith("/grpc.")
+        observers = self.observers if ours else ()
         deserializer = _guard(handler.request_deserializer)
         serializer = handler.response_serializer
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 _unary_response(
-                    method, type_name, cast(Handler, handler.unary_unary), streamed=False, ours=ours
+                    method,
+                    type_name,
+                    cast(Handler, handler.unary_unary),
+                    streamed=False,
+                    ours=ours,
+                    observers=observers,
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,
@@ -362,7 +475,12 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
         if handler.stream_unary is not None:
             return grpc.stream_unary_rpc_method_handler(
                 _unary_response(
-                    method, type_name, cast(Handler, handler.stream_unary), streamed=True, ours=ours
+                    method,
+                    type_name,
+                    cast(Handler, handler.stream_unary),
+                    streamed=True,
+                    ours=ours,
+                    observers=observers,
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,
@@ -375,6 +493,7 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
                     cast(StreamHandler, handler.unary_stream),
                     streamed=False,
                     ours=ours,
+                    observers=observers,
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,
@@ -387,6 +506,7 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
                     cast(StreamHandler, handler.stream_stream),
                     streamed=True,
                     ours=ours,
+                    observers=observers,
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,

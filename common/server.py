@@ -15,7 +15,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from common.rpc import RegistryInterceptor
+from common.rpc import CallObserver, RegistryInterceptor
 
 log = structlog.get_logger("server")
 
@@ -65,11 +65,13 @@ async def start_registry(
     host: str = "127.0.0.1",
     port: int = 0,
     serving: bool = True,
+    observers: Sequence[CallObserver] = (),
 ) -> RunningRegistry:
     """Start serving; health says SERVING at once, or (`serving=False`) only
     once the caller calls set_serving(True): a process that must finish
-    starting behind its port (the gateway joining its consumer groups)."""
-    server = grpc.aio.server(interceptors=[RegistryInterceptor()], options=SERVER_OPTIONS)
+    starting behind its port (the gateway joining its consumer groups).
+    `observers` hear every call of the services (common.rpc.CallObserver)."""
+    server = grpc.aio.server(interceptors=[RegistryInterceptor(observers)], options=SERVER_OPTIONS)
     for binding in bindings:
         binding.add_to_server(binding.servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -96,9 +98,10 @@ async def run_registry(
     port: int,
     grace_seconds: float,
     on_stopped: Callable[[], None] = lambda: None,
+    observers: Sequence[CallObserver] = (),
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain for up to grace_seconds."""
-    running = await start_registry(bindings, host=host, port=port)
+    running = await start_registry(bindings, host=host, port=port, observers=observers)
     log.info("listening", address=f"{host}:{running.port}", services=list(running.service_names))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
