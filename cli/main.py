@@ -258,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="send arbitrary and malformed requests to every RPC; print status codes per RPC",
         description="Start the three registries and the gateway's API (embedded Kafka, fresh "
-        "SQLite files), send each of the 23 RPCs arbitrary and malformed requests built from "
+        "SQLite files), send each of the 24 RPCs arbitrary and malformed requests built from "
         "the protobuf descriptors (raw bytes, truncated encodings, huge fields...) and print "
         "a table of the status codes they got. Exit 1 if any answer was UNKNOWN, INTERNAL or "
         "RESOURCE_EXHAUSTED, a message too long, a refused call wrote rows or a service "
