@@ -144,6 +144,12 @@ def _hospital_lookup(target: Target, birth: gw.Dossier | None, problems: list[st
         reply = coverage.lookup(address, personal_id)
     except grpc.RpcError as error:
         failure = describe(error)
+        if failure.code == grpc.StatusCode.UNIMPLEMENTED:
+            # A registry built against v1 as released: CheckCoverage came after.
+            return (
+                f"A hospital cannot look the child's coverage up: the insurance registry at "
+                f"{address} does not offer CheckCoverage (added to the contract after v1)."
+            )
         problems.append(
             f"the hospital's coverage lookup at {address} failed: "
             f"{failure.code.name}: {failure.message}"

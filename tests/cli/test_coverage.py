@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import threading
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +22,11 @@ import grpc
 import pytest
 
 from cli import main as cli_main
+from cli.demo import Target, _hospital_lookup
 from cli.state import StackState, write_state
 from common.server import RunningRegistry, start_registry
 from lienthong.common.v1.common_pb2 import SEX_FEMALE
+from lienthong.gateway.v1 import gateway_pb2 as gw
 from lienthong.insurance.v1 import insurance_pb2 as pb
 from lienthong.insurance.v1 import insurance_pb2_grpc as pb_grpc
 from services.insurance.app import build
@@ -194,3 +197,45 @@ def test_nobody_answering_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 1
     err = capsys.readouterr().err
     assert "cannot reach the insurance registry at 127.0.0.1:1" in err
+
+
+def _completed_birth(personal_id: str) -> gw.Dossier:
+    return gw.Dossier(
+        state=gw.DOSSIER_STATE_COMPLETED,
+        birth_result=gw.BirthResult(personal_id_number=personal_id),
+    )
+
+
+def test_the_demo_tells_the_hospitals_lookup_in_the_commands_words(
+    registry: Background,
+) -> None:
+    problems: list[str] = []
+    target = Target("", {"insurance": registry.address}, "")
+    line = _hospital_lookup(target, _completed_birth(CHILD), problems)
+    assert problems == []
+    assert line.startswith(
+        f"A hospital checks the child's coverage by ID number {CHILD}: covered on 2025-09-15: "
+        "card TE101"
+    ), line
+    assert "initial facility 01003, valid from 2024-03-10 to 2030-09-30." in line
+
+
+def test_the_demo_on_a_registry_without_check_coverage_says_so_and_goes_on() -> None:
+    # A registry built against v1 as released knows no CheckCoverage.
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        problems: list[str] = []
+        target = Target("", {"insurance": f"127.0.0.1:{port}"}, "")
+        line = _hospital_lookup(target, _completed_birth(CHILD), problems)
+    finally:
+        server.stop(None)
+    assert problems == []
+    assert "does not offer CheckCoverage" in line
+    # Nobody answering at all is a problem: the demo fails.
+    _hospital_lookup(
+        Target("", {"insurance": "127.0.0.1:1"}, ""), _completed_birth(CHILD), problems
+    )
+    assert len(problems) == 1
+    assert "coverage lookup at 127.0.0.1:1 failed: UNAVAILABLE" in problems[0]
