@@ -5,7 +5,9 @@ gateway port); otherwise starts one in a temporary directory and stops it at
 the end. Seeds a fresh synthetic population (unique to this run, so the demo
 can be repeated against a long-running stack), submits both declarations,
 follows both dossiers live through WatchDossier, then tells the results in
-words. Exit 0 only if both dossiers reach COMPLETED.
+words, and looks the newborn's coverage up by her ID number as a hospital
+would (cli/coverage.py). Exit 0 only if both dossiers reach COMPLETED and the
+hospital finds the child covered.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.markup import escape
 
+from cli import coverage
 from cli.client import GatewayClient, WatchStream
 from cli.demo_data import TOKEN_LIMIT, DemoPopulation, demo_population
 from cli.errors import CliError, from_rpc
@@ -126,7 +129,40 @@ def _run(console: Console, target: Target) -> int:
             death_id: f"Death of Lê Văn Hùng ({death_id})",
         }
         finals, problems = _follow(console, client, titles)
-    return _report(console, people, titles, finals, problems)
+    lookup_line = _hospital_lookup(target, finals.get(birth_id), problems)
+    return _report(console, people, titles, finals, problems, lookup_line=lookup_line)
+
+
+def _hospital_lookup(target: Target, birth: gw.Dossier | None, problems: list[str]) -> str:
+    """What a hospital learns when the newborn's family shows her ID number
+    instead of an insurance card (cli/coverage.py, same call, same words)."""
+    if birth is None or birth.state != gw.DOSSIER_STATE_COMPLETED:
+        return ""
+    personal_id = birth.birth_result.personal_id_number
+    address = target.registries["insurance"]
+    try:
+        reply = coverage.lookup(address, personal_id)
+    except grpc.RpcError as error:
+        failure = describe(error)
+        if failure.code == grpc.StatusCode.UNIMPLEMENTED:
+            # A registry built against v1 as released: CheckCoverage came after.
+            return (
+                f"A hospital cannot look the child's coverage up: the insurance registry at "
+                f"{address} does not offer CheckCoverage (added to the contract after v1)."
+            )
+        problems.append(
+            f"the hospital's coverage lookup at {address} failed: "
+            f"{failure.code.name}: {failure.message}"
+        )
+        return ""
+    if not reply.covered:
+        problems.append(
+            "the hospital found the newborn not covered, though the card was just issued"
+        )
+    return (
+        f"A hospital checks the child's coverage by ID number {personal_id}: "
+        f"{coverage.summary(reply)}."
+    )
 
 
 def _follow(
@@ -218,6 +254,8 @@ def _report(
     titles: dict[str, str],
     finals: dict[str, gw.Dossier],
     problems: list[str],
+    *,
+    lookup_line: str = "",
 ) -> int:
     console.print()
     console.print("[bold]Results[/]")
@@ -235,6 +273,8 @@ def _report(
             console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
         if dossier is None or dossier.state != gw.DOSSIER_STATE_COMPLETED:
             all_completed = False
+    if lookup_line:
+        console.print(f"[bold]{escape(lookup_line)}[/]", highlight=False, soft_wrap=True)
     if all_completed and not problems:
         console.print("[bold green]Both dossiers completed.[/]")
         return 0

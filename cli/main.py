@@ -1,5 +1,5 @@
-"""The `lienthong` command: up, demo, seed-demo, submit, status, replay, bench, fuzz, conform,
-events.
+"""The `lienthong` command: up, demo, seed-demo, submit, status, coverage, replay, bench, fuzz,
+conform, events.
 
 Exit codes: 0 done, 1 failed (a dossier rejected, a stack that would not
 start, nobody answering), 2 bad input (command line or declaration file),
@@ -9,6 +9,8 @@ start, nobody answering), 2 bad input (command line or declaration file),
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import re
 import signal
 import sys
 from collections.abc import Sequence
@@ -125,6 +127,33 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--watch", action="store_true", help="follow it until it ends")
     status.add_argument("--json", action="store_true", help="print the dossier as JSON")
 
+    coverage = commands.add_parser(
+        "coverage",
+        parents=[common],
+        help="look up a person's health insurance coverage by ID number, as a hospital does",
+        description="Ask the insurance registry (CheckCoverage) whether the person holds a "
+        "health insurance card valid on a day, as a hospital does when a patient shows the "
+        "chip-based citizen ID card: covered or why not, the card code, group, benefit level, "
+        "initial facility and validity. Exit 0 when it answered, covered or not.",
+    )
+    coverage.add_argument("personal_id", metavar="PERSONAL_ID", help="the 12-digit number")
+    coverage.add_argument(
+        "--on",
+        type=_day,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the day of care (default: today)",
+    )
+    coverage.add_argument(
+        "--target",
+        metavar="HOST:PORT",
+        default=None,
+        help="the insurance registry (default: $LIENTHONG_INSURANCE_ADDRESS, the running "
+        "stack's from ./data/stack.json, else 127.0.0.1:50052)",
+    )
+    coverage.add_argument("--data-dir", type=Path, default=None, help="where stack.json is")
+    coverage.add_argument("--json", action="store_true", help="print the answer as JSON")
+
     events = commands.add_parser(
         "events",
         help="the gateway's Kafka events (see proto/asyncapi.yaml)",
@@ -229,7 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
         parents=[common],
         help="send arbitrary and malformed requests to every RPC; print status codes per RPC",
         description="Start the three registries and the gateway's API (embedded Kafka, fresh "
-        "SQLite files), send each of the 23 RPCs arbitrary and malformed requests built from "
+        "SQLite files), send each of the 24 RPCs arbitrary and malformed requests built from "
         "the protobuf descriptors (raw bytes, truncated encodings, huge fields...) and print "
         "a table of the status codes they got. Exit 1 if any answer was UNKNOWN, INTERNAL or "
         "RESOURCE_EXHAUSTED, a message too long, a refused call wrote rows or a service "
@@ -257,6 +286,15 @@ def _at_least_one(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
+
+
+def _day(text: str) -> dt.date:
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        raise argparse.ArgumentTypeError(f"expected a date written YYYY-MM-DD, got {text[:40]!r}")
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a real date") from None
 
 
 def _add_broker(parser: argparse.ArgumentParser) -> None:
@@ -346,6 +384,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             dossier_id=args.dossier_id,
             gateway=gateway_address(args.gateway, args.data_dir),
             watch=args.watch,
+            as_json=args.json,
+        )
+    if args.command == "coverage":
+        from cli.coverage import run_coverage  # noqa: PLC0415
+
+        return run_coverage(
+            console,
+            personal_id=args.personal_id,
+            on=args.on,
+            target=args.target,
+            data_dir=args.data_dir,
             as_json=args.json,
         )
     if args.command == "events":

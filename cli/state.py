@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cli.probe import check
-from common.agencies import AGENCY_NAMES, default_address
+from common.agencies import AGENCY_NAMES, agency, default_address
 from common.config import DEFAULT_PORTS
 
 STATE_FILE = "stack.json"
@@ -92,3 +92,18 @@ def gateway_address(explicit: str | None, data_dir: Path | None = None) -> str:
         return from_env
     recorded = read_state(data_dir or default_data_dir())
     return recorded.gateway if recorded is not None else StackState.defaults().gateway
+
+
+def agency_address(name: str, explicit: str | None, data_dir: Path | None = None) -> str:
+    """An agency's registry: `explicit` (--target) if given, else
+    $LIENTHONG_<NAME>_ADDRESS, else the running stack's (stack.json), else
+    the default port."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get(agency(name).address_variable)
+    if from_env:
+        return from_env
+    recorded = read_state(data_dir or default_data_dir())
+    if recorded is not None and name in recorded.agencies:
+        return recorded.agencies[name]
+    return default_address(name)

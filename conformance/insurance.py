@@ -5,7 +5,8 @@ card (group TE, level 1, valid from birth to the day before the 6th birthday,
 or to 30 September for a child who turns 6 by then), the 15-character card
 code, the funeral allowance (10 × the base salary in force in the month of
 death, from the salary history; who is eligible), the pension stopped from
-the month after the death.
+the month after the death; a hospital's coverage lookup (covered from
+valid_from to valid_to, and through the day of death of a card ended by it).
 """
 
 from __future__ import annotations
@@ -800,6 +801,167 @@ async def _(ctx: Context) -> str:
     named = [f for f in got.fields if f.endswith("social_insurance_number")]
     expect(bool(named), f"the BadRequest names no social_insurance_number: {got}")
     return str(got)
+
+
+# ---- CheckCoverage: a hospital's lookup by personal ID number -------------------------
+
+# The card's own validity (from birth, to the day before the 6th birthday or
+# to 30 September) is judged by the issue_child_health_insurance_card rules;
+# these judge that the lookup tells the card truthfully, day by day.
+
+
+async def coverage(ctx: Context, personal_id: str, on: dt.date | None = None) -> Any:
+    request = pb.CheckCoverageRequest(
+        personal_id_number=personal_id, on_date=on.isoformat() if on is not None else ""
+    )
+    return await answer(
+        stub(ctx).CheckCoverage(request, timeout=T), f"CheckCoverage({personal_id}, {on})"
+    )
+
+
+def _reason(reply: Any) -> str:
+    return pb.NotCoveredReason.Name(reply.not_covered_reason)
+
+
+def expect_covered(reply: Any, on: dt.date) -> None:
+    expect(
+        reply.covered and reply.not_covered_reason == pb.NOT_COVERED_REASON_UNSPECIFIED,
+        f"{on}: not covered ({_reason(reply)}), should be covered",
+    )
+
+
+def expect_not_covered(reply: Any, on: dt.date, reason: int) -> None:
+    wanted = pb.NotCoveredReason.Name(reason)  # type: ignore[arg-type]
+    expect(
+        not reply.covered and reply.not_covered_reason == reason,
+        f"{on}: covered {reply.covered} ({_reason(reply)}), should be not covered ({wanted})",
+    )
+
+
+@rule(
+    "check_coverage.happy_path",
+    "a child with a card is covered today: the answer carries that card (code, group TE, "
+    "level 1, initial facility, validity) and the day judged",
+)
+async def _(ctx: Context) -> str:
+    request = card_request(ctx, ctx.today - dt.timedelta(days=10))
+    card = await issue(ctx, request)
+    reply = await coverage(ctx, request.personal_id_number, ctx.today)
+    expect_covered(reply, ctx.today)
+    expect(reply.card == card, f"the answer's card {_short(reply.card)}, issued {_short(card)}")
+    expect(reply.on_date == ctx.today.isoformat(), f"on_date {reply.on_date!r}")
+    today = await coverage(ctx, request.personal_id_number)
+    expect(today.covered, f"no on_date (today): not covered ({_reason(today)})")
+    return (
+        f"covered on {reply.on_date}: card {card.card_code}, facility {card.initial_facility_code}"
+    )
+
+
+@rule(
+    "check_coverage.validity_boundaries",
+    "covered on the card's valid_from and valid_to; not the day before (CARD_NOT_YET_VALID) "
+    "nor the day after (CARD_EXPIRED)",
+)
+async def _(ctx: Context) -> str:
+    # Turned 6 in March of last year: a card whose validity is over, asked
+    # for while the child was entitled.
+    born = dt.date(ctx.today.year - 7, 3, 10)
+    request = card_request(ctx, born, requested_on=(born + dt.timedelta(days=30)).isoformat())
+    card = await issue(ctx, request)
+    first = dt.date.fromisoformat(card.valid_from)
+    last = dt.date.fromisoformat(card.valid_to)
+    one = dt.timedelta(days=1)
+    person = request.personal_id_number
+    expect_covered(await coverage(ctx, person, first), first)
+    expect_covered(await coverage(ctx, person, last), last)
+    expect_not_covered(
+        await coverage(ctx, person, first - one),
+        first - one,
+        pb.NOT_COVERED_REASON_CARD_NOT_YET_VALID,
+    )
+    expect_not_covered(
+        await coverage(ctx, person, last + one), last + one, pb.NOT_COVERED_REASON_CARD_EXPIRED
+    )
+    return f"valid {first} to {last}: covered on both, not on {first - one} nor {last + one}"
+
+
+@rule(
+    "check_coverage.ended_by_death",
+    "a card ended by a death (EndCoverage) covers the day of death and not the day after "
+    "(CARD_ENDED), the card shown ENDED",
+)
+async def _(ctx: Context) -> str:
+    request = card_request(ctx, ctx.today - dt.timedelta(days=40))
+    await issue(ctx, request)
+    died = ctx.today - dt.timedelta(days=5)
+    await end(ctx, end_request(ctx, request.personal_id_number, died))
+    after = died + dt.timedelta(days=1)
+    expect_covered(await coverage(ctx, request.personal_id_number, died), died)
+    reply = await coverage(ctx, request.personal_id_number, after)
+    expect_not_covered(reply, after, pb.NOT_COVERED_REASON_CARD_ENDED)
+    expect(
+        reply.card.status == pb.CARD_STATUS_ENDED and reply.card.ended_on == died.isoformat(),
+        f"the answer's card {_short(reply.card)}",
+    )
+    return f"died {died}: covered that day, CARD_ENDED on {after}"
+
+
+@rule(
+    "check_coverage.no_card",
+    "an insured person without a card: an answer (not an error), not covered, NO_CARD, no card",
+)
+async def _(ctx: Context) -> str:
+    one = await seeded(ctx, compulsory_contribution_months=30)
+    reply = await coverage(ctx, one.personal_id_number, ctx.today)
+    expect_not_covered(reply, ctx.today, pb.NOT_COVERED_REASON_NO_CARD)
+    expect(not reply.HasField("card"), f"a card in the answer: {_short(reply.card)}")
+    return "not covered: NO_CARD"
+
+
+@rule(
+    "check_coverage.not_found",
+    "a person without an insurance record: NOT_FOUND PARTICIPANT_NOT_FOUND",
+)
+async def _(ctx: Context) -> str:
+    stranger = id_number(ctx, "001", adult_birthday(), SEX_MALE)
+    return await refusal(
+        stub(ctx).CheckCoverage(pb.CheckCoverageRequest(personal_id_number=stranger), timeout=T),
+        Code.NOT_FOUND,
+        reason="PARTICIPANT_NOT_FOUND",
+    )
+
+
+@rule(
+    "check_coverage.future_day",
+    "a day a month from now (coverage then is not known yet): INVALID_ARGUMENT naming on_date",
+)
+async def _(ctx: Context) -> str:
+    request = card_request(ctx, ctx.today - dt.timedelta(days=10))
+    await issue(ctx, request)
+    later = (ctx.today + dt.timedelta(days=30)).isoformat()
+    return await refusal(
+        stub(ctx).CheckCoverage(
+            pb.CheckCoverageRequest(personal_id_number=request.personal_id_number, on_date=later),
+            timeout=T,
+        ),
+        Code.INVALID_ARGUMENT,
+        fields=["on_date"],
+    )
+
+
+@rule(
+    "check_coverage.field_violations",
+    "a number that is not 12 digits and a day not written YYYY-MM-DD: INVALID_ARGUMENT naming "
+    "personal_id_number and on_date",
+)
+async def _(ctx: Context) -> str:
+    return await refusal(
+        stub(ctx).CheckCoverage(
+            pb.CheckCoverageRequest(personal_id_number="42", on_date="15/09/2025"), timeout=T
+        ),
+        Code.INVALID_ARGUMENT,
+        fields=["personal_id_number", "on_date"],
+    )
 
 
 # ---- the wire ------------------------------------------------------------------------

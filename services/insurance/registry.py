@@ -23,7 +23,7 @@ from common.errors import (
 from common.identifiers import parse_personal_id
 from common.provinces import is_province
 from lienthong.insurance.v1 import insurance_pb2 as pb
-from services.insurance import child_card, funeral_allowance
+from services.insurance import child_card, coverage, funeral_allowance
 from services.insurance.base_salary import BaseSalaryTable
 from services.insurance.store import InsuranceStore
 
@@ -53,6 +53,15 @@ def to_card(row: sqlite3.Row) -> pb.HealthInsuranceCard:
         initial_facility_code=row["initial_facility_code"],
         status=row["status"],
         ended_on=row["ended_on"],
+    )
+
+
+def _validity(card: sqlite3.Row) -> coverage.Validity:
+    """The stored card's dates: written by this registry, so well formed."""
+    return coverage.Validity(
+        valid_from=dt.date.fromisoformat(card["valid_from"]),
+        valid_to=dt.date.fromisoformat(card["valid_to"]),
+        ended_on=dt.date.fromisoformat(card["ended_on"]) if card["ended_on"] else None,
     )
 
 
@@ -328,6 +337,34 @@ class InsuranceRegistry:
             )
         card = self.store.card(row["social_insurance_number"])
         return pb.GetParticipantResponse(participant=to_participant(row, card))
+
+    def check_coverage(self, request: pb.CheckCoverageRequest) -> pb.CheckCoverageResponse:
+        """A hospital's lookup: not covered is an answer with the reason, since
+        the hospital must decide at the counter whether the care is paid by
+        insurance; only a person the registry does not know is an error."""
+        _check_id("personal_id_number", request.personal_id_number)
+        # A past day is a claim being checked; a day to come is not known yet.
+        day = (
+            past_day("on_date", request.on_date, self.latest()) if request.on_date else self.today()
+        )
+        row = self.store.participant(request.personal_id_number)
+        if row is None:
+            raise NotFound(
+                "no insurance participant has this personal ID number",
+                reason="PARTICIPANT_NOT_FOUND",
+            )
+        card = self.store.card(row["social_insurance_number"])
+        why = coverage.not_covered(_validity(card) if card is not None else None, day)
+        return pb.CheckCoverageResponse(
+            covered=why is None,
+            not_covered_reason=(
+                pb.NotCoveredReason.Value(f"NOT_COVERED_REASON_{why.value}")
+                if why is not None
+                else pb.NOT_COVERED_REASON_UNSPECIFIED
+            ),
+            on_date=day.isoformat(),
+            card=to_card(card) if card is not None else None,
+        )
 
     def seed_rows(self, batch: pb.SeedParticipantsRequest, index: int) -> list[tuple[object, ...]]:
         """Check one batch beyond the contract and turn it into rows."""

@@ -60,6 +60,12 @@ class InsuranceRegistryServicer(pb_grpc.InsuranceRegistryServiceServicer):
     ) -> pb.GetParticipantResponse:
         return self.registry.get_participant(request)
 
+    async def CheckCoverage(
+        self, request: pb.CheckCoverageRequest, context: Context
+    ) -> pb.CheckCoverageResponse:
+        # A read: no request id, nothing to run once.
+        return self.registry.check_coverage(request)
+
     async def SeedParticipants(
         self, request_iterator: AsyncIterator[pb.SeedParticipantsRequest], context: Context
     ) -> pb.SeedParticipantsResponse:

@@ -121,6 +121,16 @@ def test_demo_completes_a_birth_and_a_death(tmp_path: Path) -> None:
     # The demo tells the user the child's whole number (logs would mask it).
     assert re.search(r"the child's personal ID number is \d{12}\.", output), output
     assert re.search(r"Funeral allowance \d{1,3}(,\d{3})+ VND", output), output
+    # A hospital looks the newborn up by her new ID number: covered by the
+    # card just issued, at the initial facility chosen in the declaration.
+    number = re.search(r"the child's personal ID number is (\d{12})\.", output)
+    assert number is not None
+    assert re.search(
+        rf"A hospital checks the child's coverage by ID number {number[1]}: covered on "
+        r"\d{4}-\d{2}-\d{2}: card TE101\d{10}, group TE .*, benefit level 1, "
+        r"initial facility 01003, valid from",
+        output,
+    ), output
     assert "Both dossiers completed." in output
 
 

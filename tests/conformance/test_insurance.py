@@ -1,6 +1,8 @@
 """The insurance kit against our social security registry (in-process, real
 gRPC, a real SQLite file): ours passes every rule; a card valid one day too
-long and an allowance at today's base salary each fail the rules named for them."""
+long, an allowance at today's base salary, a coverage lookup that covers one
+day past the card and one that answers a person without a card with an error
+each fail the rules named for them."""
 
 from __future__ import annotations
 
@@ -11,12 +13,15 @@ from typing import Any
 
 import pytest
 
+from common.errors import NotFound
 from conformance.contracts import CONTRACTS
 from conformance.runner import run
+from lienthong.insurance.v1 import insurance_pb2 as pb
 from services.insurance import child_card
 from services.insurance.app import build
 from services.insurance.base_salary import BaseSalaryTable, load_table
-from tests.conformance.variants import failed
+from services.insurance.servicer import InsuranceRegistryServicer
+from tests.conformance.variants import failed, with_servicer
 
 RULES = CONTRACTS["insurance"].rules
 
@@ -60,3 +65,40 @@ async def test_an_allowance_at_todays_salary_fails_the_month_of_death_rule(start
     broken = failed(await run(registry.address, RULES))
     assert set(broken) == {"insurance.settle_funeral_allowance.base_salary_of_the_month_of_death"}
     assert "died 2016-04-30: amount 23400000" in next(iter(broken.values()))
+
+
+class CoveredOneDayTooLong(InsuranceRegistryServicer):
+    """Says covered on the day after the card's valid_to."""
+
+    async def CheckCoverage(self, request: Any, context: Any) -> pb.CheckCoverageResponse:
+        reply = await super().CheckCoverage(request, context)
+        day_after = dt.date.fromisoformat(reply.card.valid_to or "0001-01-01") + dt.timedelta(1)
+        if reply.on_date == day_after.isoformat():
+            reply.covered = True
+            reply.not_covered_reason = pb.NOT_COVERED_REASON_UNSPECIFIED
+        return reply
+
+
+async def test_coverage_one_day_past_the_card_fails_the_boundary_rule(start: Any) -> None:
+    registry = await start(with_servicer(build, CoveredOneDayTooLong))
+    broken = failed(await run(registry.address, RULES))
+    assert set(broken) == {"insurance.check_coverage.validity_boundaries"}
+    evidence = broken["insurance.check_coverage.validity_boundaries"]
+    assert re.search(r"\d{4}-10-01: covered True .*should be not covered", evidence), evidence
+
+
+class NoCardIsAnError(InsuranceRegistryServicer):
+    """Answers an insured person without a card NOT_FOUND, as if unknown."""
+
+    async def CheckCoverage(self, request: Any, context: Any) -> pb.CheckCoverageResponse:
+        reply = await super().CheckCoverage(request, context)
+        if reply.not_covered_reason == pb.NOT_COVERED_REASON_NO_CARD:
+            raise NotFound("no card", reason="PARTICIPANT_NOT_FOUND")
+        return reply
+
+
+async def test_no_card_as_an_error_fails_the_no_card_rule(start: Any) -> None:
+    registry = await start(with_servicer(build, NoCardIsAnError))
+    broken = failed(await run(registry.address, RULES))
+    assert set(broken) == {"insurance.check_coverage.no_card"}
+    assert "NOT_FOUND reason PARTICIPANT_NOT_FOUND" in broken["insurance.check_coverage.no_card"]

@@ -4,13 +4,14 @@ the base salary table."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.insurance import child_card, funeral_allowance
+from services.insurance import child_card, coverage, funeral_allowance
 from services.insurance.base_salary import ENV_VAR, BaseSalaryTable, load_table, read_table
 from services.insurance.funeral_allowance import InsuranceHistory, eligibility
 
@@ -276,3 +277,53 @@ def _entitled_by_the_brief(born: dt.date, on: dt.date) -> bool:
 def test_a_card_is_due_while_it_would_still_be_valid(born: dt.date, days: int) -> None:
     on = born + dt.timedelta(days=days)
     assert child_card.is_entitled(born, on) == _entitled_by_the_brief(born, on)
+
+
+# --- Coverage on a day (a hospital's lookup) ------------------------------------------
+
+CARD = coverage.Validity(valid_from=dt.date(2024, 3, 10), valid_to=dt.date(2030, 9, 30))
+
+
+@pytest.mark.parametrize(
+    ("card", "day", "why"),
+    [
+        (None, dt.date(2025, 1, 1), coverage.NotCovered.NO_CARD),
+        (CARD, dt.date(2024, 3, 9), coverage.NotCovered.CARD_NOT_YET_VALID),
+        (CARD, dt.date(2024, 3, 10), None),
+        (CARD, dt.date(2030, 9, 30), None),
+        (CARD, dt.date(2030, 10, 1), coverage.NotCovered.CARD_EXPIRED),
+        # Ended by a death on 2024-05-02: that day is still covered.
+        (replace(CARD, ended_on=dt.date(2024, 5, 2)), dt.date(2024, 5, 2), None),
+        (
+            replace(CARD, ended_on=dt.date(2024, 5, 2)),
+            dt.date(2024, 5, 3),
+            coverage.NotCovered.CARD_ENDED,
+        ),
+        (
+            replace(CARD, ended_on=dt.date(2024, 5, 2)),
+            dt.date(2031, 1, 1),
+            coverage.NotCovered.CARD_ENDED,
+        ),
+        # Expired before the holder died: what happened first is the reason.
+        (
+            replace(CARD, ended_on=dt.date(2032, 1, 5)),
+            dt.date(2032, 2, 1),
+            coverage.NotCovered.CARD_EXPIRED,
+        ),
+        # Died on the card's last day.
+        (
+            replace(CARD, ended_on=dt.date(2030, 9, 30)),
+            dt.date(2030, 10, 1),
+            coverage.NotCovered.CARD_ENDED,
+        ),
+        (
+            replace(CARD, ended_on=dt.date(2024, 5, 2)),
+            dt.date(2024, 3, 1),
+            coverage.NotCovered.CARD_NOT_YET_VALID,
+        ),
+    ],
+)
+def test_not_covered(
+    card: coverage.Validity | None, day: dt.date, why: coverage.NotCovered | None
+) -> None:
+    assert coverage.not_covered(card, day) == why

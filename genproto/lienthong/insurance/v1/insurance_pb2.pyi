@@ -23,6 +23,38 @@ else:
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class _NotCoveredReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NotCoveredReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NotCoveredReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOT_COVERED_REASON_UNSPECIFIED: _NotCoveredReason.ValueType  # 0
+    """Covered (or a reason this reader does not know: treat it as not covered)."""
+    NOT_COVERED_REASON_NO_CARD: _NotCoveredReason.ValueType  # 1
+    """The registry knows the person but they hold no health insurance card."""
+    NOT_COVERED_REASON_CARD_NOT_YET_VALID: _NotCoveredReason.ValueType  # 2
+    """The day is before the card's valid_from."""
+    NOT_COVERED_REASON_CARD_EXPIRED: _NotCoveredReason.ValueType  # 3
+    """The day is after the card's valid_to."""
+    NOT_COVERED_REASON_CARD_ENDED: _NotCoveredReason.ValueType  # 4
+    """The card was ended by the holder's death (ended_on) before the day."""
+
+class NotCoveredReason(_NotCoveredReason, metaclass=_NotCoveredReasonEnumTypeWrapper):
+    """Why a person is not covered on the day asked about."""
+
+NOT_COVERED_REASON_UNSPECIFIED: NotCoveredReason.ValueType  # 0
+"""Covered (or a reason this reader does not know: treat it as not covered)."""
+NOT_COVERED_REASON_NO_CARD: NotCoveredReason.ValueType  # 1
+"""The registry knows the person but they hold no health insurance card."""
+NOT_COVERED_REASON_CARD_NOT_YET_VALID: NotCoveredReason.ValueType  # 2
+"""The day is before the card's valid_from."""
+NOT_COVERED_REASON_CARD_EXPIRED: NotCoveredReason.ValueType  # 3
+"""The day is after the card's valid_to."""
+NOT_COVERED_REASON_CARD_ENDED: NotCoveredReason.ValueType  # 4
+"""The card was ended by the holder's death (ended_on) before the day."""
+Global___NotCoveredReason: _TypeAlias = NotCoveredReason  # noqa: Y015
+
 class _CardStatus:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -475,3 +507,67 @@ class SeedParticipantsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SeedParticipantsResponse: _TypeAlias = SeedParticipantsResponse  # noqa: Y015
+
+@_typing.final
+class CheckCoverageRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERSONAL_ID_NUMBER_FIELD_NUMBER: _builtins.int
+    ON_DATE_FIELD_NUMBER: _builtins.int
+    personal_id_number: _builtins.str
+    on_date: _builtins.str
+    """The day of care; empty means today (the registry's calendar). A past day
+    is a claim being checked; a day that has not come yet is refused, since
+    coverage then is not known (the holder may die, the card may end).
+    """
+    def __init__(
+        self,
+        *,
+        personal_id_number: _builtins.str = ...,
+        on_date: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["on_date", b"on_date", "personal_id_number", b"personal_id_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckCoverageRequest: _TypeAlias = CheckCoverageRequest  # noqa: Y015
+
+@_typing.final
+class CheckCoverageResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COVERED_FIELD_NUMBER: _builtins.int
+    NOT_COVERED_REASON_FIELD_NUMBER: _builtins.int
+    ON_DATE_FIELD_NUMBER: _builtins.int
+    CARD_FIELD_NUMBER: _builtins.int
+    covered: _builtins.bool
+    """The card is valid on on_date: from valid_from to valid_to, both included,
+    and not ended by a death before that day (the day of death is covered).
+    """
+    not_covered_reason: Global___NotCoveredReason.ValueType
+    """Why not, when covered is false; UNSPECIFIED when covered."""
+    on_date: _builtins.str
+    """The day judged: the request's on_date, or today when it was empty."""
+    @_builtins.property
+    def card(self) -> Global___HealthInsuranceCard:
+        """The person's card, covered or not (card code, group, benefit level,
+        initial facility, validity, status); absent when there is none.
+        """
+
+    def __init__(
+        self,
+        *,
+        covered: _builtins.bool = ...,
+        not_covered_reason: Global___NotCoveredReason.ValueType = ...,
+        on_date: _builtins.str = ...,
+        card: Global___HealthInsuranceCard | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["card", b"card"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["card", b"card", "covered", b"covered", "not_covered_reason", b"not_covered_reason", "on_date", b"on_date"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckCoverageResponse: _TypeAlias = CheckCoverageResponse  # noqa: Y015

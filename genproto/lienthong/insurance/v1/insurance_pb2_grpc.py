@@ -59,6 +59,11 @@ class InsuranceRegistryServiceStub:
                 request_serializer=lienthong_dot_insurance_dot_v1_dot_insurance__pb2.SeedParticipantsRequest.SerializeToString,
                 response_deserializer=lienthong_dot_insurance_dot_v1_dot_insurance__pb2.SeedParticipantsResponse.FromString,
                 _registered_method=True)
+        self.CheckCoverage = channel.unary_unary(
+                '/lienthong.insurance.v1.InsuranceRegistryService/CheckCoverage',
+                request_serializer=lienthong_dot_insurance_dot_v1_dot_insurance__pb2.CheckCoverageRequest.SerializeToString,
+                response_deserializer=lienthong_dot_insurance_dot_v1_dot_insurance__pb2.CheckCoverageResponse.FromString,
+                _registered_method=True)
 
 
 class InsuranceRegistryServiceServicer:
@@ -104,6 +109,18 @@ class InsuranceRegistryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckCoverage(self, request, context):
+        """Whether the person holds a health insurance card valid on a day: what a
+        hospital asks when a patient shows the chip-based citizen ID card instead
+        of the insurance card. A read, changing nothing: no request id. A person
+        the registry knows without a valid card is an answer (covered false, and
+        why), not an error; a person it does not know is NOT_FOUND
+        PARTICIPANT_NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InsuranceRegistryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +148,11 @@ def add_InsuranceRegistryServiceServicer_to_server(servicer, server):
                     servicer.SeedParticipants,
                     request_deserializer=lienthong_dot_insurance_dot_v1_dot_insurance__pb2.SeedParticipantsRequest.FromString,
                     response_serializer=lienthong_dot_insurance_dot_v1_dot_insurance__pb2.SeedParticipantsResponse.SerializeToString,
+            ),
+            'CheckCoverage': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckCoverage,
+                    request_deserializer=lienthong_dot_insurance_dot_v1_dot_insurance__pb2.CheckCoverageRequest.FromString,
+                    response_serializer=lienthong_dot_insurance_dot_v1_dot_insurance__pb2.CheckCoverageResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +290,33 @@ class InsuranceRegistryService:
             '/lienthong.insurance.v1.InsuranceRegistryService/SeedParticipants',
             lienthong_dot_insurance_dot_v1_dot_insurance__pb2.SeedParticipantsRequest.SerializeToString,
             lienthong_dot_insurance_dot_v1_dot_insurance__pb2.SeedParticipantsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckCoverage(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/lienthong.insurance.v1.InsuranceRegistryService/CheckCoverage',
+            lienthong_dot_insurance_dot_v1_dot_insurance__pb2.CheckCoverageRequest.SerializeToString,
+            lienthong_dot_insurance_dot_v1_dot_insurance__pb2.CheckCoverageResponse.FromString,
             options,
             channel_credentials,
             insecure,

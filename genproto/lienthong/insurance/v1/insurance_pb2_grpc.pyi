@@ -53,6 +53,14 @@ class InsuranceRegistryServiceStub:
     or none of it. A participant already present is left as it was, so
     replaying a seed changes nothing; the response counts those added.
     """
+    CheckCoverage: _grpc.UnaryUnaryMultiCallable[_insurance_pb2.CheckCoverageRequest, _insurance_pb2.CheckCoverageResponse]
+    """Whether the person holds a health insurance card valid on a day: what a
+    hospital asks when a patient shows the chip-based citizen ID card instead
+    of the insurance card. A read, changing nothing: no request id. A person
+    the registry knows without a valid card is an answer (covered false, and
+    why), not an error; a person it does not know is NOT_FOUND
+    PARTICIPANT_NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class InsuranceRegistryServiceAsyncStub(InsuranceRegistryServiceStub):
@@ -75,6 +83,14 @@ class InsuranceRegistryServiceAsyncStub(InsuranceRegistryServiceStub):
     """Bulk-loads insurance participants in one transaction: all of the stream
     or none of it. A participant already present is left as it was, so
     replaying a seed changes nothing; the response counts those added.
+    """
+    CheckCoverage: _aio.UnaryUnaryMultiCallable[_insurance_pb2.CheckCoverageRequest, _insurance_pb2.CheckCoverageResponse]  # type: ignore[assignment]
+    """Whether the person holds a health insurance card valid on a day: what a
+    hospital asks when a patient shows the chip-based citizen ID card instead
+    of the insurance card. A read, changing nothing: no request id. A person
+    the registry knows without a valid card is an answer (covered false, and
+    why), not an error; a person it does not know is NOT_FOUND
+    PARTICIPANT_NOT_FOUND.
     """
 
 class InsuranceRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -125,6 +141,20 @@ class InsuranceRegistryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Bulk-loads insurance participants in one transaction: all of the stream
         or none of it. A participant already present is left as it was, so
         replaying a seed changes nothing; the response counts those added.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckCoverage(
+        self,
+        request: _insurance_pb2.CheckCoverageRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_insurance_pb2.CheckCoverageResponse, _abc.Awaitable[_insurance_pb2.CheckCoverageResponse]]:
+        """Whether the person holds a health insurance card valid on a day: what a
+        hospital asks when a patient shows the chip-based citizen ID card instead
+        of the insurance card. A read, changing nothing: no request id. A person
+        the registry knows without a valid card is an answer (covered false, and
+        why), not an error; a person it does not know is NOT_FOUND
+        PARTICIPANT_NOT_FOUND.
         """
 
 def add_InsuranceRegistryServiceServicer_to_server(servicer: InsuranceRegistryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
