@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import cast
 
+import structlog
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
@@ -37,6 +38,8 @@ from prometheus_client.registry import Collector
 from gateway.agencies import Agencies
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
+
+log = structlog.get_logger("metrics")
 
 # A scrape waits at most this long for a writer's lock on the saga store.
 STORE_READ_TIMEOUT_SECONDS = 2.0
@@ -129,6 +132,17 @@ class StoreCollector(Collector):
     def __init__(self, database: Path) -> None:
         self.database = database
 
+    def _read(self) -> tuple[dict[int, int], int, float | None]:
+        connection = sqlite3.connect(self.database, timeout=STORE_READ_TIMEOUT_SECONDS)
+        try:
+            counts = dict(connection.execute("SELECT state, count(*) FROM dossiers GROUP BY state"))
+            waiting, stored_at = connection.execute(
+                "SELECT count(*), min(stored_at) FROM outbox WHERE published_at IS NULL"
+            ).fetchone()
+        finally:
+            connection.close()
+        return counts, int(waiting), stored_at
+
     def collect(self) -> Iterator[GaugeMetricFamily]:
         dossiers = GaugeMetricFamily(
             "lienthong_dossiers",
@@ -145,18 +159,18 @@ class StoreCollector(Collector):
             "How long the oldest event not yet acknowledged by the broker has waited "
             "(0 when none waits).",
         )
-        connection = sqlite3.connect(self.database, timeout=STORE_READ_TIMEOUT_SECONDS)
         try:
-            counts = dict(connection.execute("SELECT state, count(*) FROM dossiers GROUP BY state"))
-            waiting, stored_at = connection.execute(
-                "SELECT count(*), min(stored_at) FROM outbox WHERE published_at IS NULL"
-            ).fetchone()
-        finally:
-            connection.close()
+            counts, waiting, stored_at = self._read()
+        except sqlite3.Error as error:
+            # The rest of the scrape still counts: these series are missing
+            # from this one (Prometheus shows the gap), and the log says why.
+            log.warning("saga store not read for metrics", error=str(error))
+            return
         # Every state, at 0 too: a query for COMPLETED finds a series from the start.
-        for state in pb.DossierState.values():
-            if state != pb.DOSSIER_STATE_UNSPECIFIED:
-                dossiers.add_metric([state_name(state)], counts.pop(state, 0))
+        for known in pb.DossierState.values():
+            if known != pb.DOSSIER_STATE_UNSPECIFIED:
+                dossiers.add_metric([state_name(known)], counts.pop(known, 0))
+        # A state a newer gateway sharing the store knows, by its number.
         for state, count in counts.items():
             dossiers.add_metric([state_name(state)], count)
         pending.add_metric([], waiting)

@@ -133,3 +133,45 @@ async def test_a_dossier_run_to_the_end_is_seen_in_the_metrics(
         ("population", 0),
     ]
     assert gateway_metrics.find("lienthong_outbox_pending")
+
+
+async def test_an_agency_outage_shows_in_step_retries_and_its_breaker(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    family = new_family(32)
+    await seed_families(channels, [family], born=BORN, died=DIED)
+    gateway = gg.GatewayServiceStub(channels["gateway"])
+    address = stack.metrics_addresses["gateway"]
+    retries = "lienthong_step_retries_total"
+    card = {"agency": "insurance", "step": "issue_health_insurance_card"}
+    before = (await asyncio.to_thread(scrape, address)).total(retries, **card)
+
+    def down(scraped: Scraped) -> bool:
+        # Three failures in a row open the breaker (gateway/breaker.py).
+        open_ = scraped.total("lienthong_agency_breaker_open", agency="insurance") == 1
+        return open_ and scraped.total(retries, **card) >= before + 3
+
+    stack.stop_component("insurance")
+    try:
+        submitted = await gateway.SubmitBirthDeclaration(
+            g.SubmitBirthDeclarationRequest(
+                idempotency_key="metrics-outage", declaration=birth_form(family, BORN)
+            )
+        )
+        during = await scraped_until(address, down)
+        assert down(during), during.find("lienthong_agency_breaker_open")
+        assert during.total("lienthong_agency_breaker_open", agency="population") == 0
+        assert during.total("lienthong_dossiers", state="IN_PROGRESS") == 1
+    finally:
+        stack.start_component("insurance")
+    async for update in gateway.WatchDossier(
+        g.WatchDossierRequest(dossier_id=submitted.dossier_id), timeout=90
+    ):
+        if update.dossier.state == g.DOSSIER_STATE_COMPLETED:
+            break
+    after = await scraped_until(
+        address, lambda s: s.total("lienthong_agency_breaker_open", agency="insurance") == 0
+    )
+    assert after.total("lienthong_agency_breaker_open", agency="insurance") == 0
+    assert after.total("lienthong_dossiers", state="IN_PROGRESS") == 0
+    assert after.total("lienthong_steps_total", **card, outcome="SUCCEEDED") >= 1
