@@ -33,7 +33,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -588,17 +588,18 @@ class PartitionedConsumer:
         if not worker.backlog and worker.tp in self.consumer.paused():
             self.consumer.resume(worker.tp)
         self.to_commit.set()
-        self._report_lag()
+        self._report_lag([worker.tp])
 
-    def _report_lag(self) -> None:
-        """Each held partition's lag: its high watermark at the last fetch
-        minus the first offset not handled yet. On the event loop, after each
-        fetch (at least once a second) and each batch: a few partitions each
-        time. A partition with no record fetched since it was assigned is
-        caught up as of the fetch that brought its high watermark."""
+    def _report_lag(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """The lag of each held partition (or of these): its high watermark at
+        the last fetch minus the first offset not handled yet. On the event
+        loop, after each fetch (at least once a second: every held partition)
+        and each batch (its own). A partition with no record fetched since it
+        was assigned is caught up as of the fetch that brought its high
+        watermark."""
         assigned = self.consumer.assignment()
-        for tp in self.epochs:
-            if tp not in assigned:
+        for tp in list(self.epochs if partitions is None else partitions):
+            if tp not in assigned or tp not in self.epochs:
                 continue
             highwater = self.consumer.highwater(tp)
             if highwater is None:
