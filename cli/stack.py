@@ -33,9 +33,9 @@ from types import TracebackType
 
 from brokers import BrokerKind, RunningBroker, start_broker
 from cli.probe import NotServing, wait_serving
-from common import injected_latency, processes
+from common import injected_latency, metrics, processes
 from common.agencies import AGENCIES, AGENCY_NAMES, agency
-from common.config import DEFAULT_PORTS
+from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 # Our registry of each agency (common/agencies.py).
 REGISTRIES = AGENCY_NAMES
@@ -55,19 +55,26 @@ class StackError(RuntimeError):
 
 @dataclass
 class Component:
-    """One child process: what to run, where it listens, where it logs."""
+    """One child process: what to run, where it listens (gRPC, and its
+    Prometheus metrics over HTTP), where it logs."""
 
     name: str
     module: str
     port: int
     env: dict[str, str]
     log_file: Path
+    metrics_port: int
     host: str = processes.LOOPBACK
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
     def address(self) -> str:
         return f"{self.host}:{self.port}"
+
+    @property
+    def metrics_address(self) -> str:
+        """host:port of its metrics; http://host:port/metrics is what Prometheus scrapes."""
+        return f"{self.host}:{self.metrics_port}"
 
     @property
     def is_gateway(self) -> bool:
@@ -142,6 +149,8 @@ class Stack:
         self.broker: RunningBroker | None = None
         self._registry_names = tuple(r for r in registries if r not in self.external)
         self.components: dict[str, Component] = {}
+        # Ports handed to children, so that two never get the same one.
+        self._ports_given: set[int] = set()
         self._started = False
 
     # --- addresses -------------------------------------------------------------------
@@ -154,6 +163,11 @@ class Stack:
     def addresses(self) -> dict[str, str]:
         """name → host:port of every component, e.g. {"population": "127.0.0.1:50051"}."""
         return {name: c.address for name, c in self.components.items()}
+
+    @property
+    def metrics_addresses(self) -> dict[str, str]:
+        """name → host:port of each component's Prometheus metrics (`/metrics`)."""
+        return {name: c.metrics_address for name, c in self.components.items()}
 
     def address(self, name: str) -> str:
         if name in self.external:
@@ -385,18 +399,29 @@ class Stack:
         except Exception as exc:  # the launcher's errors are meant for a person already
             raise StackError(f"the {kind.value} Kafka broker did not start: {exc}") from exc
 
-    def _port(self, name: str) -> int:
-        if not self.fixed_ports or name not in DEFAULT_PORTS:
+    def _port(self, name: str, defaults: Mapping[str, int] = DEFAULT_PORTS) -> int:
+        if not self.fixed_ports or name not in defaults:
             # Below the ephemeral range: a registry killed in a chaos replay
             # must be able to bind its port again (common.processes.listen_port).
-            return processes.listen_port()
-        port = DEFAULT_PORTS[name]
+            return self._free_port()
+        port = defaults[name]
         if processes.port_in_use(port):
             raise StackError(
                 f"port {port} ({name}) is already in use: is another stack running "
                 "(see DATA_DIR/stack.json)? Stop it first."
             )
+        self._ports_given.add(port)
         return port
+
+    def _free_port(self) -> int:
+        while (port := processes.listen_port()) in self._ports_given:
+            pass
+        self._ports_given.add(port)
+        return port
+
+    def _metrics_env(self, port: int) -> dict[str, str]:
+        # On loopback, as the gRPC port: the stack is for this machine.
+        return {metrics.PORT_VARIABLE: str(port), metrics.HOST_VARIABLE: processes.LOOPBACK}
 
     def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -413,39 +438,53 @@ class Stack:
 
     def _registry_component(self, name: str) -> Component:
         port = self._port(name)
+        metrics_port = self._port(name, DEFAULT_METRICS_PORTS)
         prefix = f"LIENTHONG_{name.upper()}_"
-        env = self._base_env() | {
-            prefix + "HOST": processes.LOOPBACK,
-            prefix + "PORT": str(port),
-            prefix + "DB": str(self.data_dir / f"{name}.sqlite3"),
-            injected_latency.ENV: str(self._latency_file(name)),
-        }
+        env = (
+            self._base_env()
+            | self._metrics_env(metrics_port)
+            | {
+                prefix + "HOST": processes.LOOPBACK,
+                prefix + "PORT": str(port),
+                prefix + "DB": str(self.data_dir / f"{name}.sqlite3"),
+                injected_latency.ENV: str(self._latency_file(name)),
+            }
+        )
         # Last, so a test can override anything (e.g. point a database somewhere unwritable).
         env.update(self._extra_env)
-        return Component(name, _MODULES[name], port, env, self.data_dir / f"{name}.log")
+        return Component(
+            name, _MODULES[name], port, env, self.data_dir / f"{name}.log", metrics_port
+        )
 
     def _gateway_component(
         self, name: str, *, database: Path | None = None, fixed_port: bool = True
     ) -> Component:
         assert self.broker is not None
-        port = self._port(name) if fixed_port else processes.listen_port()
-        env = self._base_env() | {
-            "LIENTHONG_GATEWAY_HOST": processes.LOOPBACK,
-            "LIENTHONG_GATEWAY_PORT": str(port),
-            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
-            "LIENTHONG_GATEWAY_DB": str(database or self.data_dir / f"{name}.sqlite3"),
-            "LIENTHONG_TOPIC_PREFIX": self.topic_prefix,
-            # Known for the brokers we start: the gateway need not try it at
-            # each start (the try costs ~8 s on the embedded broker).
-            "LIENTHONG_STATIC_MEMBERSHIP": {True: "yes", False: "no", None: "probe"}[
-                self.broker.static_membership
-            ],
-        }
+        port = self._port(name) if fixed_port else self._free_port()
+        metrics_port = self._port(name, DEFAULT_METRICS_PORTS) if fixed_port else self._free_port()
+        env = (
+            self._base_env()
+            | self._metrics_env(metrics_port)
+            | {
+                "LIENTHONG_GATEWAY_HOST": processes.LOOPBACK,
+                "LIENTHONG_GATEWAY_PORT": str(port),
+                "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+                "LIENTHONG_GATEWAY_DB": str(database or self.data_dir / f"{name}.sqlite3"),
+                "LIENTHONG_TOPIC_PREFIX": self.topic_prefix,
+                # Known for the brokers we start: the gateway need not try it at
+                # each start (the try costs ~8 s on the embedded broker).
+                "LIENTHONG_STATIC_MEMBERSHIP": {True: "yes", False: "no", None: "probe"}[
+                    self.broker.static_membership
+                ],
+            }
+        )
         for agency_name, address in self.agency_addresses.items():
             env[agency(agency_name).address_variable] = address
         env.update(self._extra_env)
         env.update(self._gateway_env)
-        return Component(name, _MODULES[GATEWAY], port, env, self.data_dir / f"{name}.log")
+        return Component(
+            name, _MODULES[GATEWAY], port, env, self.data_dir / f"{name}.log", metrics_port
+        )
 
     def _spawn(self, component: Component) -> None:
         if not module_available(component.module):

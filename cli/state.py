@@ -31,6 +31,8 @@ class StackState:
     pid: int
     # name → process id of each component, for operators (and the tests).
     processes: dict[str, int] = field(default_factory=dict)
+    # name → host:port of each component's Prometheus metrics (http://host:port/metrics).
+    metrics: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def defaults(cls) -> StackState:

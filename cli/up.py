@@ -54,6 +54,7 @@ def run_up(
             data_dir=str(stack.data_dir),
             pid=os.getpid(),
             processes={n: p for n in stack.components if (p := stack.pid(n)) is not None},
+            metrics=stack.metrics_addresses,
         )
         state_file = write_state(stack.data_dir, state)
         if seed_demo:
@@ -111,14 +112,15 @@ def print_listening(console: Console, stack: Stack, state_file: Path) -> None:
     table = Table(title="lienthong is up", title_justify="left")
     table.add_column("component")
     table.add_column("listens on")
+    table.add_column("metrics")
     table.add_column("log")
     if stack.bootstrap_servers:
         broker_log = stack.broker.log_file if stack.broker is not None else None
-        table.add_row("kafka", stack.bootstrap_servers, str(broker_log or ""))
+        table.add_row("kafka", stack.bootstrap_servers, "", str(broker_log or ""))
     for name, component in stack.components.items():
-        table.add_row(name, component.address, str(component.log_file))
+        table.add_row(name, component.address, component.metrics_address, str(component.log_file))
     for name, address in stack.external.items():
-        table.add_row(name, address, "(plugged in with --agency: not ours)")
+        table.add_row(name, address, "", "(plugged in with --agency: not ours)")
     console.print(table)
     console.print(f"Addresses written to {escape(str(state_file))}", highlight=False)
     population = stack.address("population")
@@ -141,6 +143,10 @@ def print_listening(console: Console, stack: Stack, state_file: Path) -> None:
             "lienthong submit birth scenarios/examples/birth.json",
             "lienthong status DOSSIER_ID --watch",
         ]
+    population_metrics = stack.metrics_addresses.get("population")
+    if population_metrics is not None:
+        # Prometheus text: every call counted by method, caller and status.
+        lines.append(f"curl -s http://{population_metrics}/metrics | grep lienthong_rpc_calls")
     console.print("Try:", style="bold")
     for line in lines:
         console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)

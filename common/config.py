@@ -91,3 +91,10 @@ class RegistryConfig:
 
 # The gateway's and each agency's (common/agencies.py) default port.
 DEFAULT_PORTS = {"gateway": GATEWAY_PORT} | {a.name: a.default_port for a in AGENCIES}
+# Where each serves its Prometheus metrics on the default ports (`lienthong
+# up`, docker compose): 9600 plus the gRPC port's last two digits, so 9650 is
+# the gateway's and 9651 the population registry's.
+METRICS_PORT_BASE = 9600
+DEFAULT_METRICS_PORTS = {
+    name: METRICS_PORT_BASE + port % 100 for name, port in DEFAULT_PORTS.items()
+}

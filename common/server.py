@@ -15,6 +15,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common.observers import observers_for
 from common.rpc import CallObserver, RegistryInterceptor
 
 log = structlog.get_logger("server")
@@ -94,14 +95,18 @@ async def start_registry(
 async def run_registry(
     bindings: Sequence[ServiceBinding],
     *,
+    process: str,
     host: str,
     port: int,
     grace_seconds: float,
     on_stopped: Callable[[], None] = lambda: None,
     observers: Sequence[CallObserver] = (),
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain for up to grace_seconds."""
-    running = await start_registry(bindings, host=host, port=port, observers=observers)
+    """Serve until SIGTERM or SIGINT, then drain for up to grace_seconds.
+    `process` (the agency's name) chooses the observers its environment asks
+    for (common.observers), heard after `observers`."""
+    heard = [*observers, *observers_for(process)]
+    running = await start_registry(bindings, host=host, port=port, observers=heard)
     log.info("listening", address=f"{host}:{running.port}", services=list(running.service_names))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -18,6 +18,8 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from common.clock import Clock, clock_from_env
+from common.metrics import process_registry
+from common.observers import observers_for
 from common.server import RunningRegistry, ServiceBinding, start_registry
 from gateway.agencies import Agencies
 from gateway.api import GatewayServicer
@@ -38,6 +40,7 @@ from gateway.kafka import (
     send,
     static_membership_honoured,
 )
+from gateway.metrics import GatewayMetrics, register_gateway_collectors
 from gateway.outbox import Outbox
 from gateway.store import DossierStore
 from gateway.worker import SagaWorker
@@ -166,6 +169,7 @@ async def _connect_and_run(
     changed: asyncio.Condition,
     running: RunningRegistry,
     kafka: _Kafka,
+    metrics: GatewayMetrics,
 ) -> None:
     """Reach the broker (waiting with backoff while it is down: health says
     NOT_SERVING meanwhile), then run the consumers, the outbox relay and the
@@ -191,6 +195,7 @@ async def _connect_and_run(
         clock,
         retry_base_seconds=config.retry_base_seconds,
         retry_cap_seconds=config.retry_cap_seconds,
+        metrics=metrics,
     )
     joining = await until_done(
         f"kafka at {bootstrap} (group membership)",
@@ -232,6 +237,8 @@ async def _connect_and_run(
             owners=store,
             owner_name=owner,
             incarnations=incarnations(group_id),
+            group_id=group_id,
+            metrics=metrics,
         )
 
     def make_saga() -> GroupConsumer:
@@ -258,6 +265,8 @@ async def _connect_and_run(
             owners=store,
             owner_name=owner,
             incarnations=incarnations(topics.saga_group),
+            group_id=topics.saga_group,
+            metrics=metrics,
         ),
         # A consumer (a group) per agency lane: a batch waiting out one
         # agency's outage holds up only that agency's partitions, and each
@@ -311,6 +320,11 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         config.agency_addresses, deadline_seconds=config.call_deadline_seconds
     )
     changed = asyncio.Condition()
+    # The process's metrics, served when LIENTHONG_METRICS_PORT is set
+    # (observers_for starts the endpoint); counted either way, at little cost.
+    registry = process_registry()
+    metrics = GatewayMetrics(registry)
+    register_gateway_collectors(registry, database=config.database, agencies=agencies)
     servicer = GatewayServicer(
         store, outbox, topics, clock, changed, clock_tolerance=config.clock_tolerance
     )
@@ -326,6 +340,7 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         host=config.host,
         port=config.port,
         serving=False,
+        observers=observers_for("gateway"),
     )
     log.info("listening", address=f"{config.host}:{running.port}", kafka=config.bootstrap_servers)
     stop = asyncio.Event()
@@ -343,6 +358,7 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
             changed=changed,
             running=running,
             kafka=kafka,
+            metrics=metrics,
         )
     )
     await asyncio.wait(

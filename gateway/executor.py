@@ -18,6 +18,7 @@ from common.clock import Clock
 from gateway.agencies import Agencies, AgencyRefusalError, TransientAgencyError
 from gateway.events import Event, PoisonEventError, Topics
 from gateway.kafka import Lease, send
+from gateway.metrics import GatewayMetrics
 from gateway.procedures import PROCEDURES, StepPlan, UnknownProcedureError
 from gateway.saga import delivery_note
 from gateway.steps import StepDone, StepInput, succeeded
@@ -75,8 +76,10 @@ class StepExecutor:
         *,
         retry_base_seconds: float,
         retry_cap_seconds: float,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.agencies = agencies
+        self.metrics = GatewayMetrics() if metrics is None else metrics
         self.producer = producer
         self.topics = topics
         self.clock = clock
@@ -146,6 +149,7 @@ class StepExecutor:
                 done = await handler(self.agencies, StepInput(command.dossier, command.step))
                 break
             except TransientAgencyError as error:
+                self.metrics.step_retried(error.agency, command.step)
                 pause = self.backoff(attempts)
                 breaker = self.agencies.breaker(error.agency)
                 if not breaker.open:  # else the breaker said it, once
@@ -181,6 +185,7 @@ class StepExecutor:
                 finished,
             ),
         )
+        self.metrics.step_done(agency, command.step, done.kind)
         log.info(
             "step",
             step=command.step,

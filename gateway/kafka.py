@@ -33,7 +33,7 @@ import contextlib
 import random
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,6 +45,7 @@ from aiokafka.errors import CommitFailedError, KafkaError, TopicAlreadyExistsErr
 
 from gateway.backoff import Backoff
 from gateway.events import Event, PoisonEventError, decode, encode
+from gateway.metrics import GatewayMetrics
 
 log = structlog.get_logger("kafka")
 
@@ -198,6 +199,8 @@ class GroupConsumer(Protocol):
 
     async def seek_to_committed(self, *partitions: TopicPartition) -> Any: ...
 
+    def highwater(self, partition: TopicPartition) -> int | None: ...
+
 
 @dataclass(frozen=True)
 class Membership:
@@ -341,12 +344,16 @@ class _PartitionWorker:
         self.idle = asyncio.Event()
         self.idle.set()
         self.done_offset: int | None = None  # next offset to commit
+        # The first offset not handled yet (for the consumer lag).
+        self.next_offset: int | None = None
         self.committed_offset: int | None = None
         self.task = asyncio.create_task(
             self._run(), name=f"partition {self.tp.topic}/{self.tp.partition}"
         )
 
     def add(self, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        if self.next_offset is None and records:
+            self.next_offset = records[0].offset
         self.backlog.extend(records)
         self.arrived.set()
 
@@ -366,7 +373,7 @@ class _PartitionWorker:
                     return
                 finally:
                     self.idle.set()
-                self.done_offset = batch[-1].offset + 1
+                self.done_offset = self.next_offset = batch[-1].offset + 1
                 self.on_done(self)
 
     async def stop(self, grace: float) -> bool:
@@ -426,8 +433,13 @@ class PartitionedConsumer:
         remake: Callable[[], GroupConsumer] | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         incarnations: Incarnations | None = None,
+        group_id: str = "",
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self.name = name
+        # The consumer group, as the lag metric names it.
+        self.group_id = group_id or name
+        self.metrics = GatewayMetrics() if metrics is None else metrics
         self.membership = membership
         # Claims this process's partitions where their work's effects are
         # stored; without it (tests), epochs count locally.
@@ -525,6 +537,7 @@ class PartitionedConsumer:
             worker.task.cancel()
         held = set(self.epochs) | {w.tp for w in dropped}
         self.epochs.clear()
+        self.metrics.forget_partitions(self.group_id, held)
         self._reread |= held
         self._reread_at = self._monotonic() + self.membership.session_timeout_ms / 1000
         if held:
@@ -554,6 +567,7 @@ class PartitionedConsumer:
                     worker.add(records)
                     if len(worker.backlog) > PAUSE_BACKLOG:
                         self.consumer.pause(tp)
+                self._report_lag()
         finally:
             committer.cancel()
             watch.cancel()
@@ -574,6 +588,25 @@ class PartitionedConsumer:
         if not worker.backlog and worker.tp in self.consumer.paused():
             self.consumer.resume(worker.tp)
         self.to_commit.set()
+        self._report_lag([worker.tp])
+
+    def _report_lag(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """The lag of each held partition (or of these): its high watermark at
+        the last fetch minus the first offset not handled yet. On the event
+        loop, after each fetch (at least once a second: every held partition)
+        and each batch (its own). A partition with no record fetched since it
+        was assigned is caught up as of the fetch that brought its high
+        watermark."""
+        assigned = self.consumer.assignment()
+        for tp in list(self.epochs if partitions is None else partitions):
+            if tp not in assigned or tp not in self.epochs:
+                continue
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue  # not fetched yet
+            worker = self.workers.get(tp)
+            handled = worker.next_offset if worker is not None else None
+            self.metrics.lag(self.group_id, tp, 0 if handled is None else highwater - handled)
 
     def _finished_offsets(self, workers: list[_PartitionWorker]) -> dict[TopicPartition, int]:
         return {
@@ -627,6 +660,7 @@ class PartitionedConsumer:
         (while this process is still the group's member for them)."""
         for tp in partitions:
             self.epochs.pop(tp, None)
+        self.metrics.forget_partitions(self.group_id, partitions)
         leaving = [self.workers.pop(tp) for tp in partitions if tp in self.workers]
         cut_short = await asyncio.gather(
             *(w.stop(self.membership.handover_grace_seconds) for w in leaving)
@@ -678,6 +712,7 @@ class PartitionedConsumer:
                 raise
             except Exception as error:
                 failures += 1
+                self.metrics.batch_retried(self.name, lease.tp.topic)
                 pause = min(5.0, 0.1 * 2**failures) * random.random()
                 log.warning(
                     "retrying batch",
@@ -701,6 +736,7 @@ class PartitionedConsumer:
         await self.producer.send_and_wait(
             self.deadletter_topic, value=record.value, key=record.key, headers=headers
         )
+        self.metrics.dead_lettered(self.name, record.topic)
         log.error(
             "dead-lettered",
             consumer=self.name,

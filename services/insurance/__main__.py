@@ -25,6 +25,7 @@ def main() -> None:
     asyncio.run(
         run_registry(
             bindings,
+            process=config.name,
             host=config.host,
             port=config.port,
             grace_seconds=config.grace_seconds,

@@ -22,6 +22,7 @@ def main() -> None:
     asyncio.run(
         run_registry(
             bindings,
+            process=registry.name,
             host=registry.host,
             port=registry.port,
             grace_seconds=registry.grace_seconds,

@@ -13,13 +13,14 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
 import pytest
 
 from cli.stack import Stack
-from common.config import DEFAULT_PORTS
+from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 from common.processes import listen_port, port_in_use
 from lienthong.population.v1 import population_pb2 as population_pb
 from lienthong.population.v1 import population_pb2_grpc as population_grpc
@@ -34,7 +35,11 @@ def cli_env(tmp_path: Path) -> dict[str, str]:
 
 
 def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) -> None:
-    ports = [DEFAULT_PORTS[name] for name in ("population", "insurance", "health")]
+    ports = [
+        port
+        for name in ("population", "insurance", "health")
+        for port in (DEFAULT_PORTS[name], DEFAULT_METRICS_PORTS[name])
+    ]
     if any(port_in_use(port) for port in ports):
         pytest.skip("a default registry port is taken (a stack is running here)")
     data_dir = tmp_path / "up"
@@ -60,6 +65,17 @@ def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) 
         assert "Seeded the example population" in output
         state = json.loads((data_dir / "stack.json").read_text(encoding="utf-8"))
         assert state["agencies"]["population"] == "127.0.0.1:50051"
+        # Each child serves its metrics on its default metrics port (common/config.py).
+        assert state["metrics"] == {
+            "population": "127.0.0.1:9651",
+            "insurance": "127.0.0.1:9652",
+            "health": "127.0.0.1:9653",
+        }
+        assert "curl -s http://127.0.0.1:9651/metrics" in output
+        with urllib.request.urlopen("http://127.0.0.1:9651/metrics", timeout=10) as answer:
+            scraped = answer.read().decode("utf-8")
+        # The seeding `up --seed-demo` just did, counted by the population registry.
+        assert re.search(r'lienthong_rpc_calls_total\{[^}]*method="SeedPopulation"', scraped)
         children = list(state["processes"].values())
         assert len(children) == 3 and all(alive(pid) for pid in children)
         # A registry that dies is started again on its port (with backoff).

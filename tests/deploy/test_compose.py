@@ -12,6 +12,9 @@ without a Docker engine.
   Kafka's addresses) is what compose means: the ports of common/config.py,
   published on the host; databases on a named volume of their own; the
   gateway started only once Kafka and the three registries are healthy.
+- Every container of ours serves its Prometheus metrics (common/metrics.py)
+  on its default metrics port (common/config.py), on all its interfaces,
+  published on the host's 127.0.0.1 on the same port.
 - Kafka: the image of the pinned Kafka version, consistent listeners, the
   single-node settings of brokers/apache.py.
 - The Dockerfile: multi-stage, installs exactly uv.lock (frozen, no dev tools)
@@ -51,8 +54,9 @@ from brokers.apache import SINGLE_NODE_SETTINGS
 from brokers.kafka_jars import kafka_version
 from common import healthcheck
 from common.clock import clock_from_env
-from common.config import DEFAULT_PORTS, RegistryConfig
+from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, RegistryConfig
 from common.injected_latency import InjectedLatency
+from common.metrics import MetricsSettings
 from common.provinces import provinces
 from gateway.config import GatewayConfig
 from gateway.working_days import holidays
@@ -83,8 +87,13 @@ KAFKA_HEALTH_TOOL = "/opt/kafka/bin/kafka-broker-api-versions.sh"
 DEFAULT_STOP_GRACE = "10s"
 # What each process reads from its environment: its configuration, the data
 # tables it loads (functools.cache bypassed), and what every server of ours
-# reads: the shared clock and the latency a load test may inject (common/rpc.py).
-COMMON_READERS: tuple[Callable[[], object], ...] = (clock_from_env, InjectedLatency.from_env)
+# reads: the shared clock, the latency a load test may inject (common/rpc.py)
+# and where its metrics are served (common/metrics.py).
+COMMON_READERS: tuple[Callable[[], object], ...] = (
+    clock_from_env,
+    InjectedLatency.from_env,
+    MetricsSettings.from_env,
+)
 READERS: dict[str, tuple[Callable[[], object], ...]] = {
     "population": (population_config.load_config, *COMMON_READERS, provinces.__wrapped__),
     "insurance": (
@@ -519,6 +528,32 @@ def check_gateway(compose: Compose, dockerfile: str) -> None:
         )
 
 
+def metrics_settings(compose: Compose, dockerfile: str, name: str) -> MetricsSettings:
+    """Where a container of ours serves its metrics, as common/metrics.py reads it."""
+    env = container_environment(compose, dockerfile, name)
+    with process_environment(env):
+        return MetricsSettings.from_env()
+
+
+def check_metrics(compose: Compose, dockerfile: str) -> None:
+    """Each container serves its Prometheus metrics on its default metrics
+    port (common/config.py), reachable from outside it, published on the
+    host's 127.0.0.1 on the same port, and on no port its gRPC uses."""
+    for name in OURS:
+        settings = metrics_settings(compose, dockerfile, name)
+        assert settings.port is not None, f"{name} serves no metrics (LIENTHONG_METRICS_PORT)"
+        assert settings.port == DEFAULT_METRICS_PORTS[name], (
+            f"{name} serves its metrics on {settings.port}, not {DEFAULT_METRICS_PORTS[name]}"
+        )
+        assert settings.host == "0.0.0.0", f"{name}'s metrics on {settings.host}: unreachable"
+        assert settings.port != service_port(compose, dockerfile, name), f"{name}: one port"
+        published = published_ports(service(compose, name))
+        assert PublishedPort("127.0.0.1", settings.port, settings.port) in published, (
+            f"{name}: metrics port {settings.port} is not published on the host's "
+            f"127.0.0.1:{settings.port}"
+        )
+
+
 def check_volumes(compose: Compose, dockerfile: str) -> None:
     declared = set(compose.get("volumes") or {})
     owners: dict[str, str] = {}
@@ -717,6 +752,12 @@ def test_gateway_configuration_and_start_order(compose: Compose, dockerfile: str
     check_gateway(compose, dockerfile)
 
 
+def test_every_process_serves_its_metrics_on_a_published_port(
+    compose: Compose, dockerfile: str
+) -> None:
+    check_metrics(compose, dockerfile)
+
+
 def test_data_lives_on_named_volumes_the_user_can_write(compose: Compose, dockerfile: str) -> None:
     check_volumes(compose, dockerfile)
 
@@ -868,6 +909,26 @@ COMPOSE_BREAKS: dict[str, tuple[ComposeBreak, Callable[[Compose, str], None]]] =
     ),
     "the gateway not waiting for a registry": (
         ComposeBreak(("services", "gateway", "depends_on", "health"), DELETE),
+        check_gateway,
+    ),
+    "a registry serving no metrics": (
+        ComposeBreak(("services", "health", "environment", "LIENTHONG_METRICS_PORT"), DELETE),
+        check_metrics,
+    ),
+    "the gateway's metrics on another port": (
+        ComposeBreak(("services", "gateway", "environment", "LIENTHONG_METRICS_PORT"), "9651"),
+        check_metrics,
+    ),
+    "metrics on the container's loopback": (
+        ComposeBreak(("services", "insurance", "environment", "LIENTHONG_METRICS_HOST"), DELETE),
+        check_metrics,
+    ),
+    "a metrics port not published": (
+        ComposeBreak(("services", "population", "ports", 1), DELETE),
+        check_metrics,
+    ),
+    "a misspelt metrics variable": (
+        ComposeBreak(("services", "gateway", "environment", "LIENTHONG_METRIC_PORT"), "9650"),
         check_gateway,
     ),
     "a service without a volume": (

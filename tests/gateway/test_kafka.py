@@ -15,9 +15,10 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError
+from prometheus_client import CollectorRegistry
 
 from gateway import kafka
-from gateway.events import Event, encode
+from gateway.events import Event, PoisonEventError, encode
 from gateway.kafka import (
     Lease,
     Membership,
@@ -25,6 +26,7 @@ from gateway.kafka import (
     PartitionRevokedError,
     StoredIncarnations,
 )
+from gateway.metrics import GatewayMetrics
 from lienthong.events.v1 import events_pb2 as ev
 
 pytestmark = pytest.mark.timeout(30)
@@ -54,6 +56,8 @@ class FakeGroupConsumer:
         self._paused: set[TopicPartition] = set()
         self.seeks: list[TopicPartition] = []
         self.getmany_calls = 0
+        # What the last fetch said each partition's high watermark was.
+        self.highwaters: dict[TopicPartition, int] = {}
 
     async def start(self) -> None:
         self.started = True
@@ -92,6 +96,9 @@ class FakeGroupConsumer:
 
     async def seek_to_committed(self, *partitions: TopicPartition) -> Any:
         self.seeks.extend(partitions)
+
+    def highwater(self, partition: TopicPartition) -> int | None:
+        return self.highwaters.get(partition)
 
     # --- the group's side -------------------------------------------------------------
 
@@ -151,6 +158,9 @@ def partitioned(
     *,
     monotonic: Callable[[], float] = time.monotonic,
     incarnations: StoredIncarnations | None = None,
+    metrics: GatewayMetrics | None = None,
+    check: Callable[[Event], None] = lambda event: None,
+    producer: Any = None,  # no poison unless `check` says so: nothing is produced
 ) -> PartitionedConsumer:
     """The consumer under test, over the fake group consumer."""
     return PartitionedConsumer(
@@ -158,9 +168,11 @@ def partitioned(
         consumer=fake,
         topics=[TOPIC],
         handle=handler,
-        check=lambda event: None,
-        producer=None,  # no poison in these tests: nothing is produced
+        check=check,
+        producer=producer,
         deadletter_topic="t.deadletter",
+        group_id="t.steps",
+        metrics=metrics,
         membership=Membership(
             session_timeout_ms=int(SESSION_S * 1000), handover_grace_seconds=GRACE
         ),
@@ -402,3 +414,83 @@ async def test_a_first_start_joins_with_no_member_id() -> None:
     )
     await consumer.start()
     assert fake._coordinator.member_id == ""
+
+
+# --- metrics (gateway/metrics.py) -------------------------------------------------------
+
+
+def sample(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
+    return registry.get_sample_value(name, labels)
+
+
+async def test_the_lag_is_the_high_watermark_less_the_first_offset_not_handled() -> None:
+    registry = CollectorRegistry()
+    fake, handler = FakeGroupConsumer(), Recorder()
+    consumer = partitioned(fake, handler, metrics=GatewayMetrics(registry))
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    lag = {"group": "t.steps", "topic": TOPIC, "partition": "0"}
+    try:
+        await fake.assign(P0)
+        # The broker holds offsets 0..4; the first fetch brings 0..2, held in flight.
+        fake.highwaters[P0] = 5
+        handler.hold = asyncio.Event()
+        fake.deliver(P0, 0, 1, 2)
+        await handler.started.wait()
+        await until(lambda: sample(registry, "lienthong_consumer_lag", **lag) == 5)
+        handler.hold.set()
+        await until(lambda: sample(registry, "lienthong_consumer_lag", **lag) == 2)
+        fake.deliver(P0, 3, 4)
+        await until(lambda: sample(registry, "lienthong_consumer_lag", **lag) == 0)
+        # Handed over: the next owner reports it.
+        await fake.revoke()
+        assert sample(registry, "lienthong_consumer_lag", **lag) is None
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+class FlakyProducer:
+    """Takes dead letters; refuses the first (the broker away a moment)."""
+
+    def __init__(self) -> None:
+        self.refusals = 1
+        self.sent: list[tuple[str, bytes | None]] = []
+
+    async def send_and_wait(self, topic: str, *, value: bytes, key: bytes, headers: Any) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise ConnectionError("the broker is away")
+        self.sent.append((topic, key))
+
+
+async def test_dead_letters_and_batches_retried_are_counted() -> None:
+    registry = CollectorRegistry()
+    fake, handler, producer = FakeGroupConsumer(), Recorder(), FlakyProducer()
+
+    def poison_at_offset_one(event: Event) -> None:
+        if event.dossier_id == "birth-1":
+            raise PoisonEventError("never processable")
+
+    consumer = partitioned(
+        fake,
+        handler,
+        metrics=GatewayMetrics(registry),
+        check=poison_at_offset_one,
+        producer=producer,
+    )
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await fake.assign(P0)
+        fake.deliver(P0, 0, 1, 2)
+        await until(lambda: committed(fake, P0) == 3)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert producer.sent == [("t.deadletter", b"birth-1")]
+    labels = {"consumer": "steps", "topic": TOPIC}
+    assert sample(registry, "lienthong_dead_letters_total", **labels) == 1
+    assert sample(registry, "lienthong_batch_retries_total", **labels) == 1
