@@ -15,6 +15,8 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common.agencies import AGENCIES
+from common.observers import observers_for
 from common.rpc import CallObserver, RegistryInterceptor
 
 log = structlog.get_logger("server")
@@ -91,6 +93,15 @@ async def start_registry(
     return running
 
 
+def _process_name(bindings: Sequence[ServiceBinding]) -> str:
+    """The agency whose contract the first binding serves, else the service's short name."""
+    served = bindings[0].full_name if bindings else "registry"
+    for agency in AGENCIES:
+        if agency.service == served:
+            return agency.name
+    return served.rpartition(".")[2]
+
+
 async def run_registry(
     bindings: Sequence[ServiceBinding],
     *,
@@ -99,9 +110,16 @@ async def run_registry(
     grace_seconds: float,
     on_stopped: Callable[[], None] = lambda: None,
     observers: Sequence[CallObserver] = (),
+    process_name: str | None = None,
 ) -> None:
-    """Serve until SIGTERM or SIGINT, then drain for up to grace_seconds."""
-    running = await start_registry(bindings, host=host, port=port, observers=observers)
+    """Serve until SIGTERM or SIGINT, then drain for up to grace_seconds.
+    The process's own observers (common.observers: the message log...) hear
+    every call besides `observers`; `process_name` names it there (by
+    default the agency whose service it serves)."""
+    name = process_name or _process_name(bindings)
+    running = await start_registry(
+        bindings, host=host, port=port, observers=[*observers, *observers_for(name)]
+    )
     log.info("listening", address=f"{host}:{running.port}", services=list(running.service_names))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

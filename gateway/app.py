@@ -18,6 +18,7 @@ import structlog
 from aiokafka import AIOKafkaProducer
 
 from common.clock import Clock, clock_from_env
+from common.observers import observers_for
 from common.server import RunningRegistry, ServiceBinding, start_registry
 from gateway.agencies import Agencies
 from gateway.api import GatewayServicer
@@ -326,6 +327,9 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         host=config.host,
         port=config.port,
         serving=False,
+        # Gateways sharing a data directory each get a log of their own
+        # (gateway.jsonl, gateway-2.jsonl...: see common/message_log.py).
+        observers=observers_for("gateway"),
     )
     log.info("listening", address=f"{config.host}:{running.port}", kafka=config.bootstrap_servers)
     stop = asyncio.Event()
