@@ -82,7 +82,7 @@ def add_audit_parser(
         help="the stack's data directory (default: the running stack's, from "
         "$LIENTHONG_DATA_DIR or ./data/stack.json, else that directory itself)",
     )
-    trail.add_argument("--json", action="store_true", help="one JSON object per exchange")
+    trail.add_argument("--json", action="store_true", help="one JSON object a line per exchange")
 
 
 def run_from_args(console: Console, args: argparse.Namespace) -> int:
@@ -169,7 +169,13 @@ def run_trail(console: Console, dossier_id: str, *, data_dir: Path | None, as_js
         raise CliError(f"no exchange of dossier {dossier_id[:64]!r} in the logs in {directory}")
     if as_json:
         for exchange in exchanges:
-            console.print_json(json.dumps(_as_dict(exchange)))
+            # One object a line (JSON Lines), for scripts: no markup, no wrapping.
+            console.print(
+                json.dumps(_as_dict(exchange), ensure_ascii=False),
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         return 0
     console.print(trail_table(dossier_id, exchanges))
     return 0

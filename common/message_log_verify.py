@@ -259,12 +259,15 @@ class _Verifier:
             else:
                 continue  # its predecessor is missing: said below
             if _record(line).get("prev") != wanted:
-                named = "the start" if seq == 1 else f"record #{seq - 1}"
+                named = (
+                    "the start of the chain"
+                    if before is None
+                    else f"record #{seq - 1} (line {before.number})"
+                )
                 self.problem(
                     line.number,
                     "altered",
-                    f"record #{seq} does not follow {named} in the chain "
-                    "(a record replaced or inserted)",
+                    f"record #{seq} does not follow {named}: one of them was replaced",
                 )
         self._missing(intact, by_seq, bad)
 

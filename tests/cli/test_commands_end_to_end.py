@@ -30,7 +30,13 @@ LIENTHONG = [sys.executable, "-m", "cli.main"]
 
 def cli_env(tmp_path: Path) -> dict[str, str]:
     # A data dir of its own: no stack.json of a developer's running stack is found.
-    return os.environ | {"LIENTHONG_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "160"}
+    # TMPDIR: the demo keeps its fresh stack's directory (for its message
+    # logs); in the test's directory, it goes with it.
+    return os.environ | {
+        "LIENTHONG_DATA_DIR": str(tmp_path / "data"),
+        "COLUMNS": "160",
+        "TMPDIR": str(tmp_path),
+    }
 
 
 def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) -> None:
