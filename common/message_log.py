@@ -86,9 +86,14 @@ DOSSIER_ID_LIMIT = 64
 ID_FIELDS = ("request_id", "dossier_id")
 
 
+# Built once: json.dumps would build an encoder for each of the two
+# encodings a record takes (its hash, its line).
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
 def canonical(record: Mapping[str, Any]) -> bytes:
     """The one serialization of a record: what is hashed, signed and written."""
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+    return _ENCODER.encode(record).encode()
 
 
 def chain_hash(record: Mapping[str, Any]) -> str:
