@@ -1,5 +1,5 @@
 """The `lienthong` command: up, demo, seed-demo, submit, status, replay, bench, fuzz, conform,
-events.
+events, audit.
 
 Exit codes: 0 done, 1 failed (a dossier rejected, a stack that would not
 start, nobody answering), 2 bad input (command line or declaration file),
