@@ -76,3 +76,28 @@ def test_the_log_is_on_only_when_its_directory_is_set(
     assert isinstance(observer, MessageLog)
     observer.close()
     assert (tmp_path / "population.jsonl").exists()
+
+
+@pytest.mark.slow
+def test_a_killed_registry_loses_no_record_and_its_restart_continues_the_chain(
+    tmp_path: Path,
+) -> None:
+    """The stack gives every child its message log; a record is written before
+    the answer leaves, so a SIGKILL right after the answer loses nothing."""
+    from cli.stack import Stack  # noqa: PLC0415 - the stack's imports are heavy
+
+    with Stack(broker=None, registries=("population",), data_dir=tmp_path) as stack:
+        for attempt in range(2):
+            with grpc.insecure_channel(stack.address("population")) as channel:
+                stub = pop_grpc.PopulationRegistryServiceStub(channel)
+                with pytest.raises(grpc.RpcError):
+                    stub.GetCitizen(pop.GetCitizenRequest(personal_id_number=PIN), timeout=10)
+            if attempt == 0:
+                stack.kill("population")
+                stack.start_component("population")
+    log = stack.message_log_dir / "population.jsonl"
+    records = [json.loads(line) for line in log.read_bytes().splitlines()]
+    assert [r["kind"] for r in records] == ["start", "call", "start", "call", "checkpoint"]
+    report = verify_log(log, Trust.for_directory(log.parent))
+    assert report.ok, report.problems
+    assert report.calls == 2
