@@ -28,6 +28,7 @@ from rich.live import Live
 from rich.markup import escape
 
 from cli import coverage
+from cli.audit import MESSAGES, trail_table
 from cli.client import GatewayClient, WatchStream
 from cli.demo_data import TOKEN_LIMIT, DemoPopulation, demo_population
 from cli.errors import CliError, from_rpc
@@ -37,6 +38,7 @@ from cli.rpc_errors import describe
 from cli.seeding import seed
 from cli.state import find_running_stack
 from common.clock import SystemClock, vietnam_today
+from common.message_log_verify import exchanges_of
 from lienthong.gateway.v1 import gateway_pb2 as gw
 
 WATCH_TIMEOUT_SECONDS = 120.0
@@ -51,6 +53,9 @@ class Target:
     # agency name → host:port
     registries: dict[str, str]
     description: str
+    # The stack's data directory, whose messages/ holds the servers' message
+    # logs; None when not known (a stack.json without it).
+    data_dir: Path | None = None
 
 
 @contextlib.contextmanager
@@ -69,13 +74,18 @@ def _stack_for_demo(
             running.gateway,
             running.agencies,
             f"the running stack (gateway {running.gateway})",
+            Path(running.data_dir) if running.data_dir else None,
         )
         return
     with fresh_stack(console, broker, external=external) as stack:
+        # Kept, so that its message logs can be checked after the demo
+        # (`lienthong audit verify DIR/messages`).
+        stack.keep_data_dir = True
         yield Target(
             stack.gateway_address,
             stack.agency_addresses,
             f"a fresh stack in {stack.data_dir}",
+            stack.data_dir,
         )
 
 
@@ -130,7 +140,9 @@ def _run(console: Console, target: Target) -> int:
         }
         finals, problems = _follow(console, client, titles)
     lookup_line = _hospital_lookup(target, finals.get(birth_id), problems)
-    return _report(console, people, titles, finals, problems, lookup_line=lookup_line)
+    outcome = _report(console, people, titles, finals, problems, lookup_line=lookup_line)
+    _show_evidence(console, target, birth_id)
+    return outcome
 
 
 def _hospital_lookup(target: Target, birth: gw.Dossier | None, problems: list[str]) -> str:
@@ -162,6 +174,25 @@ def _hospital_lookup(target: Target, birth: gw.Dossier | None, problems: list[st
     return (
         f"A hospital checks the child's coverage by ID number {personal_id}: "
         f"{coverage.summary(reply)}."
+    )
+
+
+def _show_evidence(console: Console, target: Target, dossier_id: str) -> None:
+    """The birth dossier's exchanges, as the servers' message logs recorded them."""
+    if target.data_dir is None:
+        return
+    directory = target.data_dir / MESSAGES
+    exchanges = exchanges_of([directory], dossier_id)
+    if not exchanges:
+        return
+    console.print()
+    console.print(trail_table(dossier_id, exchanges))
+    console.print(
+        f"Evidence: lienthong audit verify {escape(str(directory))}\n"
+        f"          lienthong audit trail {escape(dossier_id)} "
+        f"--data-dir {escape(str(target.data_dir))}",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

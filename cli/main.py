@@ -1,5 +1,5 @@
 """The `lienthong` command: up, demo, seed-demo, submit, status, coverage, replay, bench, fuzz,
-conform, events.
+conform, events, audit.
 
 Exit codes: 0 done, 1 failed (a dossier rejected, a stack that would not
 start, nobody answering), 2 bad input (command line or declaration file),
@@ -21,6 +21,7 @@ from typing import Any
 import grpc
 from rich.markup import escape
 
+from cli.audit import add_audit_parser
 from cli.conform import add_conform_parser
 from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.render import make_console
@@ -275,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--keep", type=Path, default=None, metavar="DIR", help="keep the databases and log in DIR"
     )
     add_conform_parser(commands, common)
+    add_audit_parser(commands, common)
     return parser
 
 
@@ -445,6 +447,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from cli.conform import run_from_args  # noqa: PLC0415
 
         return run_from_args(console, args)
+    if args.command == "audit":
+        from cli.audit import run_from_args as run_audit  # noqa: PLC0415
+
+        return run_audit(console, args)
     raise AssertionError(f"unhandled command {args.command}")
 
 

@@ -33,7 +33,7 @@ from types import TracebackType
 
 from brokers import BrokerKind, RunningBroker, start_broker
 from cli.probe import NotServing, wait_serving
-from common import injected_latency, metrics, processes
+from common import injected_latency, message_log, metrics, processes
 from common.agencies import AGENCIES, AGENCY_NAMES, agency
 from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
@@ -45,6 +45,8 @@ _MODULES = {a.name: a.module for a in AGENCIES} | {GATEWAY: "gateway"}
 # check at start: it is already running, so not a process start's minute.
 EXTERNAL_TIMEOUT_SECONDS = 15.0
 
+# DATA_DIR/messages: one <process>.jsonl per server (common/message_log.py).
+MESSAGE_LOG_DIR = "messages"
 START_TIMEOUT_SECONDS = 60.0
 STOP_GRACE_SECONDS = 10.0
 
@@ -187,6 +189,11 @@ class Stack:
     @property
     def gateway_address(self) -> str:
         return self.address(GATEWAY)
+
+    @property
+    def message_log_dir(self) -> Path:
+        """Where every component appends its message log (`lienthong audit`)."""
+        return self.data_dir / MESSAGE_LOG_DIR
 
     def log_file(self, name: str) -> Path:
         return self._component(name).log_file
@@ -432,6 +439,8 @@ class Stack:
                 "PYTHONUNBUFFERED": "1",
                 "LIENTHONG_DATA_DIR": str(self.data_dir),
                 "LIENTHONG_VERBOSE": "1" if self.verbose_children else "0",
+                # Every server's message log (evidence: common/message_log.py).
+                message_log.ENV_DIR: str(self.message_log_dir),
             }
         )
         return env

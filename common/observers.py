@@ -8,6 +8,7 @@ import os
 from collections.abc import Mapping
 
 from common import metrics
+from common.message_log import MessageLog
 from common.rpc import CallObserver
 
 
@@ -19,4 +20,8 @@ def observers_for(process_name: str, env: Mapping[str, str] | None = None) -> li
     call_metrics = metrics.from_env(process_name, env)
     if call_metrics is not None:
         observers.append(call_metrics)
+    # The message log (evidence), when LIENTHONG_MESSAGE_LOG_DIR is set.
+    message_log = MessageLog.from_env(process_name)
+    if message_log is not None:
+        observers.append(message_log)
     return observers

@@ -45,6 +45,10 @@ log = structlog.get_logger("rpc")
 
 CORRELATION_HEADER = "x-correlation-id"
 CORRELATION_ID_LIMIT = 64
+# The dossier a call serves, when its caller says so (the gateway's agency
+# calls): a label for the message log's trail, like the correlation id, not
+# a proof of anything.
+DOSSIER_HEADER = "x-dossier-id"
 # google.rpc details travel in a trailer, and a client refuses trailers past
 # a few kilobytes (RESOURCE_EXHAUSTED): name the first few fields only.
 MAX_VIOLATIONS = 10
@@ -145,11 +149,15 @@ def to_status(error: DomainError) -> grpc.Status:
     return status
 
 
-def _correlation_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+def _header(context: grpc.aio.ServicerContext[Any, Any], name: str) -> str:
     for key, value in context.invocation_metadata() or ():
-        if key == CORRELATION_HEADER and isinstance(value, str):
+        if key == name and isinstance(value, str):
             return quote(value, CORRELATION_ID_LIMIT)
-    return uuid.uuid4().hex
+    return ""
+
+
+def _correlation_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    return _header(context, CORRELATION_HEADER) or uuid.uuid4().hex
 
 
 def caller_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:
@@ -180,6 +188,8 @@ class CallRecord:
     # bytes). Observers keep digests, never these.
     request: Sequence[Message] | None
     response: Sequence[Message] | None
+    # Metadata `x-dossier-id` (quoted, capped like the correlation id); "" when not sent.
+    dossier_id: str = ""
 
     @property
     def service(self) -> str:
@@ -300,6 +310,7 @@ class _Call:
             duration_ms=self._elapsed_ms(),
             request=self.requests,
             response=self.responses if code == "OK" else None,
+            dossier_id=_header(self.context, DOSSIER_HEADER),
         )
         for observer in self.observers:
             try:

@@ -104,7 +104,8 @@ async def run_registry(
 ) -> None:
     """Serve until SIGTERM or SIGINT, then drain for up to grace_seconds.
     `process` (the agency's name) chooses the observers its environment asks
-    for (common.observers), heard after `observers`."""
+    for (common.observers: the metrics, the message log), heard after
+    `observers`, and names the process's message log."""
     heard = [*observers, *observers_for(process)]
     running = await start_registry(bindings, host=host, port=port, observers=heard)
     log.info("listening", address=f"{host}:{running.port}", services=list(running.service_names))

@@ -137,7 +137,10 @@ class Agencies:
             answer = await method(
                 request,
                 timeout=self.deadline_seconds,
-                metadata=(("x-correlation-id", correlation_id),),
+                # The correlation id of a step's call is its dossier's id
+                # (steps.StepInput): said as such too, for the agencies'
+                # message logs (a lookup carries no request id to read it from).
+                metadata=(("x-correlation-id", correlation_id), ("x-dossier-id", correlation_id)),
             )
         except grpc.aio.AioRpcError as error:
             if error.code() in TRANSIENT:

@@ -340,6 +340,8 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         host=config.host,
         port=config.port,
         serving=False,
+        # Gateways sharing a data directory each get a log of their own
+        # (gateway.jsonl, gateway-2.jsonl...: see common/message_log.py).
         observers=observers_for("gateway"),
     )
     log.info("listening", address=f"{config.host}:{running.port}", kafka=config.bootstrap_servers)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +33,13 @@ LIENTHONG = [sys.executable, "-m", "cli.main"]
 def cli_env(tmp_path: Path) -> dict[str, str]:
     # A data dir of its own: no stack.json of a developer's running stack is found.
     return os.environ | {"LIENTHONG_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "160"}
+
+
+def remove_kept_stack(output: str) -> None:
+    """The demo keeps its fresh stack's directory (for its message logs) and names it."""
+    kept = re.search(r"Logs kept in (\S+)", output)
+    if kept is not None:
+        shutil.rmtree(kept.group(1), ignore_errors=True)
 
 
 def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) -> None:
@@ -132,6 +140,7 @@ def test_demo_completes_a_birth_and_a_death(tmp_path: Path) -> None:
         check=False,
     )
     output = demo.stdout + demo.stderr
+    remove_kept_stack(output)
     assert demo.returncode == 0, output
     assert "Traceback" not in output
     # The demo tells the user the child's whole number (logs would mask it).
@@ -167,6 +176,7 @@ def test_demo_runs_on_a_population_registry_plugged_in_from_elsewhere(tmp_path: 
             check=False,
         )
         output = demo.stdout + demo.stderr
+        remove_kept_stack(output)
         assert demo.returncode == 0, output
         assert "Both dossiers completed." in output
         assert f"population at {address}" in output
