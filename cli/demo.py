@@ -32,7 +32,9 @@ from cli.fresh_stack import fresh_stack
 from cli.render import TERMINAL_STATES, dossier_state, result_lines, timeline_table
 from cli.rpc_errors import describe
 from cli.seeding import seed
-from cli.state import find_running_stack
+from cli.state import client_tls, find_running_stack
+from cli.trust import warn_insecure
+from common import channels
 from common.clock import SystemClock, vietnam_today
 from lienthong.gateway.v1 import gateway_pb2 as gw
 
@@ -58,17 +60,22 @@ def _stack_for_demo(
     *,
     new_stack: bool,
     external: Mapping[str, str],
+    insecure: bool,
 ) -> Iterator[Target]:
     # An agency plugged in with --agency needs a stack that calls it: a new one.
-    running = None if new_stack or external else find_running_stack(data_dir)
+    running = None if new_stack or external else find_running_stack(data_dir, insecure=insecure)
     if running is not None:
-        yield Target(
-            running.gateway,
-            running.agencies,
-            f"the running stack (gateway {running.gateway})",
-        )
+        tls = client_tls(running, insecure=insecure)
+        if tls is None:
+            warn_insecure(console)
+        with channels.identity(tls):
+            yield Target(
+                running.gateway,
+                running.agencies,
+                f"the running stack (gateway {running.gateway})",
+            )
         return
-    with fresh_stack(console, broker, external=external) as stack:
+    with fresh_stack(console, broker, external=external, insecure=insecure) as stack:
         yield Target(
             stack.gateway_address,
             stack.agency_addresses,
@@ -83,9 +90,15 @@ def run_demo(
     data_dir: Path | None = None,
     new_stack: bool = False,
     external: Mapping[str, str] | None = None,
+    insecure: bool = False,
 ) -> int:
     with _stack_for_demo(
-        console, broker, data_dir, new_stack=new_stack, external=dict(external or {})
+        console,
+        broker,
+        data_dir,
+        new_stack=new_stack,
+        external=dict(external or {}),
+        insecure=insecure,
     ) as target:
         return _run(console, target)
 

@@ -399,6 +399,7 @@ def run_replay(
     without: tuple[str, ...] = (),
     keep_stack: bool = False,
     external: Mapping[str, str] | None = None,
+    insecure: bool = False,
 ) -> int:
     scenario = leave_out(
         load(scenario_file, rate=rate, duration=duration, gateways=gateways), without
@@ -407,7 +408,12 @@ def run_replay(
     check_external(scenario, external or {}, scenario_file)
     directory = report_dir or Path("out") / scenario.name
     with fresh_stack(
-        console, broker, verbose_children=False, gateway_env=GATEWAY_ENV, external=external
+        console,
+        broker,
+        verbose_children=False,
+        gateway_env=GATEWAY_ENV,
+        external=external,
+        insecure=insecure,
     ) as stack:
         result = run_scenario(console, scenario, stack)
         counts = result.counts

@@ -13,6 +13,13 @@ runs (context manager, Ctrl-C, exceptions) and leaves no process behind.
         stack.start_component("gateway")
 
 `Stack(broker=None)` runs the registries alone (no Kafka, no gateway).
+
+Trust (issue 12): by default the stack creates a local CA and every party's
+identity in DATA_DIR/pki (or `pki_dir`, e.g. one CA shared by two stacks), and
+each child gets its own in LIENTHONG_TLS_*: every port is mutual TLS and every
+server enforces the access policy. `stack.tls()` is the CLI's identity for
+the caller's own channels. `insecure=True` runs everything in plain text
+(LIENTHONG_INSECURE=1 for every child), the developer's explicit opt-out.
 """
 
 from __future__ import annotations
@@ -33,8 +40,9 @@ from types import TracebackType
 
 from brokers import BrokerKind, RunningBroker, start_broker
 from cli.probe import NotServing, wait_serving
-from common import injected_latency, processes
+from common import injected_latency, pki, processes
 from common.agencies import AGENCIES, AGENCY_NAMES, agency
+from common.channels import INSECURE, TLS_CA, TLS_CERT, TLS_KEY, TlsSettings
 from common.config import DEFAULT_PORTS
 
 # Our registry of each agency (common/agencies.py).
@@ -46,6 +54,10 @@ _MODULES = {a.name: a.module for a in AGENCIES} | {GATEWAY: "gateway"}
 EXTERNAL_TIMEOUT_SECONDS = 15.0
 
 START_TIMEOUT_SECONDS = 60.0
+# Whose identity the stack's own calls (probes) and the CLI's use.
+CLI_IDENTITY = "lienthong-cli"
+# One CA for more than one stack (e.g. an agency run by another stack).
+PKI_ENV = "LIENTHONG_PKI_DIR"
 STOP_GRACE_SECONDS = 10.0
 
 
@@ -103,6 +115,8 @@ class Stack:
         gateway_env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT_SECONDS,
         stop_grace: float = STOP_GRACE_SECONDS,
+        insecure: bool = False,
+        pki_dir: Path | None = None,
     ) -> None:
         """
         broker: a brokers.BrokerKind value, or None for registries only (no gateway).
@@ -117,6 +131,9 @@ class Stack:
         env / gateway_env: extra variables for every child / for gateways only
             (e.g. a shorter LIENTHONG_CALL_DEADLINE_SECONDS in a test); they
             override the stack's own settings.
+        insecure: plain text everywhere, no access policy (see the module's doc).
+        pki_dir: where the CA and identities are (made if missing; default
+            $LIENTHONG_PKI_DIR, else DATA_DIR/pki).
         """
         unknown = set(registries) - set(REGISTRIES)
         if unknown:
@@ -137,6 +154,9 @@ class Stack:
         self.data_dir = (
             Path(tempfile.mkdtemp(prefix="lienthong-")) if data_dir is None else data_dir.resolve()
         )
+        self.insecure = insecure
+        chosen_pki = pki_dir or (Path(os.environ[PKI_ENV]) if os.environ.get(PKI_ENV) else None)
+        self.pki_dir = (chosen_pki or self.data_dir / "pki").resolve()
         # A temporary directory is removed at stop(); set this to keep its logs.
         self.keep_data_dir = False
         self.broker: RunningBroker | None = None
@@ -174,6 +194,12 @@ class Stack:
     def gateway_address(self) -> str:
         return self.address(GATEWAY)
 
+    def tls(self, identity: str = CLI_IDENTITY) -> TlsSettings | None:
+        """An identity's TLS settings in this stack's PKI (None: insecure)."""
+        if self.insecure:
+            return None
+        return TlsSettings.for_identity(self.pki_dir, identity)
+
     def log_file(self, name: str) -> Path:
         return self._component(name).log_file
 
@@ -198,6 +224,9 @@ class Stack:
         self._started = True
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
+            if not self.insecure:
+                # Kept if present: a restarted stack keeps its identities.
+                pki.issue_all(self.pki_dir)
             # First: an agency plugged in that does not answer fails the start
             # before anything of ours was started for nothing.
             for name, address in self.external.items():
@@ -400,6 +429,9 @@ class Stack:
 
     def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        # Each child gets its own identity below, never the caller's.
+        for name in (TLS_CA, TLS_CERT, TLS_KEY, INSECURE):
+            env.pop(name, None)
         env.update(
             {
                 # Children's output goes to a file: flush each line so a crash
@@ -411,15 +443,23 @@ class Stack:
         )
         return env
 
+    def _trust_env(self, identity: str) -> dict[str, str]:
+        tls = self.tls(identity)
+        return {INSECURE: "1"} if tls is None else tls.as_env()
+
     def _registry_component(self, name: str) -> Component:
         port = self._port(name)
         prefix = f"LIENTHONG_{name.upper()}_"
-        env = self._base_env() | {
-            prefix + "HOST": processes.LOOPBACK,
-            prefix + "PORT": str(port),
-            prefix + "DB": str(self.data_dir / f"{name}.sqlite3"),
-            injected_latency.ENV: str(self._latency_file(name)),
-        }
+        env = (
+            self._base_env()
+            | {
+                prefix + "HOST": processes.LOOPBACK,
+                prefix + "PORT": str(port),
+                prefix + "DB": str(self.data_dir / f"{name}.sqlite3"),
+                injected_latency.ENV: str(self._latency_file(name)),
+            }
+            | self._trust_env(name)
+        )
         # Last, so a test can override anything (e.g. point a database somewhere unwritable).
         env.update(self._extra_env)
         return Component(name, _MODULES[name], port, env, self.data_dir / f"{name}.log")
@@ -429,18 +469,22 @@ class Stack:
     ) -> Component:
         assert self.broker is not None
         port = self._port(name) if fixed_port else processes.listen_port()
-        env = self._base_env() | {
-            "LIENTHONG_GATEWAY_HOST": processes.LOOPBACK,
-            "LIENTHONG_GATEWAY_PORT": str(port),
-            "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
-            "LIENTHONG_GATEWAY_DB": str(database or self.data_dir / f"{name}.sqlite3"),
-            "LIENTHONG_TOPIC_PREFIX": self.topic_prefix,
-            # Known for the brokers we start: the gateway need not try it at
-            # each start (the try costs ~8 s on the embedded broker).
-            "LIENTHONG_STATIC_MEMBERSHIP": {True: "yes", False: "no", None: "probe"}[
-                self.broker.static_membership
-            ],
-        }
+        env = (
+            self._base_env()
+            | {
+                "LIENTHONG_GATEWAY_HOST": processes.LOOPBACK,
+                "LIENTHONG_GATEWAY_PORT": str(port),
+                "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
+                "LIENTHONG_GATEWAY_DB": str(database or self.data_dir / f"{name}.sqlite3"),
+                "LIENTHONG_TOPIC_PREFIX": self.topic_prefix,
+                # Known for the brokers we start: the gateway need not try it at
+                # each start (the try costs ~8 s on the embedded broker).
+                "LIENTHONG_STATIC_MEMBERSHIP": {True: "yes", False: "no", None: "probe"}[
+                    self.broker.static_membership
+                ],
+            }
+            | self._trust_env(GATEWAY)
+        )
         for agency_name, address in self.agency_addresses.items():
             env[agency(agency_name).address_variable] = address
         env.update(self._extra_env)
@@ -462,7 +506,11 @@ class Stack:
 
     def _check_external(self, name: str, address: str) -> None:
         try:
-            wait_serving(address, timeout=min(self.start_timeout, EXTERNAL_TIMEOUT_SECONDS))
+            wait_serving(
+                address,
+                timeout=min(self.start_timeout, EXTERNAL_TIMEOUT_SECONDS),
+                tls=self.tls(),
+            )
         except NotServing as exc:
             raise StackError(
                 f"{name} at {address} (plugged in with --agency) does not answer its "
@@ -484,6 +532,7 @@ class Stack:
             wait_serving(
                 component.address,
                 timeout=self.start_timeout,
+                tls=self.tls(),
                 still_starting=lambda: proc.poll() is None,
                 pause=pause,
             )

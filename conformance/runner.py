@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import grpc
 
+from common import channels
 from conformance.kit import Context, Failure, Rule, cap
 from conformance.wire import Refusal
 
@@ -50,7 +51,7 @@ async def judge(rule: Rule, ctx: Context) -> Verdict:
 
 async def run(target: str, rules: Sequence[Rule]) -> list[Verdict]:
     """Each rule in order, every one with fresh identifiers of its own."""
-    async with grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS) as channel:
+    async with channels.channel(target, options=CHANNEL_OPTIONS) as channel:
         try:
             await asyncio.wait_for(channel.channel_ready(), CONNECT_SECONDS)
         except TimeoutError:

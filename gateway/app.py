@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from common.channels import server_tls
 from common.clock import Clock, clock_from_env
 from common.server import RunningRegistry, ServiceBinding, start_registry
 from gateway.agencies import Agencies
@@ -326,6 +327,8 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         host=config.host,
         port=config.port,
         serving=False,
+        # Mutual TLS and the access policy, or plain text only when asked.
+        tls=server_tls("gateway"),
     )
     log.info("listening", address=f"{config.host}:{running.port}", kafka=config.bootstrap_servers)
     stop = asyncio.Event()
