@@ -38,9 +38,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import grpc
+
 from brokers import BrokerKind, RunningBroker, start_broker
 from cli.probe import NotServing, wait_serving
-from common import injected_latency, pki, processes
+from common import channels, injected_latency, pki, processes
 from common.agencies import AGENCIES, AGENCY_NAMES, agency
 from common.channels import INSECURE, TLS_CA, TLS_CERT, TLS_KEY, TlsSettings
 from common.config import DEFAULT_PORTS
@@ -199,6 +201,14 @@ class Stack:
         if self.insecure:
             return None
         return TlsSettings.for_identity(self.pki_dir, identity)
+
+    def channel(self, name: str, identity: str = CLI_IDENTITY) -> grpc.aio.Channel:
+        """An asyncio channel to a component under `identity` (tests use
+        `conformance`, the test identity granted every method)."""
+        return channels.channel(self.address(name), tls=self.tls(identity))
+
+    def sync_channel(self, name: str, identity: str = CLI_IDENTITY) -> grpc.Channel:
+        return channels.sync_channel(self.address(name), tls=self.tls(identity))
 
     def log_file(self, name: str) -> Path:
         return self._component(name).log_file

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import grpc
 
 from common import channels
+from common.channels import FROM_ENV, TlsSettings
 from conformance.kit import Context, Failure, Rule, cap
 from conformance.wire import Refusal
 
@@ -49,9 +50,13 @@ async def judge(rule: Rule, ctx: Context) -> Verdict:
     return Verdict(rule, passed, cap(evidence), time.perf_counter() - started)
 
 
-async def run(target: str, rules: Sequence[Rule]) -> list[Verdict]:
-    """Each rule in order, every one with fresh identifiers of its own."""
-    async with channels.channel(target, options=CHANNEL_OPTIONS) as channel:
+async def run(
+    target: str, rules: Sequence[Rule], *, tls: TlsSettings | None = FROM_ENV
+) -> list[Verdict]:
+    """Each rule in order, every one with fresh identifiers of its own; over
+    mutual TLS under `tls` (default: this process's settings), the kit's
+    identity being `conformance`, which the access policy grants everything."""
+    async with channels.channel(target, options=CHANNEL_OPTIONS, tls=tls) as channel:
         try:
             await asyncio.wait_for(channel.channel_ready(), CONNECT_SECONDS)
         except TimeoutError:

@@ -23,6 +23,8 @@ def stack() -> Iterator[Stack]:
 
 @pytest.mark.parametrize("contract", sorted(CONTRACTS))
 async def test_our_process_passes_every_rule(stack: Stack, contract: str) -> None:
-    verdicts = await run(stack.address(contract), CONTRACTS[contract].rules)
+    verdicts = await run(
+        stack.address(contract), CONTRACTS[contract].rules, tls=stack.tls("conformance")
+    )
     assert failed(verdicts) == {}
     assert len(verdicts) == len(CONTRACTS[contract].rules)
