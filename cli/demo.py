@@ -33,7 +33,7 @@ from cli.render import TERMINAL_STATES, dossier_state, result_lines, timeline_ta
 from cli.rpc_errors import describe
 from cli.seeding import seed
 from cli.state import client_tls, find_running_stack
-from cli.trust import warn_insecure
+from cli.trust import show_access_refusal, warn_insecure
 from common import channels
 from common.clock import SystemClock, vietnam_today
 from lienthong.gateway.v1 import gateway_pb2 as gw
@@ -139,7 +139,11 @@ def _run(console: Console, target: Target) -> int:
             death_id: f"Death of Lê Văn Hùng ({death_id})",
         }
         finals, problems = _follow(console, client, titles)
-    return _report(console, people, titles, finals, problems)
+    outcome = _report(console, people, titles, finals, problems)
+    # Shown, not judged: a population registry plugged in from elsewhere
+    # may enforce no policy of ours.
+    show_access_refusal(console, target.registries["population"])
+    return outcome
 
 
 def _follow(

@@ -15,7 +15,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from common.access import AccessPolicy
+from common.access import AccessPolicy, PolicyError
 from common.channels import TlsSettings, server_tls
 from common.rpc import CallObserver, RegistryInterceptor
 
@@ -82,7 +82,11 @@ async def start_registry(
     code API's default for in-process tests; a process gets there only with
     LIENTHONG_INSECURE=1 (common.channels.server_tls)."""
     if tls is not None and policy is None:
-        policy = AccessPolicy.load()
+        try:
+            policy = AccessPolicy.load()
+        except PolicyError as exc:
+            # A server with a broken policy would refuse everyone: say why, once.
+            raise SystemExit(f"cannot start: {exc}") from None
     server = grpc.aio.server(
         interceptors=[RegistryInterceptor(observers, policy=policy)], options=SERVER_OPTIONS
     )

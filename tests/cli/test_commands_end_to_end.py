@@ -134,6 +134,12 @@ def test_demo_completes_a_birth_and_a_death(tmp_path: Path) -> None:
     assert re.search(r"the child's personal ID number is \d{12}\.", output), output
     assert re.search(r"Funeral allowance \d{1,3}(,\d{3})+ VND", output), output
     assert "Both dossiers completed." in output
+    # Under mutual TLS with the policy on: the hospital's valid certificate
+    # may not register a birth at the population registry.
+    assert (
+        "PERMISSION_DENIED: hospital may not call "
+        "lienthong.population.v1.PopulationRegistryService/RegisterBirth"
+    ) in output.replace("\n", " ").replace("  ", " ")
 
 
 @pytest.mark.slow
@@ -228,5 +234,6 @@ def test_demo_insecure_runs_in_plain_text_and_says_so(tmp_path: Path) -> None:
     output = demo.stdout + demo.stderr
     assert demo.returncode == 0, output
     assert "Both dossiers completed." in output
+    assert "Access policy: off (plain text, --insecure)." in output
     assert "INSECURE" in output
     assert "access policy is not enforced" in output
