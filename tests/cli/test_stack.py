@@ -133,3 +133,12 @@ def test_the_stack_is_mutual_tls_and_refuses_the_hospital_a_birth_registration()
         log = stack.log_file("population").read_text(encoding="utf-8")
         assert "ACCESS_DENIED" in log
         assert '"tls": "mutual"' in log or "tls=mutual" in log
+
+
+def test_an_insecure_stack_serves_plain_text_and_its_children_say_so() -> None:
+    with Stack(broker=None, registries=("health",), insecure=True) as stack:
+        assert stack.tls() is None
+        assert check(stack.address("health"), tls=None)
+        assert not (stack.data_dir / "pki").exists()
+        log = stack.log_file("health").read_text(encoding="utf-8")
+        assert log.count("INSECURE: plain-text gRPC") == 1
