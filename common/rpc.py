@@ -319,10 +319,12 @@ class _Call:
         self._tell(failure.code.name, failure.reason)
         # A refusal is one line and no traceback, whoever's service it is;
         # a caller reaching beyond its grants is a warning (someone should look).
-        say = log.warning if isinstance(failure, PermissionDenied) else log.info
+        denied = isinstance(failure, PermissionDenied)
+        say = log.warning if denied else log.info
         say(
             "rpc",
             method=self.method,
+            **({"caller": failure.metadata.get("caller", "")} if denied else {}),
             code=failure.code.name,
             reason=failure.reason,
             detail=cap(failure.message),

@@ -226,6 +226,7 @@ async def test_the_hospital_may_not_register_a_birth(ours: Path, registry: Secur
     warnings = [line for line in logs if line["log_level"] == "warning"]
     assert len(warnings) == 1
     assert warnings[0]["reason"] == "ACCESS_DENIED"
+    assert warnings[0]["caller"] == "hospital"
     assert "hospital" in warnings[0]["detail"]
     assert registry.recorder.records[-1].caller == "hospital"
     assert registry.recorder.records[-1].code == "PERMISSION_DENIED"
