@@ -19,8 +19,7 @@ from rich.table import Table
 from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.state import client_tls, default_data_dir, read_state
 from cli.trust import add_insecure, warn_insecure
-from common import channels
-from common.channels import TlsSettings
+from common.channels import TlsMisconfigured, TlsSettings
 from common.config import DEFAULT_PORTS
 from conformance import junit
 from conformance.contracts import CONTRACTS
@@ -89,14 +88,14 @@ def run_from_args(console: Console, args: argparse.Namespace) -> int:
     tls = kit_tls(args)
     if tls is None:
         warn_insecure(console)
-    with channels.identity(tls):
-        return run_conform(
-            console,
-            contract=args.contract,
-            target=args.target or f"127.0.0.1:{DEFAULT_PORTS[args.contract]}",
-            junit_file=args.junit,
-            patterns=args.patterns,
-        )
+    return run_conform(
+        console,
+        contract=args.contract,
+        target=args.target or f"127.0.0.1:{DEFAULT_PORTS[args.contract]}",
+        junit_file=args.junit,
+        patterns=args.patterns,
+        tls=tls,
+    )
 
 
 def list_rules(console: Console, contract: str) -> int:
@@ -142,10 +141,15 @@ def run_conform(
     target: str,
     junit_file: Path | None,
     patterns: list[str],
+    tls: TlsSettings | None = None,
 ) -> int:
     rules = select(contract, patterns)
     try:
-        verdicts = asyncio.run(run(target, rules))
+        credentials = tls.channel_credentials() if tls is not None else None
+    except TlsMisconfigured as exc:
+        raise CliError(str(exc), ["--ca, --cert and --key name PEM files"]) from None
+    try:
+        verdicts = asyncio.run(run(target, rules, credentials=credentials))
     except Unreachable as unreachable:
         raise CliError(
             str(unreachable), [f"is a {contract} server listening there? (--target HOST:PORT)"]

@@ -10,8 +10,6 @@ from dataclasses import dataclass
 
 import grpc
 
-from common import channels
-from common.channels import FROM_ENV, TlsSettings
 from conformance.kit import Context, Failure, Rule, cap
 from conformance.wire import Refusal
 
@@ -50,13 +48,21 @@ async def judge(rule: Rule, ctx: Context) -> Verdict:
     return Verdict(rule, passed, cap(evidence), time.perf_counter() - started)
 
 
+def _channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.aio.Channel:
+    if credentials is None:
+        return grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    return grpc.aio.secure_channel(target, credentials, options=CHANNEL_OPTIONS)
+
+
 async def run(
-    target: str, rules: Sequence[Rule], *, tls: TlsSettings | None = FROM_ENV
+    target: str, rules: Sequence[Rule], *, credentials: grpc.ChannelCredentials | None = None
 ) -> list[Verdict]:
-    """Each rule in order, every one with fresh identifiers of its own; over
-    mutual TLS under `tls` (default: this process's settings), the kit's
-    identity being `conformance`, which the access policy grants everything."""
-    async with channels.channel(target, options=CHANNEL_OPTIONS, tls=tls) as channel:
+    """Each rule in order, every one with fresh identifiers of its own.
+    `credentials`: the kit's mutual TLS identity (plain text without): a
+    server enforcing lienthong's access policy grants the test identity
+    `conformance` every method. Plain gRPC credentials, so that the kit
+    depends on none of the code it judges."""
+    async with _channel(target, credentials) as channel:
         try:
             await asyncio.wait_for(channel.channel_ready(), CONNECT_SECONDS)
         except TimeoutError:
