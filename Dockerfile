@@ -49,13 +49,13 @@ RUN uv sync --frozen --no-dev --no-editable
 # ---- runtime -----------------------------------------------------------------
 FROM python:3.11-slim AS runtime
 
-# A user of its own; /data is where compose mounts each process's volume
-# (a fresh named volume takes this directory's owner).
+# A user of its own; /data is where compose mounts each process's volume,
+# /pki the identities' (a fresh named volume takes this directory's owner).
 RUN groupadd --system --gid 10001 lienthong \
     && useradd --system --uid 10001 --gid lienthong --no-create-home \
         --home-dir /app --shell /usr/sbin/nologin lienthong \
-    && mkdir -p /app /data \
-    && chown 10001:10001 /app /data
+    && mkdir -p /app /data /pki \
+    && chown 10001:10001 /app /data /pki
 
 COPY --from=builder /opt/lienthong/venv /opt/lienthong/venv
 

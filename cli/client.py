@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
-import grpc
 from google.protobuf.message import Message
 
+from common import channels
 from lienthong.gateway.v1 import gateway_pb2 as gw
 from lienthong.gateway.v1 import gateway_pb2_grpc as gw_grpc
 
@@ -18,7 +18,7 @@ CALL_TIMEOUT_SECONDS = 10.0
 class GatewayClient:
     def __init__(self, address: str) -> None:
         self.address = address
-        self._channel = grpc.insecure_channel(address)
+        self._channel = channels.sync_channel(address)
         self._stub = gw_grpc.GatewayServiceStub(self._channel)
 
     def submit(self, kind: str, declaration: Message, idempotency_key: str) -> str:

@@ -17,6 +17,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.errors import EXIT_BAD_INPUT, CliError
+from cli.state import client_tls, default_data_dir, read_state
+from cli.trust import add_insecure, warn_insecure
+from common.channels import TlsMisconfigured, TlsSettings
 from common.config import DEFAULT_PORTS
 from conformance import junit
 from conformance.contracts import CONTRACTS
@@ -50,17 +53,48 @@ def add_conform_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         help="only the rules whose name contains RULE (repeatable)",
     )
     conform.add_argument("--list", action="store_true", help="list the rules and exit")
+    # The kit calls every method, mutating ones included: its identity
+    # (`conformance`) is a test identity the access policy grants everything.
+    for option, what in (("--ca", "CA certificate"), ("--cert", "certificate"), ("--key", "key")):
+        conform.add_argument(
+            option,
+            type=Path,
+            default=None,
+            metavar="FILE",
+            help=f"the kit's {what} (PEM); default: the running stack's `conformance` "
+            "identity (DATA_DIR/pki, from stack.json)",
+        )
+    conform.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    add_insecure(conform)
+
+
+def kit_tls(args: argparse.Namespace) -> TlsSettings | None:
+    """--ca/--cert/--key (all three), else the running stack's `conformance`
+    identity; None (plain text) with --insecure."""
+    given = [args.ca, args.cert, args.key]
+    if args.insecure:
+        return None
+    if any(given):
+        if not all(given):
+            raise CliError("--ca, --cert and --key go together", code=EXIT_BAD_INPUT)
+        return TlsSettings(args.ca, args.cert, args.key)
+    state = read_state(args.data_dir or default_data_dir())
+    return client_tls(state, "conformance")
 
 
 def run_from_args(console: Console, args: argparse.Namespace) -> int:
     if args.list:
         return list_rules(console, args.contract)
+    tls = kit_tls(args)
+    if tls is None:
+        warn_insecure(console)
     return run_conform(
         console,
         contract=args.contract,
         target=args.target or f"127.0.0.1:{DEFAULT_PORTS[args.contract]}",
         junit_file=args.junit,
         patterns=args.patterns,
+        tls=tls,
     )
 
 
@@ -107,10 +141,15 @@ def run_conform(
     target: str,
     junit_file: Path | None,
     patterns: list[str],
+    tls: TlsSettings | None = None,
 ) -> int:
     rules = select(contract, patterns)
     try:
-        verdicts = asyncio.run(run(target, rules))
+        credentials = tls.channel_credentials() if tls is not None else None
+    except TlsMisconfigured as exc:
+        raise CliError(str(exc), ["--ca, --cert and --key name PEM files"]) from None
+    try:
+        verdicts = asyncio.run(run(target, rules, credentials=credentials))
     except Unreachable as unreachable:
         raise CliError(
             str(unreachable), [f"is a {contract} server listening there? (--target HOST:PORT)"]

@@ -26,6 +26,8 @@ from rich.markup import escape
 from cli.errors import CliError, from_rpc
 from cli.rpc_errors import describe
 from cli.state import agency_address
+from cli.trust import identity_beside
+from common.channels import TlsSettings, sync_channel
 from lienthong.insurance.v1 import insurance_pb2 as ins
 from lienthong.insurance.v1 import insurance_pb2_grpc as ins_grpc
 
@@ -38,7 +40,12 @@ def hospital_channel(address: str) -> grpc.Channel:
     """The channel a hospital opens to the insurance registry: the one place
     that decides how the hospital identifies itself (its certificate, once
     the registries speak mutual TLS)."""
-    return grpc.insecure_channel(address)
+    tls = TlsSettings.from_env()
+    if tls is None:  # plain text: the CLI was told so (--insecure, an insecure stack)
+        return sync_channel(address)
+    # The hospital's own certificate, beside the CLI's in the stack's PKI: the
+    # access policy grants CheckCoverage to the hospital alone.
+    return sync_channel(address, tls=identity_beside(tls, "hospital") or tls)
 
 
 def lookup(address: str, personal_id: str, on: dt.date | None = None) -> ins.CheckCoverageResponse:

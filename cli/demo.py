@@ -36,7 +36,9 @@ from cli.fresh_stack import fresh_stack
 from cli.render import TERMINAL_STATES, dossier_state, result_lines, timeline_table
 from cli.rpc_errors import describe
 from cli.seeding import seed
-from cli.state import find_running_stack
+from cli.state import client_tls, find_running_stack
+from cli.trust import show_access_refusal, warn_insecure
+from common import channels
 from common.clock import SystemClock, vietnam_today
 from common.message_log_verify import exchanges_of
 from lienthong.gateway.v1 import gateway_pb2 as gw
@@ -66,18 +68,23 @@ def _stack_for_demo(
     *,
     new_stack: bool,
     external: Mapping[str, str],
+    insecure: bool,
 ) -> Iterator[Target]:
     # An agency plugged in with --agency needs a stack that calls it: a new one.
-    running = None if new_stack or external else find_running_stack(data_dir)
+    running = None if new_stack or external else find_running_stack(data_dir, insecure=insecure)
     if running is not None:
-        yield Target(
-            running.gateway,
-            running.agencies,
-            f"the running stack (gateway {running.gateway})",
-            Path(running.data_dir) if running.data_dir else None,
-        )
+        tls = client_tls(running, insecure=insecure)
+        if tls is None:
+            warn_insecure(console)
+        with channels.identity(tls):
+            yield Target(
+                running.gateway,
+                running.agencies,
+                f"the running stack (gateway {running.gateway})",
+                Path(running.data_dir) if running.data_dir else None,
+            )
         return
-    with fresh_stack(console, broker, external=external) as stack:
+    with fresh_stack(console, broker, external=external, insecure=insecure) as stack:
         # Kept, so that its message logs can be checked after the demo
         # (`lienthong audit verify DIR/messages`).
         stack.keep_data_dir = True
@@ -96,9 +103,15 @@ def run_demo(
     data_dir: Path | None = None,
     new_stack: bool = False,
     external: Mapping[str, str] | None = None,
+    insecure: bool = False,
 ) -> int:
     with _stack_for_demo(
-        console, broker, data_dir, new_stack=new_stack, external=dict(external or {})
+        console,
+        broker,
+        data_dir,
+        new_stack=new_stack,
+        external=dict(external or {}),
+        insecure=insecure,
     ) as target:
         return _run(console, target)
 
@@ -141,6 +154,9 @@ def _run(console: Console, target: Target) -> int:
         finals, problems = _follow(console, client, titles)
     lookup_line = _hospital_lookup(target, finals.get(birth_id), problems)
     outcome = _report(console, people, titles, finals, problems, lookup_line=lookup_line)
+    # Shown, not judged: a population registry plugged in from elsewhere
+    # may enforce no policy of ours.
+    show_access_refusal(console, target.registries["population"])
     _show_evidence(console, target, birth_id)
     return outcome
 

@@ -13,6 +13,8 @@ from rich.markup import escape
 
 from cli.errors import CliError
 from cli.stack import Stack, StackError
+from cli.trust import warn_insecure
+from common import channels
 
 
 @contextmanager
@@ -24,15 +26,21 @@ def fresh_stack(
     quiet: bool = False,
     gateway_env: Mapping[str, str] | None = None,
     external: Mapping[str, str] | None = None,
+    insecure: bool = False,
 ) -> Iterator[Stack]:
     """Set `stack.keep_data_dir` inside the block to keep the logs of a run
-    that finished but went wrong."""
+    that finished but went wrong. Inside the block this process's channels
+    go out under the CLI's identity in the stack's PKI (plain text if
+    `insecure`)."""
     stack = Stack(
         broker=broker,
         verbose_children=verbose_children,
         gateway_env=gateway_env,
         external=external,
+        insecure=insecure,
     )
+    if insecure:
+        warn_insecure(console)
     began = time.monotonic()
     plugged = "".join(
         f", {name} at {address} plugged in" for name, address in (external or {}).items()
@@ -50,7 +58,8 @@ def fresh_stack(
         )
     clean = False
     try:
-        yield stack
+        with channels.identity(stack.tls()):
+            yield stack
         clean = True
     finally:
         stack.keep_data_dir = stack.keep_data_dir or not clean

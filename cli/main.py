@@ -27,6 +27,7 @@ from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.render import make_console
 from cli.rpc_errors import describe
 from cli.state import default_data_dir, gateway_address
+from cli.trust import add_insecure, as_cli_of_running_stack
 from common.agencies import AGENCY_NAMES, parse_agency_addresses
 from common.config import DEFAULT_PORTS
 from common.logging import logging_configured
@@ -57,6 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_broker(up)
     _add_agency(up)
+    add_insecure(up)
     up.add_argument(
         "--data-dir",
         type=Path,
@@ -84,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_broker(demo)
     _add_agency(demo)
+    add_insecure(demo)
     demo.add_argument("--data-dir", type=Path, default=None, help="where to look for stack.json")
     demo.add_argument(
         "--new-stack",
@@ -99,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
         "scenarios/examples/birth.json and death.json refer to. Safe to repeat.",
     )
     seed_demo.add_argument("--data-dir", type=Path, default=None, help="where stack.json is")
+    add_insecure(seed_demo)
 
     submit = commands.add_parser(
         "submit",
@@ -154,6 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     coverage.add_argument("--data-dir", type=Path, default=None, help="where stack.json is")
     coverage.add_argument("--json", action="store_true", help="print the answer as JSON")
+    add_insecure(coverage)
 
     events = commands.add_parser(
         "events",
@@ -222,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_broker(replay)
     _add_agency(replay)
+    add_insecure(replay)
     replay.add_argument(
         "--keep-stack",
         action="store_true",
@@ -336,6 +342,7 @@ def _add_gateway(parser: argparse.ArgumentParser) -> None:
         "else 127.0.0.1:50050)",
     )
     parser.add_argument("--data-dir", type=Path, default=None, help=argparse.SUPPRESS)
+    add_insecure(parser)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -352,6 +359,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             gateway=not args.no_gateway,
             seed_demo=args.seed_demo,
             external=_agencies(args),
+            insecure=args.insecure,
         )
     if args.command == "demo":
         from cli.demo import run_demo  # noqa: PLC0415
@@ -362,43 +370,48 @@ def _dispatch(args: argparse.Namespace) -> int:
             data_dir=args.data_dir,
             new_stack=args.new_stack,
             external=_agencies(args),
+            insecure=args.insecure,
         )
     if args.command == "seed-demo":
         from cli.seed_demo import run_seed_demo  # noqa: PLC0415
 
-        return run_seed_demo(console, data_dir=args.data_dir)
+        with as_cli_of_running_stack(console, args.data_dir, insecure=args.insecure):
+            return run_seed_demo(console, data_dir=args.data_dir)
     if args.command == "submit":
         from cli.submit import run_submit  # noqa: PLC0415
 
-        return run_submit(
-            console,
-            kind=args.kind,
-            file=args.file,
-            gateway=gateway_address(args.gateway, args.data_dir),
-            key=args.key,
-            as_json=args.json,
-        )
+        with as_cli_of_running_stack(console, args.data_dir, insecure=args.insecure):
+            return run_submit(
+                console,
+                kind=args.kind,
+                file=args.file,
+                gateway=gateway_address(args.gateway, args.data_dir),
+                key=args.key,
+                as_json=args.json,
+            )
     if args.command == "status":
         from cli.status import run_status  # noqa: PLC0415
 
-        return run_status(
-            console,
-            dossier_id=args.dossier_id,
-            gateway=gateway_address(args.gateway, args.data_dir),
-            watch=args.watch,
-            as_json=args.json,
-        )
+        with as_cli_of_running_stack(console, args.data_dir, insecure=args.insecure):
+            return run_status(
+                console,
+                dossier_id=args.dossier_id,
+                gateway=gateway_address(args.gateway, args.data_dir),
+                watch=args.watch,
+                as_json=args.json,
+            )
     if args.command == "coverage":
         from cli.coverage import run_coverage  # noqa: PLC0415
 
-        return run_coverage(
-            console,
-            personal_id=args.personal_id,
-            on=args.on,
-            target=args.target,
-            data_dir=args.data_dir,
-            as_json=args.json,
-        )
+        with as_cli_of_running_stack(console, args.data_dir, insecure=args.insecure):
+            return run_coverage(
+                console,
+                personal_id=args.personal_id,
+                on=args.on,
+                target=args.target,
+                data_dir=args.data_dir,
+                as_json=args.json,
+            )
     if args.command == "events":
         from cli.events import run_events_tail  # noqa: PLC0415
 
@@ -423,6 +436,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             without=tuple(args.without),
             keep_stack=args.keep_stack,
             external=_agencies(args),
+            insecure=args.insecure,
         )
     if args.command == "bench":
         from cli.bench import run_bench  # noqa: PLC0415

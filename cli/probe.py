@@ -12,6 +12,9 @@ from collections.abc import Callable
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common import channels
+from common.channels import FROM_ENV, TlsSettings
+
 # Reconnect quickly while a child is still binding its port: gRPC's default
 # first backoff is a whole second, which would dominate a stack's start time.
 FAST_RECONNECT = [
@@ -27,12 +30,12 @@ class NotServing(Exception):
     """The server did not answer SERVING before the deadline; says what it answered last."""
 
 
-def check(address: str, *, timeout: float = 1.0) -> bool:
+def check(address: str, *, timeout: float = 1.0, tls: TlsSettings | None = FROM_ENV) -> bool:
     """True when `address` answers SERVING within `timeout` seconds.
 
     A refused connection answers False at once (no wait_for_ready): this is
     "is anybody there?", e.g. before reusing a running stack."""
-    with grpc.insecure_channel(address, options=FAST_RECONNECT) as channel:
+    with channels.sync_channel(address, options=FAST_RECONNECT, tls=tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
@@ -45,6 +48,7 @@ def wait_serving(
     address: str,
     *,
     timeout: float,
+    tls: TlsSettings | None = FROM_ENV,
     still_starting: Callable[[], bool] = lambda: True,
     pause: Callable[[float], None] = time.sleep,
 ) -> None:
@@ -57,7 +61,7 @@ def wait_serving(
     """
     deadline = time.monotonic() + timeout
     last = "no answer"
-    with grpc.insecure_channel(address, options=FAST_RECONNECT) as channel:
+    with channels.sync_channel(address, options=FAST_RECONNECT, tls=tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while True:
             remaining = deadline - time.monotonic()

@@ -25,6 +25,7 @@ from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.fresh_stack import fresh_stack
 from cli.memory import MemorySampler, own_pid
 from cli.stack import Stack
+from common import channels
 from common.clock import SystemClock, vietnam_today
 from gateway.events import Topics
 from scenarios import replay as engine
@@ -183,7 +184,15 @@ def run_scenario(
     console: Console, scenario: Scenario, stack: Stack, *, show_progress: bool = True
 ) -> engine.ReplayResult:
     """Prepare, seed and replay `scenario` against a started stack (with as
-    many gateways as the scenario asks for)."""
+    many gateways as the scenario asks for), under the CLI's identity in the
+    stack's PKI (seeding, submissions, the audit's reads)."""
+    with channels.identity(stack.tls()):
+        return _run_scenario(console, scenario, stack, show_progress=show_progress)
+
+
+def _run_scenario(
+    console: Console, scenario: Scenario, stack: Stack, *, show_progress: bool
+) -> engine.ReplayResult:
     gateways = ensure_gateways(stack, scenario.gateways)
     with console.status(f"Generating {scenario.population:,} citizens and their declarations…"):
         prepared = engine.prepare(scenario, vietnam_today(SystemClock()))
@@ -399,6 +408,7 @@ def run_replay(
     without: tuple[str, ...] = (),
     keep_stack: bool = False,
     external: Mapping[str, str] | None = None,
+    insecure: bool = False,
 ) -> int:
     scenario = leave_out(
         load(scenario_file, rate=rate, duration=duration, gateways=gateways), without
@@ -407,7 +417,12 @@ def run_replay(
     check_external(scenario, external or {}, scenario_file)
     directory = report_dir or Path("out") / scenario.name
     with fresh_stack(
-        console, broker, verbose_children=False, gateway_env=GATEWAY_ENV, external=external
+        console,
+        broker,
+        verbose_children=False,
+        gateway_env=GATEWAY_ENV,
+        external=external,
+        insecure=insecure,
     ) as stack:
         result = run_scenario(console, scenario, stack)
         counts = result.counts

@@ -13,6 +13,7 @@ from typing import TypeVar
 import grpc
 
 from cli.demo_data import DemoPopulation
+from common import channels
 from common.agencies import AGENCY_NAMES
 from lienthong.health.v1 import health_pb2 as hl
 from lienthong.health.v1 import health_pb2_grpc as hl_grpc
@@ -95,6 +96,6 @@ def seed(addresses: Mapping[str, str], people: DemoPopulation) -> SeedCounts:
     grpc.RpcError if one refuses or is down."""
     counts: dict[str, int] = {}
     for name in AGENCY_NAMES:
-        with grpc.insecure_channel(addresses[name]) as channel:
+        with channels.sync_channel(addresses[name]) as channel:
             counts.update(SEEDERS[name](channel, people))
     return SeedCounts(**counts)

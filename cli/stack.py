@@ -13,6 +13,13 @@ runs (context manager, Ctrl-C, exceptions) and leaves no process behind.
         stack.start_component("gateway")
 
 `Stack(broker=None)` runs the registries alone (no Kafka, no gateway).
+
+Trust (issue 12): by default the stack creates a local CA and every party's
+identity in DATA_DIR/pki (or `pki_dir`, e.g. one CA shared by two stacks), and
+each child gets its own in LIENTHONG_TLS_*: every port is mutual TLS and every
+server enforces the access policy. `stack.tls()` is the CLI's identity for
+the caller's own channels. `insecure=True` runs everything in plain text
+(LIENTHONG_INSECURE=1 for every child), the developer's explicit opt-out.
 """
 
 from __future__ import annotations
@@ -31,10 +38,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
+import grpc
+
 from brokers import BrokerKind, RunningBroker, start_broker
 from cli.probe import NotServing, wait_serving
-from common import injected_latency, message_log, metrics, processes
+from common import channels, injected_latency, message_log, metrics, pki, processes
 from common.agencies import AGENCIES, AGENCY_NAMES, agency
+from common.channels import INSECURE, TLS_CA, TLS_CERT, TLS_KEY, TlsSettings
 from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 
 # Our registry of each agency (common/agencies.py).
@@ -48,6 +58,10 @@ EXTERNAL_TIMEOUT_SECONDS = 15.0
 # DATA_DIR/messages: one <process>.jsonl per server (common/message_log.py).
 MESSAGE_LOG_DIR = "messages"
 START_TIMEOUT_SECONDS = 60.0
+# Whose identity the stack's own calls (probes) and the CLI's use.
+CLI_IDENTITY = "lienthong-cli"
+# One CA for more than one stack (e.g. an agency run by another stack).
+PKI_ENV = "LIENTHONG_PKI_DIR"
 STOP_GRACE_SECONDS = 10.0
 
 
@@ -112,6 +126,8 @@ class Stack:
         gateway_env: Mapping[str, str] | None = None,
         start_timeout: float = START_TIMEOUT_SECONDS,
         stop_grace: float = STOP_GRACE_SECONDS,
+        insecure: bool = False,
+        pki_dir: Path | None = None,
     ) -> None:
         """
         broker: a brokers.BrokerKind value, or None for registries only (no gateway).
@@ -126,6 +142,9 @@ class Stack:
         env / gateway_env: extra variables for every child / for gateways only
             (e.g. a shorter LIENTHONG_CALL_DEADLINE_SECONDS in a test); they
             override the stack's own settings.
+        insecure: plain text everywhere, no access policy (see the module's doc).
+        pki_dir: where the CA and identities are (made if missing; default
+            $LIENTHONG_PKI_DIR, else DATA_DIR/pki).
         """
         unknown = set(registries) - set(REGISTRIES)
         if unknown:
@@ -146,6 +165,9 @@ class Stack:
         self.data_dir = (
             Path(tempfile.mkdtemp(prefix="lienthong-")) if data_dir is None else data_dir.resolve()
         )
+        self.insecure = insecure
+        chosen_pki = pki_dir or (Path(os.environ[PKI_ENV]) if os.environ.get(PKI_ENV) else None)
+        self.pki_dir = (chosen_pki or self.data_dir / "pki").resolve()
         # A temporary directory is removed at stop(); set this to keep its logs.
         self.keep_data_dir = False
         self.broker: RunningBroker | None = None
@@ -195,6 +217,20 @@ class Stack:
         """Where every component appends its message log (`lienthong audit`)."""
         return self.data_dir / MESSAGE_LOG_DIR
 
+    def tls(self, identity: str = CLI_IDENTITY) -> TlsSettings | None:
+        """An identity's TLS settings in this stack's PKI (None: insecure)."""
+        if self.insecure:
+            return None
+        return TlsSettings.for_identity(self.pki_dir, identity)
+
+    def channel(self, name: str, identity: str = CLI_IDENTITY) -> grpc.aio.Channel:
+        """An asyncio channel to a component under `identity` (tests use
+        `conformance`, the test identity granted every method)."""
+        return channels.channel(self.address(name), tls=self.tls(identity))
+
+    def sync_channel(self, name: str, identity: str = CLI_IDENTITY) -> grpc.Channel:
+        return channels.sync_channel(self.address(name), tls=self.tls(identity))
+
     def log_file(self, name: str) -> Path:
         return self._component(name).log_file
 
@@ -219,6 +255,9 @@ class Stack:
         self._started = True
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
+            if not self.insecure:
+                # Kept if present: a restarted stack keeps its identities.
+                pki.issue_all(self.pki_dir)
             # First: an agency plugged in that does not answer fails the start
             # before anything of ours was started for nothing.
             for name, address in self.external.items():
@@ -432,6 +471,9 @@ class Stack:
 
     def _base_env(self) -> dict[str, str]:
         env = dict(os.environ)
+        # Each child gets its own identity below, never the caller's.
+        for name in (TLS_CA, TLS_CERT, TLS_KEY, INSECURE):
+            env.pop(name, None)
         env.update(
             {
                 # Children's output goes to a file: flush each line so a crash
@@ -444,6 +486,10 @@ class Stack:
             }
         )
         return env
+
+    def _trust_env(self, identity: str) -> dict[str, str]:
+        tls = self.tls(identity)
+        return {INSECURE: "1"} if tls is None else tls.as_env()
 
     def _registry_component(self, name: str) -> Component:
         port = self._port(name)
@@ -458,6 +504,7 @@ class Stack:
                 prefix + "DB": str(self.data_dir / f"{name}.sqlite3"),
                 injected_latency.ENV: str(self._latency_file(name)),
             }
+            | self._trust_env(name)
         )
         # Last, so a test can override anything (e.g. point a database somewhere unwritable).
         env.update(self._extra_env)
@@ -486,6 +533,7 @@ class Stack:
                     self.broker.static_membership
                 ],
             }
+            | self._trust_env(GATEWAY)
         )
         for agency_name, address in self.agency_addresses.items():
             env[agency(agency_name).address_variable] = address
@@ -510,7 +558,11 @@ class Stack:
 
     def _check_external(self, name: str, address: str) -> None:
         try:
-            wait_serving(address, timeout=min(self.start_timeout, EXTERNAL_TIMEOUT_SECONDS))
+            wait_serving(
+                address,
+                timeout=min(self.start_timeout, EXTERNAL_TIMEOUT_SECONDS),
+                tls=self.tls(),
+            )
         except NotServing as exc:
             raise StackError(
                 f"{name} at {address} (plugged in with --agency) does not answer its "
@@ -532,6 +584,7 @@ class Stack:
             wait_serving(
                 component.address,
                 timeout=self.start_timeout,
+                tls=self.tls(),
                 still_starting=lambda: proc.poll() is None,
                 pause=pause,
             )

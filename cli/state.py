@@ -13,7 +13,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from cli.probe import check
+from common import pki
 from common.agencies import AGENCY_NAMES, agency, default_address
+from common.channels import TlsMisconfigured, TlsSettings
 from common.config import DEFAULT_PORTS
 
 STATE_FILE = "stack.json"
@@ -33,6 +35,14 @@ class StackState:
     processes: dict[str, int] = field(default_factory=dict)
     # name → host:port of each component's Prometheus metrics (http://host:port/metrics).
     metrics: dict[str, str] = field(default_factory=dict)
+    # Where the stack's CA and identities are (DATA_DIR/pki); "" when unknown.
+    pki_dir: str = ""
+    # Plain text, no access policy (`up --insecure`).
+    insecure: bool = False
+
+    def tls(self, identity: str = "lienthong-cli") -> TlsSettings | None:
+        """The CLI's channels to this stack: `identity` from its PKI."""
+        return client_tls(self, identity)
 
     @classmethod
     def defaults(cls) -> StackState:
@@ -76,11 +86,37 @@ def remove_state(data_dir: Path) -> None:
         (data_dir / STATE_FILE).unlink()
 
 
-def find_running_stack(data_dir: Path | None = None, *, timeout: float = 1.0) -> StackState | None:
+def client_tls(
+    state: StackState | None, identity: str = "lienthong-cli", *, insecure: bool = False
+) -> TlsSettings | None:
+    """How the CLI calls a running stack: plain text if asked (`--insecure`)
+    or if the stack is insecure; else `identity` from the stack's PKI (the
+    one stack.json names, else DATA_DIR/pki), else this process's own
+    LIENTHONG_TLS_* settings; else plain text."""
+    if insecure or (state is not None and state.insecure):
+        return None
+    candidates = [Path(state.pki_dir)] if state is not None and state.pki_dir else []
+    candidates.append(default_data_dir() / "pki")
+    for directory in candidates:
+        cert, key = pki.identity_paths(directory, identity)
+        if cert.exists() and key.exists():
+            return TlsSettings(directory / pki.CA_CERT, cert, key)
+    try:
+        return TlsSettings.from_env()
+    except TlsMisconfigured:
+        return None
+
+
+def find_running_stack(
+    data_dir: Path | None = None, *, timeout: float = 1.0, insecure: bool = False
+) -> StackState | None:
     """The stack whose gateway answers: the one in stack.json, else one on the default ports."""
     recorded = read_state(data_dir or default_data_dir())
     for candidate in (recorded, StackState.defaults()):
-        if candidate is not None and check(candidate.gateway, timeout=timeout):
+        if candidate is None:
+            continue
+        tls = client_tls(candidate, insecure=insecure)
+        if check(candidate.gateway, timeout=timeout, tls=tls):
             return candidate
     return None
 

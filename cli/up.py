@@ -20,6 +20,8 @@ from cli.seeding import seed
 from cli.stack import GATEWAY, Stack, StackError
 from cli.state import StackState, remove_state, write_state
 from cli.supervisor import Supervisor
+from cli.trust import warn_insecure
+from common import channels
 from common.agencies import agency
 from lienthong.gateway.v1 import gateway_pb2
 
@@ -35,10 +37,17 @@ def run_up(
     gateway: bool,
     seed_demo: bool,
     external: Mapping[str, str] | None = None,
+    insecure: bool = False,
 ) -> int:
     stack = Stack(
-        broker=broker if gateway else None, data_dir=data_dir, fixed_ports=True, external=external
+        broker=broker if gateway else None,
+        data_dir=data_dir,
+        fixed_ports=True,
+        external=external,
+        insecure=insecure,
     )
+    if insecure:
+        warn_insecure(console)
     what = f"Kafka ({broker}), the registries and the gateway" if gateway else "the registries"
     try:
         with console.status(f"Starting {what}…"):
@@ -55,14 +64,17 @@ def run_up(
             pid=os.getpid(),
             processes={n: p for n in stack.components if (p := stack.pid(n)) is not None},
             metrics=stack.metrics_addresses,
+            pki_dir="" if insecure else str(stack.pki_dir),
+            insecure=insecure,
         )
         state_file = write_state(stack.data_dir, state)
-        if seed_demo:
-            _seed_example(console, state)
         try:
-            print_listening(console, stack, state_file)
-            console.print("Press Ctrl-C to stop.", style="bold")
-            return _supervise(console, stack, state)
+            with channels.identity(stack.tls()):
+                if seed_demo:
+                    _seed_example(console, state)
+                print_listening(console, stack, state_file)
+                console.print("Press Ctrl-C to stop.", style="bold")
+                return _supervise(console, stack, state)
         except KeyboardInterrupt:
             # Ctrl-C or SIGTERM is how `up` is meant to end once it serves
             # (whoever read "Press Ctrl-C" may signal at once): a clean stop, exit 0.
@@ -108,6 +120,15 @@ def _supervise(console: Console, stack: Stack, state: StackState) -> int:
         ticker.wait(SUPERVISE_INTERVAL_SECONDS)
 
 
+def _grpcurl_trust(stack: Stack) -> str:
+    """grpcurl's part: the CLI's identity (granted the reads and the
+    gateway's API by the access policy), or -plaintext on an insecure stack."""
+    tls = stack.tls()
+    if tls is None:
+        return "-plaintext"
+    return f"-cacert {tls.ca} -cert {tls.cert} -key {tls.key}"
+
+
 def print_listening(console: Console, stack: Stack, state_file: Path) -> None:
     table = Table(title="lienthong is up", title_justify="left")
     table.add_column("component")
@@ -126,18 +147,19 @@ def print_listening(console: Console, stack: Stack, state_file: Path) -> None:
     population = stack.address("population")
     gateway_service = gateway_pb2.DESCRIPTOR.services_by_name["GatewayService"].full_name
     population_service = agency("population").service
+    grpcurl = f"grpcurl {_grpcurl_trust(stack)}"
     lines = [
-        f"grpcurl -plaintext {population} list",
-        f'grpcurl -plaintext -d \'{{"service": ""}}\' {population} grpc.health.v1.Health/Check',
-        f'grpcurl -plaintext -d \'{{"personal_id_number": "{EXAMPLE.birth.mother_id_number}"}}\' '
+        f"{grpcurl} {population} list",
+        f'{grpcurl} -d \'{{"service": ""}}\' {population} grpc.health.v1.Health/Check',
+        f'{grpcurl} -d \'{{"personal_id_number": "{EXAMPLE.birth.mother_id_number}"}}\' '
         f"{population} {population_service}/GetCitizen",
     ]
     if GATEWAY in stack.components:
         gateway = stack.gateway_address
         lines += [
-            f"grpcurl -plaintext {gateway} list",
-            f"grpcurl -plaintext {gateway} describe {gateway_service}",
-            f'grpcurl -plaintext -d \'{{"dossier_id": "DOSSIER_ID"}}\' {gateway} '
+            f"{grpcurl} {gateway} list",
+            f"{grpcurl} {gateway} describe {gateway_service}",
+            f'{grpcurl} -d \'{{"dossier_id": "DOSSIER_ID"}}\' {gateway} '
             f"{gateway_service}/GetDossier",
             "lienthong seed-demo",
             "lienthong submit birth scenarios/examples/birth.json",

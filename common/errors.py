@@ -65,6 +65,17 @@ class NotDecodable(InvalidArgument):
         self.violations = [FieldViolation(where, f"is not a valid {type_name}")]
 
 
+class PermissionDenied(DomainError):
+    """The caller's identity is not granted the method (common/access.py)."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+    def __init__(self, caller: str, method: str, message: str) -> None:
+        super().__init__(
+            message, reason="ACCESS_DENIED", metadata={"caller": caller, "method": method}
+        )
+
+
 class FailedPrecondition(DomainError):
     code = grpc.StatusCode.FAILED_PRECONDITION
 

@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from common import channels
+
 DEFAULT_TIMEOUT_SECONDS = 2.0
 EXIT_SERVING = 0
 EXIT_UNHEALTHY = 1
@@ -69,12 +71,18 @@ def _first_line(text: str | None) -> str:
 
 
 def probe(
-    address: str, *, service: str = "", timeout: float = DEFAULT_TIMEOUT_SECONDS
+    address: str,
+    *,
+    service: str = "",
+    timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    tls: channels.TlsSettings | None = channels.FROM_ENV,
 ) -> str | None:
-    """None when `address` answers SERVING for `service`, else why not, in words."""
+    """None when `address` answers SERVING for `service`, else why not, in
+    words. Under `tls`, by default the process's own identity (a container's
+    probe asks its own server as itself)."""
     what = f"service {service}" if service else "the server"
     # No wait_for_ready: a closed port is an answer ("nothing listening"), at once.
-    with grpc.insecure_channel(address) as channel:
+    with channels.sync_channel(address, tls=tls) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
         try:
             response = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout)

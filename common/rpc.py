@@ -31,11 +31,13 @@ from google.protobuf.message import Message
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from common.access import AccessPolicy, refusal
 from common.errors import (
     DomainError,
     FieldViolation,
     InvalidArgument,
     NotDecodable,
+    PermissionDenied,
     Unavailable,
 )
 from common.injected_latency import InjectedLatency
@@ -326,10 +328,14 @@ class _Call:
 
     async def refuse(self, failure: DomainError) -> NoReturn:
         self._tell(failure.code.name, failure.reason)
-        # A refusal is one line and no traceback, whoever's service it is.
-        log.info(
+        # A refusal is one line and no traceback, whoever's service it is;
+        # a caller reaching beyond its grants is a warning (someone should look).
+        denied = isinstance(failure, PermissionDenied)
+        say = log.warning if denied else log.info
+        say(
             "rpc",
             method=self.method,
+            **({"caller": failure.metadata.get("caller", "")} if denied else {}),
             code=failure.code.name,
             reason=failure.reason,
             detail=cap(failure.message),
@@ -346,10 +352,25 @@ class _Call:
         raise AssertionError("abort returns only by raising")  # pragma: no cover
 
 
-async def _prepare(request: Any, type_name: str, call: _Call, *, streamed: bool, ours: bool) -> Any:
+async def _prepare(
+    request: Any,
+    type_name: str,
+    call: _Call,
+    *,
+    streamed: bool,
+    ours: bool,
+    policy: AccessPolicy | None,
+) -> Any:
     """The request the handler gets: a stream checked message by message, or
     a single request checked whole (decoded, then, for our services, against
-    the contract). Only our services get a load test's added latency."""
+    the contract). Only our services get a load test's added latency. First
+    of all, the caller must be granted the method (`policy`; None: a
+    plain-text server, where nobody is authenticated)."""
+    if policy is not None:
+        caller = caller_of(call.context)
+        if not policy.allows(caller, call.method):
+            method = call.method.lstrip("/")
+            raise PermissionDenied(caller, method, refusal(caller, method))
     if not streamed and request is UNDECODABLE:
         raise NotDecodable(type_name)
     delay = INJECTED_LATENCY.seconds() if ours else 0.0
@@ -373,6 +394,7 @@ def _unary_response(
     streamed: bool,
     ours: bool,
     observers: Sequence[CallObserver],
+    policy: AccessPolicy | None,
 ) -> Handler:
     """unary-unary and stream-unary: a request (or a checked stream) in, one answer out."""
 
@@ -380,7 +402,9 @@ def _unary_response(
         call = _Call(method, context, quiet=not ours, observers=observers)
         with structlog.contextvars.bound_contextvars(correlation_id=call.correlation_id):
             try:
-                request = await _prepare(request, type_name, call, streamed=streamed, ours=ours)
+                request = await _prepare(
+                    request, type_name, call, streamed=streamed, ours=ours, policy=policy
+                )
                 response = await inner(request, context)
                 call.said(response)
             except DomainError as failure:
@@ -403,6 +427,7 @@ def _streamed_response(
     streamed: bool,
     ours: bool,
     observers: Sequence[CallObserver],
+    policy: AccessPolicy | None,
 ) -> StreamHandler:
     """unary-stream and stream-stream: answers streamed back. The correlation
     id is bound around each step only, never across a yield."""
@@ -416,7 +441,9 @@ def _streamed_response(
         )
         try:
             with bound():
-                request = await _prepare(request, type_name, call, streamed=streamed, ours=ours)
+                request = await _prepare(
+                    request, type_name, call, streamed=streamed, ours=ours, policy=policy
+                )
                 responses = inner(request, context)
             while True:
                 with bound():
@@ -448,10 +475,16 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
     """Every server's one place at the wire: the registries' and the gateway's
     (common.server.start_registry). Bytes that do not decode, on any method
     and any kind of RPC, are refused INVALID_ARGUMENT here. Each call of the
-    server's own services (not health or reflection) is told to `observers`."""
+    server's own services (not health or reflection) is told to `observers`.
+    With a `policy` (common/access.py), every call (health and reflection
+    too) is first checked against it: a caller not granted the method is
+    refused PERMISSION_DENIED, reason ACCESS_DENIED, before any handler runs."""
 
-    def __init__(self, observers: Sequence[CallObserver] = ()) -> None:
+    def __init__(
+        self, observers: Sequence[CallObserver] = (), *, policy: AccessPolicy | None = None
+    ) -> None:
         self.observers = tuple(observers)
+        self.policy = policy
 
     async def intercept_service(
         self,
@@ -479,6 +512,7 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
                     streamed=False,
                     ours=ours,
                     observers=observers,
+                    policy=self.policy,
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,
@@ -492,6 +526,7 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
                     streamed=True,
                     ours=ours,
                     observers=observers,
+                    policy=self.policy,
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,
@@ -505,6 +540,7 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
                     streamed=False,
                     ours=ours,
                     observers=observers,
+                    policy=self.policy,
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,
@@ -518,6 +554,7 @@ class RegistryInterceptor(grpc.aio.ServerInterceptor):
                     streamed=True,
                     ours=ours,
                     observers=observers,
+                    policy=self.policy,
                 ),
                 request_deserializer=deserializer,
                 response_serializer=serializer,

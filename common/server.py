@@ -15,6 +15,8 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common.access import AccessPolicy, PolicyError
+from common.channels import TlsSettings, server_tls
 from common.observers import observers_for
 from common.rpc import CallObserver, RegistryInterceptor
 
@@ -67,12 +69,28 @@ async def start_registry(
     port: int = 0,
     serving: bool = True,
     observers: Sequence[CallObserver] = (),
+    tls: TlsSettings | None = None,
+    policy: AccessPolicy | None = None,
 ) -> RunningRegistry:
     """Start serving; health says SERVING at once, or (`serving=False`) only
     once the caller calls set_serving(True): a process that must finish
     starting behind its port (the gateway joining its consumer groups).
-    `observers` hear every call of the services (common.rpc.CallObserver)."""
-    server = grpc.aio.server(interceptors=[RegistryInterceptor(observers)], options=SERVER_OPTIONS)
+    `observers` hear every call of the services (common.rpc.CallObserver).
+
+    With `tls` the port is mutual TLS (a client without a certificate from
+    the CA cannot connect) and the access policy is enforced: `policy`, by
+    default the policy file (common/access.py). Without, plain text: the
+    code API's default for in-process tests; a process gets there only with
+    LIENTHONG_INSECURE=1 (common.channels.server_tls)."""
+    if tls is not None and policy is None:
+        try:
+            policy = AccessPolicy.load()
+        except PolicyError as exc:
+            # A server with a broken policy would refuse everyone: say why, once.
+            raise SystemExit(f"cannot start: {exc}") from None
+    server = grpc.aio.server(
+        interceptors=[RegistryInterceptor(observers, policy=policy)], options=SERVER_OPTIONS
+    )
     for binding in bindings:
         binding.add_to_server(binding.servicer, server)
     health_servicer = health.aio.HealthServicer()
@@ -81,7 +99,10 @@ async def start_registry(
     reflection.enable_server_reflection(
         [*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server
     )
-    bound = server.add_insecure_port(f"{host}:{port}")
+    if tls is None:
+        bound = server.add_insecure_port(f"{host}:{port}")
+    else:
+        bound = server.add_secure_port(f"{host}:{port}", tls.server_credentials())
     if bound == 0:
         raise SystemExit(f"cannot listen on {host}:{port} (is the port already in use?)")
     running = RunningRegistry(server, bound, health_servicer, names)
@@ -105,10 +126,18 @@ async def run_registry(
     """Serve until SIGTERM or SIGINT, then drain for up to grace_seconds.
     `process` (the agency's name) chooses the observers its environment asks
     for (common.observers: the metrics, the message log), heard after
-    `observers`, and names the process's message log."""
+    `observers`, and names the process's message log. Mutual TLS and the
+    access policy from its settings, or plain text only when
+    LIENTHONG_INSECURE=1 says so (common.channels.server_tls)."""
     heard = [*observers, *observers_for(process)]
-    running = await start_registry(bindings, host=host, port=port, observers=heard)
-    log.info("listening", address=f"{host}:{running.port}", services=list(running.service_names))
+    tls = server_tls(process)
+    running = await start_registry(bindings, host=host, port=port, observers=heard, tls=tls)
+    log.info(
+        "listening",
+        address=f"{host}:{running.port}",
+        services=list(running.service_names),
+        tls="mutual" if tls is not None else "NONE (insecure)",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -14,6 +14,7 @@ from typing import Any, TypeVar, cast
 import grpc
 
 from common.agencies import UnknownAgencyError, agency
+from common.channels import channel as open_channel
 from common.errors import error_info
 from gateway.breaker import Breaker
 from lienthong.health.v1 import health_pb2_grpc
@@ -85,7 +86,9 @@ class Agencies:
     def connect(cls, addresses: Mapping[str, str], *, deadline_seconds: float) -> Agencies:
         """A channel to each agency at its host:port; they connect lazily."""
         channels = {
-            name: grpc.aio.insecure_channel(address, options=AGENCY_CHANNEL_OPTIONS)
+            # Under the gateway's own identity (its TLS settings), which the
+            # agencies' access policy grants the step RPCs.
+            name: open_channel(address, options=AGENCY_CHANNEL_OPTIONS)
             for name, address in addresses.items()
         }
         stubs = {name: agency(name).stub(channel) for name, channel in channels.items()}

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from common.channels import server_tls
 from common.clock import Clock, clock_from_env
 from common.metrics import process_registry
 from common.observers import observers_for
@@ -343,6 +344,8 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         # Gateways sharing a data directory each get a log of their own
         # (gateway.jsonl, gateway-2.jsonl...: see common/message_log.py).
         observers=observers_for("gateway"),
+        # Mutual TLS and the access policy, or plain text only when asked.
+        tls=server_tls("gateway"),
     )
     log.info("listening", address=f"{config.host}:{running.port}", kafka=config.bootstrap_servers)
     stop = asyncio.Event()

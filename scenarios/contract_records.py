@@ -15,6 +15,7 @@ from typing import TypeVar
 
 import grpc
 
+from common import channels
 from lienthong.insurance.v1 import insurance_pb2 as ins
 from lienthong.insurance.v1 import insurance_pb2_grpc as ins_grpc
 from lienthong.population.v1 import population_pb2 as pop
@@ -113,7 +114,7 @@ async def _read_each(
 
 async def read_citizens(address: str, people: Iterable[str]) -> dict[str, pop.Citizen]:
     """Each person's citizen record (absent: NOT_FOUND); other failures raise."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channels.channel(address) as channel:
         stub = pop_grpc.PopulationRegistryServiceStub(channel)
 
         async def read(person: str) -> pop.Citizen | None:
@@ -133,7 +134,7 @@ async def read_citizens(address: str, people: Iterable[str]) -> dict[str, pop.Ci
 
 async def read_participants(address: str, people: Iterable[str]) -> dict[str, ins.Participant]:
     """Each person's social insurance record (absent: NOT_FOUND)."""
-    async with grpc.aio.insecure_channel(address) as channel:
+    async with channels.channel(address) as channel:
         stub = ins_grpc.InsuranceRegistryServiceStub(channel)
 
         async def read(person: str) -> ins.Participant | None:

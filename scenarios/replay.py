@@ -30,6 +30,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from common.channels import channel as open_channel
 from common.errors import error_info
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as gw
@@ -392,9 +393,9 @@ async def seed(target: ReplayTarget, prepared: Prepared) -> tuple[int, float]:
     requests = seed_requests(prepared.population, prepared.plan)
     began = time.perf_counter()
     async with (
-        grpc.aio.insecure_channel(target.agencies["population"]) as population,
-        grpc.aio.insecure_channel(target.agencies["health"]) as health,
-        grpc.aio.insecure_channel(target.agencies["insurance"]) as insurance,
+        open_channel(target.agencies["population"]) as population,
+        open_channel(target.agencies["health"]) as health,
+        open_channel(target.agencies["insurance"]) as insurance,
     ):
         await asyncio.gather(
             _seed_one(
@@ -551,7 +552,7 @@ class _Run:
             for address in self.target.gateway_addresses:
                 channel = await channels.enter_async_context(
                     # A killed gateway comes back within seconds: reconnect as soon.
-                    grpc.aio.insecure_channel(address, options=GATEWAY_CHANNEL_OPTIONS)
+                    open_channel(address, options=GATEWAY_CHANNEL_OPTIONS)
                 )
                 await channel.channel_ready()
                 stubs.append(gw_grpc.GatewayServiceStub(channel))
@@ -754,7 +755,7 @@ class _Run:
         async with contextlib.AsyncExitStack() as channels:
             stubs = [
                 gw_grpc.GatewayServiceStub(
-                    await channels.enter_async_context(grpc.aio.insecure_channel(address))
+                    await channels.enter_async_context(open_channel(address))
                 )
                 for address in self.target.gateway_addresses
             ]

@@ -34,7 +34,7 @@ def test_the_file_sets_the_latency_and_nothing_else_does(
 def test_a_running_registry_answers_late_while_latency_is_injected() -> None:
     with (
         Stack(broker=None, registries=("health",)) as stack,
-        grpc.insecure_channel(stack.address("health")) as channel,
+        stack.sync_channel("health") as channel,
     ):
         stub = hl_grpc.HealthRegistryServiceStub(channel)
 

@@ -17,10 +17,10 @@ import time
 import urllib.request
 from pathlib import Path
 
-import grpc
 import pytest
 
 from cli.stack import Stack
+from common.channels import TlsSettings
 from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 from common.processes import listen_port, port_in_use
 from lienthong.population.v1 import population_pb2 as population_pb
@@ -69,7 +69,13 @@ def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) 
                 break
         output = "".join(seen)
         assert up.poll() is None, output
-        assert "grpcurl -plaintext 127.0.0.1:50051 list" in output
+        # The stack is mutual TLS: grpcurl is shown under the CLI's identity.
+        pki = data_dir / "pki"
+        assert (
+            f"grpcurl -cacert {pki / 'ca.crt'} -cert {pki / 'lienthong-cli.crt'} "
+            f"-key {pki / 'lienthong-cli.key'} 127.0.0.1:50051 list"
+        ) in output.replace("\n", "")
+        assert "-plaintext" not in output
         assert "Seeded the example population" in output
         state = json.loads((data_dir / "stack.json").read_text(encoding="utf-8"))
         assert state["agencies"]["population"] == "127.0.0.1:50051"
@@ -84,6 +90,8 @@ def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) 
             scraped = answer.read().decode("utf-8")
         # The seeding `up --seed-demo` just did, counted by the population registry.
         assert re.search(r'lienthong_rpc_calls_total\{[^}]*method="SeedPopulation"', scraped)
+        assert state["pki_dir"] == str(pki.resolve())
+        assert state["insecure"] is False
         children = list(state["processes"].values())
         assert len(children) == 3 and all(alive(pid) for pid in children)
         # A registry that dies is started again on its port (with backoff).
@@ -103,8 +111,12 @@ def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) 
             state = json.loads((data_dir / "stack.json").read_text(encoding="utf-8"))
         assert state["processes"]["population"] != crashed
         assert alive(state["processes"]["population"])
+        # The compose probe, under an identity of the stack's CA (a plain-text
+        # probe could not connect).
+        identity = TlsSettings.for_identity(pki, "lienthong-cli").as_env()
         answer = subprocess.run(
             [sys.executable, "-m", "common.healthcheck", "127.0.0.1:50051"],
+            env=os.environ | identity,
             check=False,
             capture_output=True,
             text=True,
@@ -157,6 +169,12 @@ def test_demo_completes_a_birth_and_a_death(tmp_path: Path) -> None:
         output,
     ), output
     assert "Both dossiers completed." in output
+    # Under mutual TLS with the policy on: the hospital's valid certificate
+    # may not register a birth at the population registry.
+    assert (
+        "PERMISSION_DENIED: hospital may not call "
+        "lienthong.population.v1.PopulationRegistryService/RegisterBirth"
+    ) in output.replace("\n", " ").replace("  ", " ")
 
 
 @pytest.mark.slow
@@ -164,13 +182,18 @@ def test_demo_completes_a_birth_and_a_death(tmp_path: Path) -> None:
 def test_demo_runs_on_a_population_registry_plugged_in_from_elsewhere(tmp_path: Path) -> None:
     # A population registry the demo's stack does not own: started apart, in
     # a directory of its own, as another team's implementation would run.
-    with Stack(broker=None, registries=("population",), data_dir=tmp_path / "theirs") as theirs:
+    # One CA for both (LIENTHONG_PKI_DIR): the interconnection's parties
+    # trust the same authority, whoever runs them.
+    shared = tmp_path / "pki"
+    with Stack(
+        broker=None, registries=("population",), data_dir=tmp_path / "theirs", pki_dir=shared
+    ) as theirs:
         address = theirs.address("population")
         demo = subprocess.run(
             [*LIENTHONG, "demo", "--broker", "embedded", "--agency", f"population={address}"],
             capture_output=True,
             text=True,
-            env=cli_env(tmp_path),
+            env=cli_env(tmp_path) | {"LIENTHONG_PKI_DIR": str(shared)},
             cwd=tmp_path,
             timeout=200,
             check=False,
@@ -183,7 +206,7 @@ def test_demo_runs_on_a_population_registry_plugged_in_from_elsewhere(tmp_path: 
         child = re.search(r"the child's personal ID number is (\d{12})\.", output)
         assert child is not None, output
         # The birth was registered in *their* registry, asked through the contract.
-        with grpc.insecure_channel(address) as channel:
+        with theirs.sync_channel("population") as channel:
             citizen = population_grpc.PopulationRegistryServiceStub(channel).GetCitizen(
                 population_pb.GetCitizenRequest(personal_id_number=child.group(1)), timeout=10
             )
@@ -229,3 +252,24 @@ def test_a_bad_agency_option_is_refused_with_the_reason(
     )
     assert demo.returncode == 2, demo.stdout + demo.stderr
     assert problem in demo.stderr
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+@pytest.mark.timeout(200)
+def test_demo_insecure_runs_in_plain_text_and_says_so(tmp_path: Path) -> None:
+    demo = subprocess.run(
+        [*LIENTHONG, "demo", "--broker", "embedded", "--new-stack", "--insecure"],
+        capture_output=True,
+        text=True,
+        env=cli_env(tmp_path),
+        cwd=tmp_path,
+        timeout=180,
+        check=False,
+    )
+    output = demo.stdout + demo.stderr
+    assert demo.returncode == 0, output
+    assert "Both dossiers completed." in output
+    assert "Access policy: off (plain text, --insecure)." in output
+    assert "INSECURE" in output
+    assert "access policy is not enforced" in output

@@ -20,6 +20,7 @@ from rich.console import Console
 from cli.main import main
 from cli.replay import load, run_scenario, write
 from cli.stack import Stack
+from common import channels
 from common.clock import SystemClock, vietnam_today
 from lienthong.gateway.v1 import gateway_pb2 as gw
 from scenarios import replay as engine
@@ -272,8 +273,11 @@ def test_an_outage_and_added_latency_delay_dossiers_but_lose_none(tmp_path: Path
 
 
 def test_a_replay_on_a_plugged_in_population_says_what_its_audit_could_not_check(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # One CA for both stacks: the replay's gateway must trust their registry.
+    shared = tmp_path / "pki"
+    monkeypatch.setenv("LIENTHONG_PKI_DIR", str(shared))
     with Stack(broker=None, registries=("population",), data_dir=tmp_path / "theirs") as theirs:
         address = theirs.address("population")
         code = main(
@@ -350,7 +354,11 @@ def test_the_audit_through_the_contracts_finds_what_the_files_show(
         )
 
         def through_contracts() -> AuditResult:
-            return asyncio.run(engine.audit_of(target, replayed.declarations, accepted, children))
+            # The audit reads as the CLI does: under its identity.
+            with channels.identity(registries.tls()):
+                return asyncio.run(
+                    engine.audit_of(target, replayed.declarations, accepted, children)
+                )
 
         by_files = audit(
             replayed.declarations, accepted, population_db=population_db, insurance_db=insurance_db

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import grpc
 import pytest
 
 from brokers import BrokerKind, RunningBroker
 from cli.probe import check
 from cli.stack import REGISTRIES, Stack, StackError
+from lienthong.common.v1.common_pb2 import SEX_FEMALE
+from lienthong.population.v1 import population_pb2 as population_pb
+from lienthong.population.v1 import population_pb2_grpc as population_grpc
 from tests.processes import alive
 
 
@@ -18,7 +22,7 @@ def test_registries_start_serve_restart_and_stop_without_leftovers() -> None:
     with stack:
         assert set(stack.addresses) == set(REGISTRIES)
         for name in REGISTRIES:
-            assert check(stack.address(name))
+            assert check(stack.address(name), tls=stack.tls())
             assert stack.log_file(name).is_file()
         pids = {name: stack.pid(name) for name in REGISTRIES}
         data_dir = stack.data_dir
@@ -27,9 +31,9 @@ def test_registries_start_serve_restart_and_stop_without_leftovers() -> None:
         assert population is not None
         stack.kill("population")
         assert not alive(population)
-        assert not check(stack.address("population"), timeout=0.2)
+        assert not check(stack.address("population"), timeout=0.2, tls=stack.tls())
         stack.start_component("population")
-        assert check(stack.address("population"))
+        assert check(stack.address("population"), tls=stack.tls())
         restarted = stack.pid("population")
         assert restarted is not None and restarted != population
         pids["population"] = restarted
@@ -94,3 +98,47 @@ def test_the_stack_tells_its_gateways_what_their_broker_does(
     # The gateway's own defaults stand.
     assert "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS" not in env
     assert "LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS" not in env
+
+
+def test_the_stack_is_mutual_tls_and_refuses_the_hospital_a_birth_registration() -> None:
+    """The issue's done-when, on real processes: each registry serves its
+    own identity from the stack's CA, and the hospital's valid certificate
+    does not let it register a birth."""
+    with Stack(broker=None, registries=("population",)) as stack:
+        # No certificate: no connection at all.
+        assert not check(stack.address("population"), timeout=2, tls=None)
+        request = population_pb.RegisterBirthRequest(
+            request_id="hospital-1",
+            birth_certificate_number="GCS-01001-HOSPITAL1",
+            child=population_pb.ChildParticulars(
+                full_name="Trần Thị Mai",
+                sex=SEX_FEMALE,
+                date_of_birth="2024-05-01",
+                place_of_birth="Bệnh viện Phụ sản Hà Nội",
+                ethnicity="Kinh",
+                nationality="Việt Nam",
+            ),
+            mother_id_number="001190000001",
+            registration_province_code="001",
+        )
+        with stack.sync_channel("population", "hospital") as channel:
+            stub = population_grpc.PopulationRegistryServiceStub(channel)
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.RegisterBirth(request, timeout=10)
+        error = raised.value
+        assert error.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error.details() == (
+            "hospital may not call lienthong.population.v1.PopulationRegistryService/RegisterBirth"
+        )
+        log = stack.log_file("population").read_text(encoding="utf-8")
+        assert "ACCESS_DENIED" in log
+        assert '"tls": "mutual"' in log or "tls=mutual" in log
+
+
+def test_an_insecure_stack_serves_plain_text_and_its_children_say_so() -> None:
+    with Stack(broker=None, registries=("health",), insecure=True) as stack:
+        assert stack.tls() is None
+        assert check(stack.address("health"), tls=None)
+        assert not (stack.data_dir / "pki").exists()
+        log = stack.log_file("health").read_text(encoding="utf-8")
+        assert log.count("INSECURE: plain-text gRPC") == 1

@@ -39,7 +39,17 @@ def test_a_registry_process_passes_and_junit_names_every_rule(tmp_path: Path) ->
         registry.wait_until_serving()
         target = f"127.0.0.1:{registry.port}"
         done = subprocess.run(
-            conform("population", "--target", target, "--junit", str(junit)),
+            conform(
+                "population",
+                "--target",
+                target,
+                "--junit",
+                str(junit),
+                # The registry's CA and the kit's identity (the process is mutual TLS).
+                *("--ca", str(tmp_path / "pki" / "ca.crt")),
+                *("--cert", str(tmp_path / "pki" / "conformance.crt")),
+                *("--key", str(tmp_path / "pki" / "conformance.key")),
+            ),
             cwd=REPO,
             capture_output=True,
             text=True,
@@ -65,7 +75,15 @@ async def test_a_broken_registry_exits_1_with_the_rule_and_its_evidence(
     # The server runs on this event loop: wait for the CLI without blocking it.
     process = await asyncio.create_subprocess_exec(
         *conform(
-            "population", "--target", registry.address, "-k", "get_citizen", "--junit", str(junit)
+            "population",
+            "--target",
+            registry.address,
+            "-k",
+            "get_citizen",
+            "--junit",
+            str(junit),
+            # The in-process registry is plain text: the CLI must be told, and warns.
+            "--insecure",
         ),
         cwd=REPO,
         stdout=asyncio.subprocess.PIPE,
@@ -84,6 +102,7 @@ async def test_a_broken_registry_exits_1_with_the_rule_and_its_evidence(
     assert "got FAILED_PRECONDITION reason CITIZEN_NOT_FOUND" in failure.attrib["message"]
     assert cases["population.get_citizen.happy_path"].find("failure") is None
     assert "2 passed, 1 failed" in output.decode()
+    assert "INSECURE" in output.decode()
 
 
 def test_a_pattern_that_selects_nothing_is_a_bad_command_line(

@@ -23,6 +23,10 @@ def stack() -> Iterator[Stack]:
 
 @pytest.mark.parametrize("contract", sorted(CONTRACTS))
 async def test_our_process_passes_every_rule(stack: Stack, contract: str) -> None:
-    verdicts = await run(stack.address(contract), CONTRACTS[contract].rules)
+    kit = stack.tls("conformance")
+    assert kit is not None
+    verdicts = await run(
+        stack.address(contract), CONTRACTS[contract].rules, credentials=kit.channel_credentials()
+    )
     assert failed(verdicts) == {}
     assert len(verdicts) == len(CONTRACTS[contract].rules)

@@ -53,6 +53,7 @@ import yaml
 from brokers.apache import SINGLE_NODE_SETTINGS
 from brokers.kafka_jars import kafka_version
 from common import healthcheck
+from common.channels import INSECURE, TlsMisconfigured, TlsSettings
 from common.clock import clock_from_env
 from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, RegistryConfig
 from common.injected_latency import InjectedLatency
@@ -82,17 +83,22 @@ ENTRY_POINTS = {
     "gateway": "gateway",
 }
 HEALTH_PROBE = "common.healthcheck"
+# The one-shot service that creates the CA and identities, its module and volume.
+PKI_SERVICE = "pki"
+PKI_MODULE = "common.pki"
 KAFKA_HEALTH_TOOL = "/opt/kafka/bin/kafka-broker-api-versions.sh"
 # Compose's default when a service sets no stop_grace_period.
 DEFAULT_STOP_GRACE = "10s"
 # What each process reads from its environment: its configuration, the data
 # tables it loads (functools.cache bypassed), and what every server of ours
-# reads: the shared clock, the latency a load test may inject (common/rpc.py)
-# and where its metrics are served (common/metrics.py).
+# reads: the shared clock, the latency a load test may inject (common/rpc.py),
+# where its metrics are served (common/metrics.py) and its identity
+# (common/channels.py).
 COMMON_READERS: tuple[Callable[[], object], ...] = (
     clock_from_env,
     InjectedLatency.from_env,
     MetricsSettings.from_env,
+    TlsSettings.from_env,
 )
 READERS: dict[str, tuple[Callable[[], object], ...]] = {
     "population": (population_config.load_config, *COMMON_READERS, provinces.__wrapped__),
@@ -428,8 +434,8 @@ def check_schema(compose: Compose) -> None:
 
 
 def check_services(compose: Compose) -> None:
-    assert set(compose.get("services") or {}) == {"kafka", *OURS}
-    images = {service(compose, name).get("image") for name in OURS}
+    assert set(compose.get("services") or {}) == {"kafka", PKI_SERVICE, *OURS}
+    images = {service(compose, name).get("image") for name in (*OURS, PKI_SERVICE)}
     assert len(images) == 1, f"one image for all our services, got {images}"
     for name in OURS:
         build = service(compose, name).get("build")
@@ -557,10 +563,12 @@ def check_metrics(compose: Compose, dockerfile: str) -> None:
 def check_volumes(compose: Compose, dockerfile: str) -> None:
     declared = set(compose.get("volumes") or {})
     owners: dict[str, str] = {}
+    # The identities' volume is the one that is shared (read-only: check_trust).
+    shared = set(named_volume_mounts(compose, service(compose, PKI_SERVICE)).values())
     for name, spec in (compose.get("services") or {}).items():
         mounts = named_volume_mounts(compose, spec)
         assert mounts, f"{name} keeps its data on no named volume"
-        for volume in mounts.values():
+        for volume in set(mounts.values()) - (shared if name != PKI_SERVICE else set()):
             assert volume not in owners, f"{owners[volume]} and {name} share the volume {volume}"
             owners[volume] = name
     assert set(owners) == declared, f"declared but unused volumes: {declared - set(owners)}"
@@ -585,6 +593,46 @@ def check_volumes(compose: Compose, dockerfile: str) -> None:
         for target in named_volume_mounts(compose, service(compose, name)):
             assert target in made, f"the image does not create {name}'s mount point {target}"
             assert target in given, f"{target} in the image does not belong to {user}"
+
+
+def check_trust(compose: Compose, dockerfile: str) -> None:
+    """Every server of ours has its own identity from the pki volume, created
+    before it starts; none is told to run in plain text."""
+    pki = service(compose, PKI_SERVICE)
+    command = pki.get("command")
+    assert isinstance(command, list), "pki: command in exec form (a list)"
+    assert python_module(command, "pki's command") == PKI_MODULE
+    pki_mounts = named_volume_mounts(compose, pki)
+    assert len(pki_mounts) == 1, f"pki writes into one volume, not {pki_mounts}"
+    [(pki_dir, volume)] = pki_mounts.items()
+    assert command[3:4] == [pki_dir], f"pki creates {command[3:4]}, not its volume {pki_dir}"
+    for name in OURS:
+        spec = service(compose, name)
+        env = container_environment(compose, dockerfile, name)
+        assert INSECURE not in env, f"{name} is told to run in plain text"
+        try:
+            tls = TlsSettings.from_env(env)
+        except TlsMisconfigured as exc:
+            raise AssertionError(f"{name}: {exc}") from None
+        assert tls is not None, f"{name} has no TLS settings: it would refuse to start"
+        mounted = {target: v for target, v in named_volume_mounts(compose, spec).items()}
+        where = [t for t, v in mounted.items() if v == volume]
+        assert where, f"{name} does not mount the identities' volume {volume}"
+        entries = [str(e) for e in spec.get("volumes") or [] if str(e).startswith(f"{volume}:")]
+        assert all(e.endswith(":ro") for e in entries), f"{name} mounts {volume} writable"
+        for path in (tls.ca, tls.cert, tls.key):
+            assert any(path.is_relative_to(t) for t in where), f"{name}: {path} is not in {volume}"
+        # The identity is the service's name: what its callers dial and verify.
+        assert tls.cert.name == f"{name}.crt" and tls.key.name == f"{name}.key", (
+            f"{name} serves the identity of {tls.cert.stem}"
+        )
+        assert tls.ca.name == "ca.crt", f"{name} trusts {tls.ca}"
+        if name in REGISTRIES:
+            depends = spec.get("depends_on") or {}
+            assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
+            assert (depends.get(PKI_SERVICE) or {}).get(
+                "condition"
+            ) == "service_completed_successfully", f"{name} may start before its identity exists"
 
 
 def check_kafka(compose: Compose) -> None:
@@ -760,6 +808,10 @@ def test_every_process_serves_its_metrics_on_a_published_port(
 
 def test_data_lives_on_named_volumes_the_user_can_write(compose: Compose, dockerfile: str) -> None:
     check_volumes(compose, dockerfile)
+
+
+def test_every_server_has_its_identity_and_mutual_tls(compose: Compose, dockerfile: str) -> None:
+    check_trust(compose, dockerfile)
 
 
 def test_kafka_single_node_kraft(compose: Compose) -> None:
@@ -942,6 +994,28 @@ COMPOSE_BREAKS: dict[str, tuple[ComposeBreak, Callable[[Compose, str], None]]] =
     "a mount point the image does not own": (
         ComposeBreak(("services", "gateway", "volumes", 0), "gateway-data:/srv"),
         check_volumes,
+    ),
+    "a registry without its identity": (
+        ComposeBreak(("services", "insurance", "environment", "LIENTHONG_TLS_KEY"), DELETE),
+        check_trust,
+    ),
+    "a registry serving another's identity": (
+        ComposeBreak(
+            ("services", "health", "environment", "LIENTHONG_TLS_CERT"), "/pki/gateway.crt"
+        ),
+        check_trust,
+    ),
+    "a server told to run in plain text": (
+        ComposeBreak(("services", "gateway", "environment", INSECURE), "1"),
+        check_trust,
+    ),
+    "the identities' volume writable by a server": (
+        ComposeBreak(("services", "population", "volumes", 1), "pki:/pki"),
+        check_trust,
+    ),
+    "a registry started before the identities exist": (
+        ComposeBreak(("services", "population", "depends_on"), DELETE),
+        check_trust,
     ),
     "another Kafka version": (
         ComposeBreak(("services", "kafka", "image"), "apache/kafka:3.9.0"),

@@ -136,7 +136,7 @@ async def wait_not_serving_and_waiting(stack: Stack) -> None:
     and backed off a few times, alive all along."""
     address = stack.address("gateway")
     deadline = time.monotonic() + 60
-    while (answer := probe(address)) is None or "NOT_SERVING" not in answer:
+    while (answer := probe(address, tls=stack.tls())) is None or "NOT_SERVING" not in answer:
         assert answer is not None, "SERVING without a broker"
         assert stack.pid("gateway") is not None, gateway_log_since_start(stack)[-3000:]
         assert time.monotonic() < deadline, answer
@@ -145,7 +145,7 @@ async def wait_not_serving_and_waiting(stack: Stack) -> None:
         assert stack.pid("gateway") is not None, gateway_log_since_start(stack)[-3000:]
         assert time.monotonic() < deadline
         await asyncio.sleep(0.1)
-    assert "NOT_SERVING" in (probe(address) or "")
+    assert "NOT_SERVING" in (probe(address, tls=stack.tls()) or "")
 
 
 async def test_a_gateway_started_while_the_broker_is_down_waits_then_serves(

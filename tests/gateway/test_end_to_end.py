@@ -525,7 +525,7 @@ async def test_gateway_killed_mid_saga_acts_exactly_once(
     stack.kill("gateway")
     stack.start_component("gateway")
     await channels["gateway"].close()
-    channels["gateway"] = grpc.aio.insecure_channel(stack.address("gateway"))
+    channels["gateway"] = stack.channel("gateway")
     stub = gateway(channels)
     for dossier_id in ids:
         assert (await finished(stub, dossier_id, within=120)).state == g.DOSSIER_STATE_COMPLETED
@@ -547,7 +547,7 @@ async def test_two_gateways_share_the_work(
         await asyncio.sleep(0.1)
     families = [new_family(9) for _ in range(24)]
     await seed_families(channels, families, born=BORN, died=DIED)
-    async with grpc.aio.insecure_channel(stack.address(second)) as other:
+    async with stack.channel(second) as other:
         stubs = [gateway(channels), gg.GatewayServiceStub(other)]
         ids = [
             await submit_birth(stubs[n % 2], f"e2e-two-{n}", birth_form(f, BORN))

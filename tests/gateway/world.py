@@ -202,8 +202,11 @@ def death_form(family: Family, died: str, **changes: object) -> g.DeathDeclarati
 
 
 def open_channels(stack: Stack) -> dict[str, grpc.aio.Channel]:
-    """A channel to each registry and to the gateway of a running stack."""
-    return {
-        name: grpc.aio.insecure_channel(stack.address(name))
-        for name in ("population", "insurance", "health", "gateway")
+    """A channel to each registry and to the gateway of a running stack, over
+    mutual TLS: to the registries as `conformance` (the test identity, granted
+    every method: a test's world issues certificates directly), to the gateway
+    as the CLI (granted its public API)."""
+    registries = {
+        name: stack.channel(name, "conformance") for name in ("population", "insurance", "health")
     }
+    return registries | {"gateway": stack.channel("gateway")}

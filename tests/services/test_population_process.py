@@ -18,6 +18,8 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
+from common import channels
+from common.channels import TlsSettings
 from common.processes import free_port
 from lienthong.common.v1.common_pb2 import SEX_FEMALE
 from lienthong.population.v1 import population_pb2 as pb
@@ -49,6 +51,8 @@ class RegistryProcess:
             "LIENTHONG_POPULATION_PORT": str(self.port),
             "LIENTHONG_POPULATION_DB": str(database),
             "LIENTHONG_GRACE_SECONDS": str(GRACE_SECONDS),
+            # Its own identity, as `lienthong up` would give it: mutual TLS.
+            **TlsSettings.for_identity(database.parent / "pki", "population").as_env(),
         }
         with log.open("ab") as output:
             self.process = subprocess.Popen(
@@ -58,7 +62,12 @@ class RegistryProcess:
                 stdout=output,
                 stderr=subprocess.STDOUT,
             )
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=CHANNEL_OPTIONS)
+        # The test identity, granted every method by the access policy.
+        self.channel = channels.sync_channel(
+            f"127.0.0.1:{self.port}",
+            options=CHANNEL_OPTIONS,
+            tls=TlsSettings.for_identity(database.parent / "pki", "conformance"),
+        )
         self.stub: Any = pb_grpc.PopulationRegistryServiceStub(self.channel)
 
     def output(self) -> str:
@@ -175,3 +184,60 @@ def test_process_serves_survives_sigkill_and_stops_on_sigterm(launch: Any, tmp_p
     second.process.send_signal(signal.SIGTERM)
     # Drains for at most the grace period, then exits cleanly.
     assert second.process.wait(timeout=GRACE_SECONDS + 10) == 0, second.output()
+
+
+def _without_trust_settings(database: Path, port: int) -> dict[str, str]:
+    env = {
+        name: value
+        for name, value in os.environ.items()
+        if name not in (channels.TLS_CA, channels.TLS_CERT, channels.TLS_KEY, channels.INSECURE)
+    }
+    return env | {
+        "LIENTHONG_POPULATION_HOST": "127.0.0.1",
+        "LIENTHONG_POPULATION_PORT": str(port),
+        "LIENTHONG_POPULATION_DB": str(database),
+    }
+
+
+def test_a_process_without_tls_settings_refuses_to_start(tmp_path: Path) -> None:
+    port = free_port()
+    started = subprocess.run(
+        [sys.executable, "-m", "services.population"],
+        check=False,
+        cwd=REPO,
+        env=_without_trust_settings(tmp_path / "population.sqlite3", port),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert started.returncode != 0
+    assert "refusing to serve in plain text" in started.stderr
+    assert "LIENTHONG_INSECURE=1" in started.stderr
+
+
+def test_insecure_when_asked_serves_plain_text_and_says_so(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "population.log"
+    env = _without_trust_settings(tmp_path / "population.sqlite3", port) | {channels.INSECURE: "1"}
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.population"],
+            cwd=REPO,
+            env=env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            answer = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""),
+                timeout=STARTUP_SECONDS,
+                wait_for_ready=True,
+            )
+        assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        text = log.read_text(encoding="utf-8")
+        assert text.count("INSECURE: plain-text gRPC") == 1
+        assert "NOT enforced" in text
+    finally:
+        process.terminate()
+        process.wait(timeout=GRACE_SECONDS + 10)

@@ -44,7 +44,7 @@ async def _listed(channel: grpc.aio.Channel) -> set[str]:
 
 @pytest.mark.parametrize("name", sorted(SERVICES))
 async def test_serves_health_and_reflection(registries: Stack, name: str) -> None:
-    async with grpc.aio.insecure_channel(registries.address(name)) as channel:
+    async with registries.channel(name, "conformance") as channel:
         health = health_pb2_grpc.HealthStub(channel)
         answer = await health.Check(health_pb2.HealthCheckRequest(service=SERVICES[name]))
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
@@ -58,7 +58,7 @@ async def _one(
 
 
 async def test_acknowledged_writes_survive_kill_9(registries: Stack) -> None:
-    async with grpc.aio.insecure_channel(registries.address("health")) as channel:
+    async with registries.channel("health", "conformance") as channel:
         stub = hospital_grpc.HealthRegistryServiceStub(channel)
         await stub.SeedHospitalRecords(
             _one(
@@ -83,7 +83,7 @@ async def test_acknowledged_writes_survive_kill_9(registries: Stack) -> None:
                 )
             )
         ).certificate
-    async with grpc.aio.insecure_channel(registries.address("insurance")) as channel:
+    async with registries.channel("insurance", "conformance") as channel:
         card = (
             await vss_grpc.InsuranceRegistryServiceStub(channel).IssueChildHealthInsuranceCard(
                 vss.IssueChildHealthInsuranceCardRequest(
@@ -102,7 +102,7 @@ async def test_acknowledged_writes_survive_kill_9(registries: Stack) -> None:
         registries.kill(name)
         registries.start_component(name)
 
-    async with grpc.aio.insecure_channel(registries.address("health")) as channel:
+    async with registries.channel("health", "conformance") as channel:
         found = await hospital_grpc.HealthRegistryServiceStub(channel).VerifyBirthCertificate(
             hospital.VerifyBirthCertificateRequest(
                 certificate_number=certificate.certificate_number,
@@ -110,7 +110,7 @@ async def test_acknowledged_writes_survive_kill_9(registries: Stack) -> None:
             )
         )
         assert found.certificate == certificate
-    async with grpc.aio.insecure_channel(registries.address("insurance")) as channel:
+    async with registries.channel("insurance", "conformance") as channel:
         participant = (
             await vss_grpc.InsuranceRegistryServiceStub(channel).GetParticipant(
                 vss.GetParticipantRequest(personal_id_number="001324000001")
