@@ -88,7 +88,7 @@ def test_a_killed_registry_loses_no_record_and_its_restart_continues_the_chain(
 
     with Stack(broker=None, registries=("population",), data_dir=tmp_path) as stack:
         for attempt in range(2):
-            with grpc.insecure_channel(stack.address("population")) as channel:
+            with stack.sync_channel("population") as channel:
                 stub = pop_grpc.PopulationRegistryServiceStub(channel)
                 with pytest.raises(grpc.RpcError):
                     stub.GetCitizen(pop.GetCitizenRequest(personal_id_number=PIN), timeout=10)
