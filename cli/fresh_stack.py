@@ -27,6 +27,7 @@ def fresh_stack(
     gateway_env: Mapping[str, str] | None = None,
     external: Mapping[str, str] | None = None,
     insecure: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Stack]:
     """Set `stack.keep_data_dir` inside the block to keep the logs of a run
     that finished but went wrong. Inside the block this process's channels
@@ -38,8 +39,9 @@ def fresh_stack(
         gateway_env=gateway_env,
         external=external,
         insecure=insecure,
+        env=env,
     )
-    if insecure:
+    if insecure and not quiet:
         warn_insecure(console)
     began = time.monotonic()
     plugged = "".join(

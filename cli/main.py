@@ -260,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument(
         "--report", type=Path, default=None, metavar="DIR", help="also write bench.json here"
     )
+    bench.add_argument(
+        "--trust",
+        choices=("both", "on", "off"),
+        default="both",
+        help="measure with the trust layer (mutual TLS, access policy, message log) on, off, "
+        "or both in one run (default both: its cost, side by side)",
+    )
     fuzz = commands.add_parser(
         "fuzz",
         parents=[common],
@@ -442,7 +449,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         from cli.bench import run_bench  # noqa: PLC0415
 
         return run_bench(
-            console, broker=args.broker, trial_seconds=args.trial_seconds, report_dir=args.report
+            console,
+            broker=args.broker,
+            trial_seconds=args.trial_seconds,
+            report_dir=args.report,
+            trust=args.trust,
         )
     if args.command == "fuzz":
         try:
