@@ -220,8 +220,8 @@ def run_bench(
         on, off = best_of["on"].rate, best_of["off"].rate
         console.print(
             f"trust layer cost: {on:g} dossiers/s on, {off:g} off "
-            f"({(off - on) / off * 100:+.1f} % fewer with it on; one trial's rate steps are "
-            "coarse: compare runs, not digits)",
+            f"({(on - off) / off * 100:+.1f} % with it on; the trials' rate steps are "
+            "coarse: compare the trials at the same rate too)",
             highlight=False,
         )
     headline = results["on" if "on" in results else "off"]
