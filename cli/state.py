@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -121,27 +122,43 @@ def find_running_stack(
     return None
 
 
-def gateway_address(explicit: str | None, data_dir: Path | None = None) -> str:
-    """--gateway if given, else $LIENTHONG_GATEWAY_ADDRESS, else stack.json, else the default."""
+def _address(
+    explicit: str | None,
+    variable: str,
+    data_dir: Path | None,
+    recorded: Callable[[StackState], str | None],
+    default: str,
+) -> str:
+    """`explicit` if given, else $variable, else what stack.json records, else `default`."""
     if explicit:
         return explicit
-    from_env = os.environ.get("LIENTHONG_GATEWAY_ADDRESS")
+    from_env = os.environ.get(variable)
     if from_env:
         return from_env
-    recorded = read_state(data_dir or default_data_dir())
-    return recorded.gateway if recorded is not None else StackState.defaults().gateway
+    state = read_state(data_dir or default_data_dir())
+    found = recorded(state) if state is not None else None
+    return found if found is not None else default
+
+
+def gateway_address(explicit: str | None, data_dir: Path | None = None) -> str:
+    """--gateway if given, else $LIENTHONG_GATEWAY_ADDRESS, else stack.json, else the default."""
+    return _address(
+        explicit,
+        "LIENTHONG_GATEWAY_ADDRESS",
+        data_dir,
+        lambda state: state.gateway,
+        StackState.defaults().gateway,
+    )
 
 
 def agency_address(name: str, explicit: str | None, data_dir: Path | None = None) -> str:
     """An agency's registry: `explicit` (--target) if given, else
     $LIENTHONG_<NAME>_ADDRESS, else the running stack's (stack.json), else
     the default port."""
-    if explicit:
-        return explicit
-    from_env = os.environ.get(agency(name).address_variable)
-    if from_env:
-        return from_env
-    recorded = read_state(data_dir or default_data_dir())
-    if recorded is not None and name in recorded.agencies:
-        return recorded.agencies[name]
-    return default_address(name)
+    return _address(
+        explicit,
+        agency(name).address_variable,
+        data_dir,
+        lambda state: state.agencies.get(name),
+        default_address(name),
+    )
