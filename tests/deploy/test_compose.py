@@ -492,7 +492,7 @@ def check_registry(compose: Compose, dockerfile: str, name: str) -> None:
         f"{name}: port {config.port} is not published on the host's 127.0.0.1:{config.port}"
     )
     mounts = named_volume_mounts(compose, spec)
-    assert any(config.database.is_relative_to(target) for target in mounts), (
+    assert any(Path(config.database).is_relative_to(target) for target in mounts), (
         f"{name} keeps {config.database} outside its named volumes {mounts}"
     )
     grace = seconds(spec.get("stop_grace_period", DEFAULT_STOP_GRACE))

@@ -140,7 +140,7 @@ def test_settings_come_from_the_environment(
     config = load_config()
     assert config.death_declaration_days == 15
     assert config.registry.port == 50051
-    assert config.registry.database == tmp_path / "p.sqlite3"
+    assert config.registry.database == str(tmp_path / "p.sqlite3")
     monkeypatch.setenv("LIENTHONG_DEATH_DECLARATION_DAYS", "30")
     assert load_config().death_declaration_days == 30
     monkeypatch.setenv("LIENTHONG_DEATH_DECLARATION_DAYS", "-1")
