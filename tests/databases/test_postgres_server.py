@@ -62,12 +62,16 @@ def test_starts_accepts_connections_and_stops(fresh: PostgresServer) -> None:
     pid, port = fresh.pid, fresh.port
     assert pid is not None and alive(pid)
     assert port_in_use(port)
-    with psycopg.connect(f"postgresql://lienthong@127.0.0.1:{port}/postgres") as conn:
-        row = conn.execute("SELECT current_user, current_database()").fetchone()
+    # Left open across the stop: a pool elsewhere may never let go.
+    idle = psycopg.connect(f"postgresql://lienthong@127.0.0.1:{port}/postgres")
+    row = idle.execute("SELECT current_user, current_database()").fetchone()
     assert row == ("lienthong", "postgres")
 
-    fresh.stop()
+    fresh.stop(grace_seconds=10)
+    idle.close()
     assert not fresh.is_running()
+    # PostgreSQL's own word that the shutdown was clean (not the SIGKILL after the grace).
+    assert "database system is shut down" in fresh.log_file.read_text()
     assert not alive(pid)
     assert not port_in_use(port)
     assert not accepts_connections(f"postgresql://lienthong@127.0.0.1:{port}/postgres")
