@@ -30,7 +30,13 @@ from psycopg import sql
 from common import processes
 from common.processes import LOOPBACK, describe_exit, listen_port, port_in_use, tail
 from databases.binaries import PostgresBinaries, PostgresError, find_binaries
-from databases.unprivileged import Account, cluster_directory, give, server_account
+from databases.unprivileged import (
+    Account,
+    cluster_directory,
+    forget_moved,
+    give,
+    server_account,
+)
 
 __all__ = [
     "SERVER_SETTINGS",
@@ -322,6 +328,7 @@ class PostgresServer:
         cluster = self.cluster_dir
         if self.data_dir.is_symlink():
             self.data_dir.unlink()
+            forget_moved(cluster)
         shutil.rmtree(cluster, ignore_errors=True)
         shutil.rmtree(self.data_dir, ignore_errors=True)
 

@@ -22,6 +22,7 @@ import pytest
 from common.processes import port_in_use
 from databases import PostgresBinaries, PostgresError, PostgresServer, postgres
 from databases.postgres import database_name_for
+from databases.unprivileged import sweep_orphans
 from tests.databases._kit import accepts_connections, process_uid, wait_until
 from tests.processes import alive
 
@@ -341,3 +342,20 @@ def test_as_root_a_closed_directory_with_files_is_an_error(
         PostgresServer(data, binaries=postgres_binaries).start()
     assert f"{data} is not empty" in str(caught.value)
     assert "is closed to" in str(caught.value)
+
+
+@as_root_only
+def test_as_root_a_moved_cluster_left_behind_is_swept_once_not_running(
+    fresh: PostgresServer,
+) -> None:
+    """A run killed before remove(): its cluster goes once its link does and its server stops."""
+    fresh.start()
+    cluster = fresh.cluster_dir
+    origin = cluster.with_name(cluster.name + ".origin")
+    assert origin.read_text() == str(fresh.data_dir)
+    fresh.data_dir.unlink()  # What pytest does to an old run's directory.
+    assert cluster not in sweep_orphans(cluster.parent)
+    assert cluster.exists(), "a running server's cluster was deleted"
+    fresh.stop()
+    assert cluster in sweep_orphans(cluster.parent)
+    assert not cluster.exists() and not origin.exists()
