@@ -350,9 +350,13 @@ def test_as_root_a_moved_cluster_left_behind_is_swept_once_not_running(
 ) -> None:
     """A run killed before remove(): its cluster goes once its link does and its server stops."""
     fresh.start()
+    fresh.stop()
     cluster = fresh.cluster_dir
     origin = cluster.with_name(cluster.name + ".origin")
     assert origin.read_text() == str(fresh.data_dir)
+    assert cluster not in sweep_orphans(cluster.parent)
+    assert cluster.exists(), "a stopped cluster whose link is there was deleted"
+    fresh.start()
     fresh.data_dir.unlink()  # What pytest does to an old run's directory.
     assert cluster not in sweep_orphans(cluster.parent)
     assert cluster.exists(), "a running server's cluster was deleted"
