@@ -237,7 +237,7 @@ def test_a_server_that_cannot_start_says_why(
     with pytest.raises(PostgresError) as caught:
         fresh.start()
     message = str(caught.value)
-    assert "postgres exited with code 1 before it accepted connections" in message
+    assert f"postgres on 127.0.0.1:{fresh.port} exited with code 1 before it accepted" in message
     assert f"--- last lines of {fresh.log_file} ---" in message
     assert 'invalid value for parameter "max_connections": "many"' in message
     assert not fresh.is_running()
