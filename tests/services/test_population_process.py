@@ -42,7 +42,7 @@ MOTHER = "001190000001"
 class RegistryProcess:
     """One `python -m services.population` child, its channel and its log."""
 
-    def __init__(self, database: Path, log: Path) -> None:
+    def __init__(self, database: Path | str, log: Path) -> None:
         self.port = free_port()
         self.log = log
         env = {
@@ -52,7 +52,7 @@ class RegistryProcess:
             "LIENTHONG_POPULATION_DB": str(database),
             "LIENTHONG_GRACE_SECONDS": str(GRACE_SECONDS),
             # Its own identity, as `lienthong up` would give it: mutual TLS.
-            **TlsSettings.for_identity(database.parent / "pki", "population").as_env(),
+            **TlsSettings.for_identity(log.parent / "pki", "population").as_env(),
         }
         with log.open("ab") as output:
             self.process = subprocess.Popen(
@@ -66,7 +66,7 @@ class RegistryProcess:
         self.channel = channels.sync_channel(
             f"127.0.0.1:{self.port}",
             options=CHANNEL_OPTIONS,
-            tls=TlsSettings.for_identity(database.parent / "pki", "conformance"),
+            tls=TlsSettings.for_identity(log.parent / "pki", "conformance"),
         )
         self.stub: Any = pb_grpc.PopulationRegistryServiceStub(self.channel)
 
@@ -121,7 +121,7 @@ class RegistryProcess:
 def launch(tmp_path: Path) -> Iterator[Any]:
     started: list[RegistryProcess] = []
 
-    def _launch(database: Path) -> RegistryProcess:
+    def _launch(database: Path | str) -> RegistryProcess:
         registry = RegistryProcess(database, tmp_path / "registry.log")
         started.append(registry)
         registry.wait_until_serving()
@@ -164,8 +164,13 @@ def register_birth(stub: Any) -> pb.RegisterBirthResponse:
     return response
 
 
-def test_process_serves_survives_sigkill_and_stops_on_sigterm(launch: Any, tmp_path: Path) -> None:
-    database = tmp_path / "population.sqlite3"
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+def test_process_serves_survives_sigkill_and_stops_on_sigterm(
+    launch: Any, tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    database: Path | str = tmp_path / "population.sqlite3"
+    if engine == "postgres":
+        database = request.getfixturevalue("postgres_url")
     first = launch(database)
     assert SERVICE_NAME in first.service_names()
     assert SERVICE_NAME == "lienthong.population.v1.PopulationRegistryService"
@@ -184,6 +189,7 @@ def test_process_serves_survives_sigkill_and_stops_on_sigterm(launch: Any, tmp_p
     second.process.send_signal(signal.SIGTERM)
     # Drains for at most the grace period, then exits cleanly.
     assert second.process.wait(timeout=GRACE_SECONDS + 10) == 0, second.output()
+    assert str(database) in second.output(), "it says which store it opened"
 
 
 def _without_trust_settings(database: Path, port: int) -> dict[str, str]:
