@@ -15,12 +15,12 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import grpc
 import pytest
 
 from cli.stack import Stack
+from databases.postgres import PostgresServer
 from lienthong.gateway.v1 import gateway_pb2 as g
 from tests.gateway.test_end_to_end import (
     BORN,
@@ -278,7 +278,7 @@ async def test_a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
 
 
 @pytest.fixture(scope="module")
-def postgres_stack(postgres_server: Any) -> Iterator[Stack]:
+def postgres_stack(postgres_server: PostgresServer) -> Iterator[Stack]:
     """As `stack`, its gateways sharing a PostgreSQL saga store."""
     database = postgres_server.create_database("failover_saga")
     with Stack(
