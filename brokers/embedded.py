@@ -32,11 +32,12 @@ CLUSTER_ID = "lienthong"
 # random 20-300 ms intervals, produce-to-consume latency p50/max: 500 ms
 # window 108/253 ms, 250: 32/127, 100: 16/53, 50: 9/26, 20: 5/13. A dossier
 # crosses about ten such hops, so the client's default 500 cost ~1.1 s end to
-# end. 50 ms: an idle stack then fetches 20 times a second per consumer
-# (measured: gateway 1.2 → 3.6 % of a core idle, Tansu 1.3 → 6.5 %), which
-# the embedded broker, a developer's and a demo's, can afford; Apache Kafka
-# keeps the default.
-FETCH_MAX_WAIT_MS = 50
+# end. Smoke replay p50 with 50 ms: 133-145 ms, with 30 ms: 98-100 ms (on a
+# busy machine). An idle stack then fetches ~33 times a second per consumer:
+# measured, an idle gateway 1.2 → 5.5 % of a core (3.4 % with 50), Tansu
+# 1.3 → 8.8 % (6.2 % with 50), which the embedded broker, a developer's and a
+# demo's, can afford; Apache Kafka keeps the default.
+FETCH_MAX_WAIT_MS = 30
 
 # Tansu also takes settings from environment variables; these two would switch on
 # what this launcher never asks for (schema validation, OTLP telemetry export).

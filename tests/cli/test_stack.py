@@ -74,7 +74,7 @@ def test_unknown_component_is_named() -> None:
         (
             BrokerKind.EMBEDDED,
             False,
-            {"LIENTHONG_STATIC_MEMBERSHIP": "no", "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS": "50"},
+            {"LIENTHONG_STATIC_MEMBERSHIP": "no", "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS": "30"},
         ),
         (BrokerKind.APACHE, True, {"LIENTHONG_STATIC_MEMBERSHIP": "yes"}),
         (BrokerKind.EXTERNAL, None, {"LIENTHONG_STATIC_MEMBERSHIP": "probe"}),
@@ -96,7 +96,7 @@ def test_the_stack_tells_its_gateways_what_their_broker_does(
         supports_idempotence=kind is not BrokerKind.EMBEDDED,
         static_membership=static,
         # Only Tansu needs a fetch window of its own (brokers/embedded.py).
-        fetch_max_wait_ms=50 if kind is BrokerKind.EMBEDDED else None,
+        fetch_max_wait_ms=30 if kind is BrokerKind.EMBEDDED else None,
     )
     env = stack._gateway_component("gateway").env
     for name, value in expected.items():
@@ -116,7 +116,7 @@ def test_a_fetch_window_set_by_the_caller_wins_over_the_brokers(
         kind=BrokerKind.EMBEDDED,
         bootstrap_servers="127.0.0.1:9",
         supports_idempotence=False,
-        fetch_max_wait_ms=50,
+        fetch_max_wait_ms=30,
     )
     assert stack._gateway_component("gateway").env["LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS"] == "200"
 
