@@ -38,7 +38,7 @@ from gateway.kafka import (
     make_consumer,
     make_producer,
     publish,
-    send,
+    send_alone,
     static_membership_honoured,
 )
 from gateway.metrics import GatewayMetrics, register_gateway_collectors
@@ -189,7 +189,7 @@ async def _connect_and_run(
         backoff,
     )
     kafka.producer = producer
-    outbox.connect(lambda topic, event: send(producer, topic, event))
+    outbox.connect(lambda topic, event: send_alone(producer, topic, event))
     worker = SagaWorker(store, producer, topics, clock, changed)
     executor = StepExecutor(
         agencies,

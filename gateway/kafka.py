@@ -338,6 +338,13 @@ def send_now(producer: AIOKafkaProducer) -> None:
         waiter.set_result(None)  # wakes the sender, as a new batch would
 
 
+async def send_alone(producer: AIOKafkaProducer, topic: str, event: Event) -> asyncio.Future[Any]:
+    """send() for a unit of work of one event (an API submission): let go at once."""
+    acknowledged = await send(producer, topic, event)
+    send_now(producer)
+    return acknowledged
+
+
 async def publish(producer: AIOKafkaProducer, messages: Sequence[tuple[str, Event]]) -> None:
     """Send (topic, event) pairs and wait for every acknowledgement: sent all
     first, so they share produce requests, then let go (send_now) and awaited

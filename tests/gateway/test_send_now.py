@@ -14,7 +14,7 @@ import pytest
 
 from brokers import BrokerKind, RunningBroker, start_broker
 from gateway.events import Event
-from gateway.kafka import ensure_topics, make_producer, publish, send, send_now
+from gateway.kafka import ensure_topics, make_producer, publish, send, send_alone, send_now
 from lienthong.events.v1 import events_pb2 as ev
 
 pytestmark = [pytest.mark.kafka, pytest.mark.timeout(60)]
@@ -54,6 +54,11 @@ async def test_a_sent_record_goes_at_once_when_let_go(broker: RunningBroker) -> 
         await asyncio.wait_for(
             publish(producer, [(TOPIC, _event(n)) for n in range(5, 9)]), LINGER_MS / 2000
         )
+        assert time.monotonic() - began < LINGER_MS / 2000
+
+        # And the outbox's send of a lone submission.
+        began = time.monotonic()
+        await asyncio.wait_for(await send_alone(producer, TOPIC, _event(9)), LINGER_MS / 2000)
         assert time.monotonic() - began < LINGER_MS / 2000
     finally:
         await producer.stop()
