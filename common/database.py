@@ -43,7 +43,7 @@ import psycopg
 import structlog
 from psycopg import errors as pg_errors
 from psycopg.rows import RowMaker
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from common.database_url import is_postgres, redacted
 
@@ -67,6 +67,8 @@ LOCK_TIMEOUT = "5s"
 # Units of work a PostgreSQL-backed registry runs at once (threads and pooled
 # connections). A handful saturates 2 cores; more only queue on row locks.
 DEFAULT_POOL_SIZE = 8
+# How long opening waits for a first connection before saying it cannot.
+CONNECT_TIMEOUT_SECONDS = 30.0
 
 
 class Row(Protocol):
@@ -168,11 +170,18 @@ class Schema:
 
 
 def open_database(
-    location: str | Path, schema: Schema, *, pool_size: int = DEFAULT_POOL_SIZE
+    location: str | Path,
+    schema: Schema,
+    *,
+    pool_size: int = DEFAULT_POOL_SIZE,
+    connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
 ) -> Database:
-    """The store a setting names (common.database_url), its schema created."""
+    """The store a setting names (common.database_url), its schema created.
+    DatabaseUnavailable if a PostgreSQL server does not answer in time."""
     if is_postgres(location):
-        return PostgresDatabase(str(location), schema, pool_size=pool_size)
+        return PostgresDatabase(
+            str(location), schema, pool_size=pool_size, connect_timeout=connect_timeout
+        )
     return SqliteDatabase(location, schema)
 
 
@@ -416,17 +425,28 @@ def _read_committed(conn: psycopg.Connection[PgRow]) -> None:
     conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
 
 
-def _schema_lock_key(ddl: str) -> int:
-    """One advisory lock per schema: replicas creating the same tables at
-    once would otherwise race in PostgreSQL's catalog (CREATE TABLE IF NOT
-    EXISTS is not safe against a concurrent identical one)."""
-    return zlib.crc32(ddl.encode())
+# One advisory lock for creating any registry's schema: replicas creating the
+# same tables at once would otherwise race in PostgreSQL's catalog (CREATE
+# TABLE IF NOT EXISTS is not safe against a concurrent identical one). A
+# constant, not derived from the DDL, so replicas of two versions also wait.
+_SCHEMA_LOCK_KEY = zlib.crc32(b"lienthong registry schema")
+
+
+class DatabaseUnavailable(Exception):
+    """The database a setting names cannot be reached (said for a person)."""
 
 
 class PostgresDatabase:
     dialect: Literal["postgres"] = "postgres"
 
-    def __init__(self, url: str, schema: Schema, *, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+    def __init__(
+        self,
+        url: str,
+        schema: Schema,
+        *,
+        pool_size: int = DEFAULT_POOL_SIZE,
+        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
+    ) -> None:
         self.location = redacted(url)
         self._pool: ConnectionPool[psycopg.Connection[PgRow]] = ConnectionPool(
             url,
@@ -445,13 +465,19 @@ class PostgresDatabase:
             name=f"db-{self.location}",
             open=False,
         )
-        self._pool.open(wait=True, timeout=30)
+        try:
+            self._pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout:
+            self._pool.close()
+            raise DatabaseUnavailable(
+                f"cannot connect to {self.location} within {connect_timeout:g} s: "
+                "is the server running, and does the database exist?"
+            ) from None
         self._threads = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="postgres")
         self._closed = threading.Event()
-        key = _schema_lock_key(schema.postgres)
 
         def create(conn: Connection) -> None:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (key,))
+            conn.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
             assert isinstance(conn, PgConnection)
             # No parameters: psycopg may send several statements at once.
             conn.raw.execute(schema.postgres.encode())

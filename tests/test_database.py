@@ -15,6 +15,7 @@ import pytest
 from common.database import (
     Connection,
     Database,
+    DatabaseUnavailable,
     IntegrityError,
     Schema,
     UniqueViolation,
@@ -23,6 +24,7 @@ from common.database import (
 from common.errors import AlreadyExists
 from common.idempotency import SCHEMA as LEDGER
 from common.idempotency import run_once
+from common.processes import free_port
 from common.sequences import SCHEMA as SEQUENCES
 from common.sequences import next_serial
 from lienthong.population.v1 import population_pb2 as pb
@@ -267,3 +269,12 @@ def test_a_repeat_refused_because_its_original_committed_meanwhile_gets_the_orig
         for replica in replicas:
             replica.close()
     assert second == first
+
+
+def test_a_server_that_does_not_answer_is_said_plainly() -> None:
+    url = f"postgresql://someone:secret@127.0.0.1:{free_port()}/nowhere"
+    with pytest.raises(DatabaseUnavailable) as raised:
+        open_database(url, SCHEMA, connect_timeout=1)
+    message = str(raised.value)
+    assert "cannot connect to postgresql://someone:***@127.0.0.1:" in message
+    assert "secret" not in message

@@ -6,6 +6,7 @@ import asyncio
 
 import structlog
 
+from common.database import DatabaseUnavailable
 from common.database_url import redacted
 from common.logging import configure_logging
 from common.server import run_registry
@@ -18,11 +19,14 @@ def main() -> None:
     registry = config.registry
     configure_logging(service=registry.name, verbose=registry.verbose)
     structlog.get_logger("population").info("store", database=redacted(registry.database))
-    bindings, store = build(
-        registry.database,
-        death_declaration_days=config.death_declaration_days,
-        clock_tolerance=registry.clock_tolerance,
-    )
+    try:
+        bindings, store = build(
+            registry.database,
+            death_declaration_days=config.death_declaration_days,
+            clock_tolerance=registry.clock_tolerance,
+        )
+    except DatabaseUnavailable as error:
+        raise SystemExit(f"cannot start: {error}") from None
     asyncio.run(
         run_registry(
             bindings,
