@@ -46,6 +46,7 @@ from psycopg.rows import RowMaker
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from common.database_url import is_postgres, redacted
+from common.errors import Unavailable
 
 log = structlog.get_logger("database")
 
@@ -492,9 +493,27 @@ class PostgresDatabase:
                     return work(PgConnection(raw))
             except _LOST_RACE as error:
                 if attempt >= attempts:
-                    raise
+                    if isinstance(error, IntegrityError):
+                        # The same key refused every time: not contention
+                        # but rules that did not check it (a bug: INTERNAL).
+                        raise
+                    raise self._unavailable(error) from error
                 log.debug("retrying after a lost race", attempt=attempt, error=str(error)[:200])
                 attempt += 1
+            except (psycopg.OperationalError, PoolTimeout) as error:
+                # The server went away, restarts, or every connection is
+                # busy: not the request's fault, and nothing was committed.
+                raise self._unavailable(error) from error
+
+    def _unavailable(self, error: BaseException) -> Unavailable:
+        """What the caller is told: UNAVAILABLE (retryable), not INTERNAL; the
+        cause goes to the log, not to the client."""
+        log.warning("database unavailable", database=self.location, error=str(error)[:300])
+        return Unavailable(
+            "the registry's database is unavailable or too contended just now; "
+            "nothing was changed, send the request again",
+            reason="DATABASE_UNAVAILABLE",
+        )
 
     async def run(self, work: Callable[[Connection], T], *, attempts: int = DEFAULT_ATTEMPTS) -> T:
         loop = asyncio.get_running_loop()

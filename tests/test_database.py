@@ -21,7 +21,7 @@ from common.database import (
     UniqueViolation,
     open_database,
 )
-from common.errors import AlreadyExists
+from common.errors import AlreadyExists, Unavailable
 from common.idempotency import SCHEMA as LEDGER
 from common.idempotency import run_once
 from common.processes import free_port
@@ -278,3 +278,21 @@ def test_a_server_that_does_not_answer_is_said_plainly() -> None:
     message = str(raised.value)
     assert "cannot connect to postgresql://someone:***@127.0.0.1:" in message
     assert "secret" not in message
+
+
+def test_a_server_gone_mid_work_is_unavailable_not_internal(postgres_url: str) -> None:
+    """The session ended under the unit of work (as when the server restarts):
+    UNAVAILABLE, which a client may retry, and nothing committed."""
+    db = open_database(postgres_url, SCHEMA, pool_size=1)
+
+    def cut_off(conn: Connection) -> None:
+        insert(conn, "lost")
+        conn.execute("SELECT pg_terminate_backend(pg_backend_pid())")
+
+    try:
+        with pytest.raises(Unavailable) as raised:
+            db.run_sync(cut_off)
+        assert raised.value.reason == "DATABASE_UNAVAILABLE"
+        assert db.run_sync(count) == 0
+    finally:
+        db.close()
