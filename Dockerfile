@@ -42,6 +42,7 @@ COPY gateway ./gateway
 COPY scenarios ./scenarios
 COPY cli ./cli
 COPY brokers ./brokers
+COPY databases ./databases
 COPY conformance ./conformance
 COPY genproto ./genproto
 RUN uv sync --frozen --no-dev --no-editable
