@@ -255,6 +255,8 @@ def _pids(stack: Stack) -> dict[str, int | None]:
     pids = {name: stack.pid(name) for name in stack.components}
     if stack.broker is not None and stack.broker.pid is not None:
         pids[f"kafka ({stack.broker_kind})"] = stack.broker.pid
+    if stack.store.pid is not None:
+        pids["postgres"] = stack.store.pid
     return pids | own_pid()
 
 

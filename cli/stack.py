@@ -386,7 +386,7 @@ class Stack:
                     self.broker.stop()
             finally:
                 try:
-                    self.store.stop()
+                    self.store.stop(remove=self._owns_data_dir and not self.keep_data_dir)
                 finally:
                     if self._owns_data_dir and not self.keep_data_dir:
                         shutil.rmtree(self.data_dir, ignore_errors=True)

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from common.database_url import is_postgres, redacted
 
 if TYPE_CHECKING:
-    from databases.postgres import PostgresServer  # type: ignore[import-not-found,unused-ignore]
+    from databases.postgres import PostgresServer
 
 SQLITE = "sqlite"
 POSTGRES = "postgres"
@@ -110,9 +110,7 @@ class StackStore:
         if self.choice == SQLITE:
             return
         if self.choice == POSTGRES:
-            from databases.postgres import (  # type: ignore[import-not-found,unused-ignore]  # noqa: PLC0415
-                PostgresServer,
-            )
+            from databases.postgres import PostgresServer  # noqa: PLC0415
 
             self.server = PostgresServer(self.server_dir)
             try:
@@ -125,8 +123,23 @@ class StackStore:
         for kind in kinds:
             self._urls[kind] = create_database_at(self.choice, self.database_name(kind))
 
-    def stop(self) -> None:
-        if self.server is not None:
+    @property
+    def log_file(self) -> Path | None:
+        """Our server's own log (None: no server of ours)."""
+        return self.server.log_file if self.server is not None else None
+
+    @property
+    def pid(self) -> int | None:
+        return self.server.pid if self.server is not None else None
+
+    def stop(self, *, remove: bool = False) -> None:
+        """Stop our server; `remove` also deletes its files (as root they may
+        live outside the data directory: databases/unprivileged.py)."""
+        if self.server is None:
+            return
+        if remove:
+            self.server.remove()
+        else:
             self.server.stop()
 
     def database_name(self, kind: str) -> str:

@@ -149,7 +149,7 @@ def print_listening(console: Console, stack: Stack, state_file: Path) -> None:
     table.add_column("log")
     if stack.store.server is not None:
         url = redacted(stack.store.server.url("postgres"))
-        table.add_row("postgres", url, "", str(stack.store.server_dir))
+        table.add_row("postgres", url, "", str(stack.store.log_file))
     if stack.bootstrap_servers:
         broker_log = stack.broker.log_file if stack.broker is not None else None
         table.add_row("kafka", stack.bootstrap_servers, "", str(broker_log or ""))
