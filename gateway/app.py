@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from common.channels import server_tls
 from common.clock import Clock, clock_from_env
+from common.database_url import redacted
 from common.metrics import process_registry
 from common.observers import observers_for
 from common.server import RunningRegistry, ServiceBinding, start_registry
@@ -43,7 +44,7 @@ from gateway.kafka import (
 )
 from gateway.metrics import GatewayMetrics, register_gateway_collectors
 from gateway.outbox import Outbox
-from gateway.store import DossierStore
+from gateway.store import SagaStore, open_saga_store
 from gateway.worker import SagaWorker
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2, gateway_pb2_grpc
@@ -85,14 +86,14 @@ BROKER_BACKOFF_CAP_SECONDS = 2.0
 
 
 async def sweep_supplement_windows(
-    store: DossierStore, producer: AIOKafkaProducer, topics: Topics, clock: Clock, every: float
+    store: SagaStore, producer: AIOKafkaProducer, topics: Topics, clock: Clock, every: float
 ) -> None:
     """Every gateway sweeps; the event id makes a second report harmless.
     What the broker did not take is found again by the next sweep, since the
     store still says the window has passed."""
     while True:
         now = clock.now()
-        expired = store.expired_supplements(now)
+        expired = await store.expired_supplements(now)
         if expired:
             try:
                 await publish(
@@ -164,7 +165,7 @@ async def _connect_and_run(
     *,
     config: GatewayConfig,
     clock: Clock,
-    store: DossierStore,
+    store: SagaStore,
     outbox: Outbox,
     agencies: Agencies,
     changed: asyncio.Condition,
@@ -313,7 +314,7 @@ async def _connect_and_run(
 async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
     clock = clock or clock_from_env()
     topics = Topics.with_prefix(config.topic_prefix)
-    store = DossierStore(config.database)
+    store = await open_saga_store(config.database, timeouts=config.db_timeouts)
     outbox = Outbox(store, timeout=config.publish_timeout_seconds)
     # Channels connect lazily: an agency that is down does not hold up the
     # start; its steps wait for it (retries with backoff).
@@ -347,7 +348,12 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         # Mutual TLS and the access policy, or plain text only when asked.
         tls=server_tls("gateway"),
     )
-    log.info("listening", address=f"{config.host}:{running.port}", kafka=config.bootstrap_servers)
+    log.info(
+        "listening",
+        address=f"{config.host}:{running.port}",
+        kafka=config.bootstrap_servers,
+        saga_store=redacted(config.database),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -380,7 +386,7 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         await work
     await kafka.close(config.grace_seconds)
     await agencies.close()
-    store.close()
+    await store.close()
     log.info("stopped")
     if failed:
         # Non-zero, so that a supervisor's restart policy starts it again.

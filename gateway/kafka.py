@@ -58,7 +58,7 @@ class PartitionOwners(Protocol):
     """Who owns which partition, kept where the work's effects are (the saga
     store): a claim gives a larger epoch than any before it."""
 
-    def claim(self, topic: str, partition: int, owner: str) -> int: ...
+    async def claim(self, topic: str, partition: int, owner: str) -> int: ...
 
 
 class LoopWatch:
@@ -119,17 +119,17 @@ class Incarnations(Protocol):
     a member killed without leaving holds its partitions until its session
     expires, unless its successor rejoins under its member id."""
 
-    def previous(self) -> str | None:
+    async def previous(self) -> str | None:
         """The member id this process had in the group before it restarted."""
 
-    def joined(self, member_id: str) -> None:
+    async def joined(self, member_id: str) -> None:
         """Remember the member id this process has now."""
 
 
 class MemberRecords(Protocol):
-    def remember_member(self, instance: str, group_id: str, member_id: str) -> None: ...
+    async def remember_member(self, instance: str, group_id: str, member_id: str) -> None: ...
 
-    def previous_member(self, instance: str, group_id: str) -> str | None: ...
+    async def previous_member(self, instance: str, group_id: str) -> str | None: ...
 
 
 class StoredIncarnations:
@@ -146,11 +146,11 @@ class StoredIncarnations:
         self.instance = instance
         self.group_id = group_id
 
-    def previous(self) -> str | None:
-        return self.store.previous_member(self.instance, self.group_id)
+    async def previous(self) -> str | None:
+        return await self.store.previous_member(self.instance, self.group_id)
 
-    def joined(self, member_id: str) -> None:
-        self.store.remember_member(self.instance, self.group_id, member_id)
+    async def joined(self, member_id: str) -> None:
+        await self.store.remember_member(self.instance, self.group_id, member_id)
 
 
 def rejoin_as(consumer: GroupConsumer, member_id: str) -> None:
@@ -405,7 +405,7 @@ class _HandOverBetweenBatches(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.owner.release(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.owner.claim(assigned)
+        await self.owner.claim(assigned)
         # Operators (and the scale-out test) see who owns what after a rebalance.
         log.info(
             "partitions assigned",
@@ -483,7 +483,7 @@ class PartitionedConsumer:
             if self._remake is not None:
                 self.consumer = self._remake()
             raise
-        previous = None if self.incarnations is None else self.incarnations.previous()
+        previous = None if self.incarnations is None else await self.incarnations.previous()
         if previous is not None:
             # Rejoin as the member this process was before it restarted: the
             # group gives its partitions back without waiting out its session.
@@ -495,24 +495,33 @@ class PartitionedConsumer:
         await self.release(set(self.workers))
         await self.consumer.stop()
 
-    def claim(self, assigned: set[TopicPartition]) -> None:
+    async def claim(self, assigned: set[TopicPartition]) -> None:
         """Take the assigned partitions in the owners' record: a larger epoch
         than any earlier owner's, whose writes the store now refuses."""
-        member_id = member_id_of(self.consumer)
-        if self.incarnations is not None and member_id is not None:
-            self.incarnations.joined(member_id)
-        # A fresh assignment ends any wait after a freeze: the group has
-        # spoken, and an assignment reads from the committed offsets.
-        held = self._reread & assigned
-        self._reread -= held
-        if held:
-            self.consumer.resume(*held)
-        for tp in assigned:
-            if self.owners is not None:
-                self.epochs[tp] = self.owners.claim(tp.topic, tp.partition, self.owner_name)
-            else:
-                self._claims[tp] = self._claims.get(tp, 0) + 1
-                self.epochs[tp] = self._claims[tp]
+        # The claims await the store, and aiokafka fetches the new partitions
+        # meanwhile: paused until each has its epoch, since run() passes over
+        # records of a partition with none (a paused partition's records are
+        # not handed out, and are fetched again from the same position).
+        if assigned:
+            self.consumer.pause(*assigned)
+        try:
+            member_id = member_id_of(self.consumer)
+            if self.incarnations is not None and member_id is not None:
+                await self.incarnations.joined(member_id)
+            # A fresh assignment ends any wait after a freeze: the group has
+            # spoken, and an assignment reads from the committed offsets.
+            self._reread -= assigned
+            for tp in assigned:
+                if self.owners is not None:
+                    self.epochs[tp] = await self.owners.claim(
+                        tp.topic, tp.partition, self.owner_name
+                    )
+                else:
+                    self._claims[tp] = self._claims.get(tp, 0) + 1
+                    self.epochs[tp] = self._claims[tp]
+        finally:
+            if assigned:
+                self.consumer.resume(*assigned)
 
     def _stalled(self, seconds: float) -> None:
         """The loop was frozen: every lease lapsed (Lease.check already says
@@ -580,7 +589,7 @@ class PartitionedConsumer:
         if partitions:
             # Re-claim: if the store already has a later owner, the new
             # workers' writes are refused; a rebalance will sort out who.
-            self.claim(partitions)
+            await self.claim(partitions)
             await self.consumer.seek_to_committed(*partitions)
             self.consumer.resume(*partitions)
 

@@ -492,7 +492,7 @@ def check_registry(compose: Compose, dockerfile: str, name: str) -> None:
         f"{name}: port {config.port} is not published on the host's 127.0.0.1:{config.port}"
     )
     mounts = named_volume_mounts(compose, spec)
-    assert any(config.database.is_relative_to(target) for target in mounts), (
+    assert any(Path(config.database).is_relative_to(target) for target in mounts), (
         f"{name} keeps {config.database} outside its named volumes {mounts}"
     )
     grace = seconds(spec.get("stop_grace_period", DEFAULT_STOP_GRACE))
@@ -509,7 +509,7 @@ def check_gateway(compose: Compose, dockerfile: str) -> None:
     assert config.port == DEFAULT_PORTS["gateway"], f"the gateway listens on {config.port}"
     assert PublishedPort("127.0.0.1", config.port, config.port) in published_ports(spec)
     mounts = named_volume_mounts(compose, spec)
-    assert any(config.database.is_relative_to(target) for target in mounts), (
+    assert any(Path(config.database).is_relative_to(target) for target in mounts), (
         f"the gateway keeps {config.database} outside its named volumes {mounts}"
     )
     assert sorted(config.agency_addresses) == ["health", "insurance", "population"]

@@ -376,16 +376,16 @@ class Members:
     def __init__(self) -> None:
         self.ids: dict[tuple[str, str], str] = {}
 
-    def remember_member(self, instance: str, group_id: str, member_id: str) -> None:
+    async def remember_member(self, instance: str, group_id: str, member_id: str) -> None:
         self.ids[instance, group_id] = member_id
 
-    def previous_member(self, instance: str, group_id: str) -> str | None:
+    async def previous_member(self, instance: str, group_id: str) -> str | None:
         return self.ids.get((instance, group_id))
 
 
 async def test_a_restarted_gateway_rejoins_as_its_previous_member() -> None:
     members, fake = Members(), FakeGroupConsumer()
-    members.remember_member("gateway-a", "g-saga", "member-before-the-kill")
+    await members.remember_member("gateway-a", "g-saga", "member-before-the-kill")
     subscribed_as: list[str] = []
     subscribe = fake.subscribe
 
@@ -404,7 +404,7 @@ async def test_a_restarted_gateway_rejoins_as_its_previous_member() -> None:
     # one is remembered for the next restart.
     fake._coordinator.member_id = "member-now"
     await fake.assign(P0)
-    assert members.previous_member("gateway-a", "g-saga") == "member-now"
+    assert await members.previous_member("gateway-a", "g-saga") == "member-now"
 
 
 async def test_a_first_start_joins_with_no_member_id() -> None:
