@@ -273,8 +273,10 @@ class Stack:
 
     def database(self, kind: str) -> str:
         """LIENTHONG_<KIND>_DB of a kind of process (gateway, population...):
-        a URL under PostgreSQL, the first process's SQLite file otherwise."""
-        return self.store.location(kind, self.data_dir / f"{kind}.sqlite3")
+        a URL under PostgreSQL, the first process's SQLite file otherwise;
+        what the caller's `env` set instead, if it did."""
+        given = self._extra_env.get(f"LIENTHONG_{kind.upper()}_DB")
+        return given or self.store.location(kind, self.data_dir / f"{kind}.sqlite3")
 
     @property
     def gateway_address(self) -> str:
