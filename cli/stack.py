@@ -575,6 +575,8 @@ class Stack:
                 # leaves its last words in the log.
                 "PYTHONUNBUFFERED": "1",
                 "LIENTHONG_DATA_DIR": str(home),
+                # Its name among several of its kind, in its metrics (population-2).
+                metrics.PROCESS_VARIABLE: name,
                 "LIENTHONG_VERBOSE": "1" if self.verbose_children else "0",
                 # Every server's message log (evidence: common/message_log.py).
                 message_log.ENV_DIR: str(home / MESSAGE_LOG_DIR),

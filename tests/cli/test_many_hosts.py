@@ -23,7 +23,7 @@ import pytest
 
 from cli.render import make_console
 from cli.replay import GATEWAY_ENV, run_scenario
-from cli.scale_figures import measure
+from cli.scale_figures import measure, scrape
 from cli.stack import Stack
 from common.agencies import AGENCY_NAMES
 from databases.postgres import PostgresServer
@@ -118,6 +118,10 @@ def test_three_gateways_and_two_replicas_each_share_nothing_but_kafka_and_postgr
 
         result = run_scenario(make_console(), scenario, stack, show_progress=False)
         figures = measure(stack, result.wall_seconds)
+        # Each replica says which one it is in its metrics.
+        for name in ("population-2", "gateway-3"):
+            about = scrape(stack.metrics_addresses[name])["lienthong_process_info"]
+            assert [labels["process"] for labels, _ in about] == [name]
         after = files_of_every_process(stack)
         for (a, files_a), (b, files_b) in itertools.combinations(after.items(), 2):
             assert not files_a & files_b, f"{a} and {b} share {sorted(files_a & files_b)}"
