@@ -326,13 +326,9 @@ class Stack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
             # First started, last stopped: every other process keeps its records there.
+            gateway_kind = (GATEWAY_KIND,) if self.with_gateway else ()
             try:
-                kinds = (
-                    (GATEWAY_KIND, *self._registry_names)
-                    if self.with_gateway
-                    else (self._registry_names)
-                )
-                self.store.start(kinds)
+                self.store.start((*gateway_kind, *self._registry_names))
             except StoreError as exc:
                 raise StackError(str(exc)) from None
             if not self.insecure:
