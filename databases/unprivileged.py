@@ -12,7 +12,9 @@ way is closed to the account, the cluster is moved: it lives in
 /tmp/lienthong-postgres/cluster-XXXX (the parent is root's, mode 0711: others
 may pass through but not list it) and the data directory asked for becomes a
 symbolic link to it. A later start on the same data directory follows the
-link; `PostgresServer.remove()` deletes both.
+link; `PostgresServer.remove()` deletes both. A run killed before it could
+remove() leaves its cluster there; the next relocation deletes it once its
+link is gone (pytest deletes old runs' directories) and its server is not running.
 
 Not root: none of this happens; the server runs as us, in the directory asked for.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pwd
+import shutil
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -123,7 +126,9 @@ def cluster_directory(data_dir: Path, account: Account | None) -> Path:
             f"(mode {stat.S_IMODE(blocker.stat().st_mode):04o}); "
             "use a data directory that account can reach, e.g. under /tmp"
         )
-    cluster = Path(tempfile.mkdtemp(prefix="cluster-", dir=_relocation_root()))
+    root = _relocation_root()
+    sweep_orphans(root)
+    cluster = Path(tempfile.mkdtemp(prefix="cluster-", dir=root))
     give(cluster, account)
     if data_dir.is_symlink():
         data_dir.unlink()  # Its target is gone (a /tmp cleaner): start afresh.
@@ -131,4 +136,51 @@ def cluster_directory(data_dir: Path, account: Account | None) -> Path:
         real.rmdir()
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     data_dir.symlink_to(cluster, target_is_directory=True)
+    # Written last: a cluster with this file has its link, so the sweep may judge it.
+    _origin_file(cluster).write_text(str(Path(os.path.abspath(data_dir))), encoding="utf-8")
     return cluster
+
+
+def _origin_file(cluster: Path) -> Path:
+    return cluster.with_name(cluster.name + ".origin")
+
+
+def forget_moved(cluster: Path) -> None:
+    """Remove a moved cluster's .origin record (the cluster is being deleted)."""
+    _origin_file(cluster).unlink(missing_ok=True)
+
+
+def _server_alive(cluster: Path) -> bool:
+    """Whether postmaster.pid names a live process (its first line is the pid)."""
+    try:
+        pid = int((cluster / "postmaster.pid").read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_orphans(root: Path) -> list[Path]:
+    """Delete moved clusters whose data directory link is gone and whose server
+    is not running: what a run killed before its teardown left behind, once
+    pytest has deleted that run's temporary directory. A cluster still being
+    set up (no .origin file yet) is left alone. Returns what was deleted."""
+    removed = []
+    for origin in root.glob("cluster-*.origin"):
+        cluster = origin.with_suffix("")
+        try:
+            link = Path(origin.read_text(encoding="utf-8"))
+        except OSError:
+            continue
+        linked = link.is_symlink() and os.path.realpath(link) == str(cluster)
+        if linked or _server_alive(cluster):
+            continue
+        shutil.rmtree(cluster, ignore_errors=True)
+        origin.unlink(missing_ok=True)
+        removed.append(cluster)
+    return removed

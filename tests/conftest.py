@@ -33,8 +33,9 @@ import grpc
 import pytest
 
 from common.server import RunningRegistry, ServiceBinding, start_registry
-from databases import PostgresBinaries, PostgresBinariesNotFound, PostgresServer, find_binaries
+from databases import PostgresBinaries, PostgresServer
 from databases.postgres import database_name_for
+from tests.postgres_binaries import binaries_or_skip
 
 Builder = Callable[[Path], tuple[list[ServiceBinding], Any]]
 
@@ -75,12 +76,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[[Builder], Any]]:
 @pytest.fixture(scope="session")
 def postgres_binaries() -> PostgresBinaries:
     """initdb and postgres; skips (fails under CI) when this machine has none."""
-    try:
-        return find_binaries()
-    except PostgresBinariesNotFound as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and PostgreSQL is missing: {exc}", pytrace=False)
-        pytest.skip(str(exc))
+    return binaries_or_skip()
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from databases import PostgresBinariesNotFound, find_binaries
+from databases import PostgresBinaries, PostgresBinariesNotFound, find_binaries
+from tests.postgres_binaries import binaries_or_skip
 
 
 def _programs(directory: Path, *names: str) -> Path:
@@ -59,10 +60,25 @@ def test_a_lone_initdb_is_not_enough(tmp_path: Path) -> None:
 
 def test_this_machine_has_a_server() -> None:
     """Where CI runs, .ci/run installs PostgreSQL; elsewhere this says what to do."""
-    try:
-        found = find_binaries()
-    except PostgresBinariesNotFound as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(str(exc))
+    found = binaries_or_skip()
     assert os.access(found.postgres, os.X_OK)
+
+
+def _missing() -> PostgresBinaries:
+    raise PostgresBinariesNotFound("no initdb and postgres; apt-get install postgresql")
+
+
+def test_without_binaries_tests_skip_saying_why(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    # BaseException: pytest's skip and fail outcomes are not Exceptions; a
+    # narrower raises() would let a wrong outcome through as that outcome.
+    with pytest.raises(BaseException, match="apt-get install postgresql") as caught:
+        binaries_or_skip(_missing)
+    assert caught.type is pytest.skip.Exception
+
+
+def test_without_binaries_under_ci_tests_fail(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(BaseException, match="CI is set and PostgreSQL is missing") as caught:
+        binaries_or_skip(_missing)
+    assert caught.type is pytest.fail.Exception

@@ -22,6 +22,7 @@ import pytest
 from common.processes import port_in_use
 from databases import PostgresBinaries, PostgresError, PostgresServer, postgres
 from databases.postgres import database_name_for
+from databases.unprivileged import sweep_orphans
 from tests.databases._kit import accepts_connections, process_uid, wait_until
 from tests.processes import alive
 
@@ -62,12 +63,16 @@ def test_starts_accepts_connections_and_stops(fresh: PostgresServer) -> None:
     pid, port = fresh.pid, fresh.port
     assert pid is not None and alive(pid)
     assert port_in_use(port)
-    with psycopg.connect(f"postgresql://lienthong@127.0.0.1:{port}/postgres") as conn:
-        row = conn.execute("SELECT current_user, current_database()").fetchone()
+    # Left open across the stop: a pool elsewhere may never let go.
+    idle = psycopg.connect(f"postgresql://lienthong@127.0.0.1:{port}/postgres")
+    row = idle.execute("SELECT current_user, current_database()").fetchone()
     assert row == ("lienthong", "postgres")
 
-    fresh.stop()
+    fresh.stop(grace_seconds=10)
+    idle.close()
     assert not fresh.is_running()
+    # PostgreSQL's own word that the shutdown was clean (not the SIGKILL after the grace).
+    assert "database system is shut down" in fresh.log_file.read_text()
     assert not alive(pid)
     assert not port_in_use(port)
     assert not accepts_connections(f"postgresql://lienthong@127.0.0.1:{port}/postgres")
@@ -232,7 +237,7 @@ def test_a_server_that_cannot_start_says_why(
     with pytest.raises(PostgresError) as caught:
         fresh.start()
     message = str(caught.value)
-    assert "postgres exited with code 1 before it accepted connections" in message
+    assert f"postgres on 127.0.0.1:{fresh.port} exited with code 1 before it accepted" in message
     assert f"--- last lines of {fresh.log_file} ---" in message
     assert 'invalid value for parameter "max_connections": "many"' in message
     assert not fresh.is_running()
@@ -337,3 +342,24 @@ def test_as_root_a_closed_directory_with_files_is_an_error(
         PostgresServer(data, binaries=postgres_binaries).start()
     assert f"{data} is not empty" in str(caught.value)
     assert "is closed to" in str(caught.value)
+
+
+@as_root_only
+def test_as_root_a_moved_cluster_left_behind_is_swept_once_not_running(
+    fresh: PostgresServer,
+) -> None:
+    """A run killed before remove(): its cluster goes once its link does and its server stops."""
+    fresh.start()
+    fresh.stop()
+    cluster = fresh.cluster_dir
+    origin = cluster.with_name(cluster.name + ".origin")
+    assert origin.read_text() == str(fresh.data_dir)
+    assert cluster not in sweep_orphans(cluster.parent)
+    assert cluster.exists(), "a stopped cluster whose link is there was deleted"
+    fresh.start()
+    fresh.data_dir.unlink()  # What pytest does to an old run's directory.
+    assert cluster not in sweep_orphans(cluster.parent)
+    assert cluster.exists(), "a running server's cluster was deleted"
+    fresh.stop()
+    assert cluster in sweep_orphans(cluster.parent)
+    assert not cluster.exists() and not origin.exists()
