@@ -63,7 +63,9 @@ class RegistryConfig:
     name: str
     host: str
     port: int
-    database: Path
+    # A SQLite path or a postgresql:// URL (common.database_url): a str,
+    # because Path would fold a URL's // into /.
+    database: str
     grace_seconds: float
     verbose: bool
     # How far past now a date recording the past may reach (clock_tolerance).
@@ -82,7 +84,7 @@ class RegistryConfig:
             name=name,
             host=env_str(prefix + "HOST", "127.0.0.1"),
             port=env_int(prefix + "PORT", default_port),
-            database=Path(env_str(prefix + "DB", str(data_dir / f"{name}.sqlite3"))),
+            database=env_str(prefix + "DB", str(data_dir / f"{name}.sqlite3")),
             grace_seconds=env_float("LIENTHONG_GRACE_SECONDS", 5.0),
             verbose=env_str("LIENTHONG_VERBOSE", "1") not in ("0", "false", "no"),
             clock_tolerance=clock_tolerance(),

@@ -1,10 +1,16 @@
 """Idempotent mutations: a request id answered once is answered the same way.
 
 Every mutating RPC carries a request_id. The first successful answer is stored
-in the same SQLite transaction as the change it describes, so either both are
-written or neither. A repeat returns the stored answer and changes nothing; a
-request id reused for a different request is refused rather than guessed at.
-Refusals are not stored: nothing changed, so a repeat is judged afresh.
+in the same transaction as the change it describes, so either both are written
+or neither. A repeat returns the stored answer and changes nothing; a request
+id reused for a different request is refused rather than guessed at. Refusals
+are not stored: nothing changed, so a repeat is judged afresh.
+
+Replicas over one PostgreSQL database: a repeat that reaches another replica
+while the first is still running finds no answer yet, and both run. The
+second's ledger insert then fails on the ledger's primary key once the first
+commits (or earlier, on a row the first wrote), and common.database runs the
+whole unit of work again: this time it finds the first answer.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
+from common.database import Connection, SqliteConnection
 from common.errors import InvalidArgument
 from common.sqlite import transaction
 
@@ -39,32 +46,48 @@ def _fingerprint(method: str, request: Message) -> bytes:
 
 
 def run_once(
-    conn: sqlite3.Connection,
+    conn: Connection | sqlite3.Connection,
     method: str,
     request: Message,
     response_type: type[ResponseT],
     mutate: Callable[[], ResponseT],
 ) -> ResponseT:
-    """Run `mutate` in one transaction unless this request id was answered before."""
+    """Run `mutate` unless this request id was answered before; call inside
+    the unit of work (common.database), whose transaction the answer joins.
+
+    A bare sqlite3.Connection is still taken, in a transaction of its own,
+    until every registry runs on common.database."""
+    if isinstance(conn, sqlite3.Connection):
+        with transaction(conn):
+            return _run_once(SqliteConnection(conn), method, request, response_type, mutate)
+    return _run_once(conn, method, request, response_type, mutate)
+
+
+def _run_once(
+    conn: Connection,
+    method: str,
+    request: Message,
+    response_type: type[ResponseT],
+    mutate: Callable[[], ResponseT],
+) -> ResponseT:
     request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has it
     fingerprint = _fingerprint(method, request)
-    with transaction(conn):
-        row = conn.execute(
-            "SELECT method, fingerprint, response FROM idempotent_requests WHERE request_id = ?",
-            (request_id,),
-        ).fetchone()
-        if row is not None:
-            if row["method"] != method or row["fingerprint"] != fingerprint:
-                raise InvalidArgument.field(
-                    "request_id",
-                    "this request id was already used for a different request; "
-                    "use a new request id for a new request",
-                )
-            return response_type.FromString(row["response"])
-        response = mutate()
-        conn.execute(
-            "INSERT INTO idempotent_requests (request_id, method, fingerprint, response) "
-            "VALUES (?, ?, ?, ?)",
-            (request_id, method, fingerprint, response.SerializeToString(deterministic=True)),
-        )
-        return response
+    row = conn.execute(
+        "SELECT method, fingerprint, response FROM idempotent_requests WHERE request_id = ?",
+        (request_id,),
+    ).fetchone()
+    if row is not None:
+        if row["method"] != method or bytes(row["fingerprint"]) != fingerprint:
+            raise InvalidArgument.field(
+                "request_id",
+                "this request id was already used for a different request; "
+                "use a new request id for a new request",
+            )
+        return response_type.FromString(bytes(row["response"]))
+    response = mutate()
+    conn.execute(
+        "INSERT INTO idempotent_requests (request_id, method, fingerprint, response) "
+        "VALUES (?, ?, ?, ?)",
+        (request_id, method, fingerprint, response.SerializeToString(deterministic=True)),
+    )
+    return response

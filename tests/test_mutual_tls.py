@@ -68,7 +68,7 @@ def birth(request_id: str) -> pb.RegisterBirthRequest:
     )
 
 
-def citizens(database: Path) -> int:
+def citizens(database: Path | str) -> int:
     with sqlite3.connect(database) as conn:
         count: int = conn.execute("SELECT count(*) FROM citizens").fetchone()[0]
     return count
