@@ -33,6 +33,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -98,6 +99,12 @@ class Connection(Protocol):
 
     def copy_in(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
         """Bulk-load rows into `table` (PostgreSQL's COPY; inserts under SQLite)."""
+        ...
+
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested transaction: if its block raises, what the block wrote is
+        undone and the unit of work may go on (PostgreSQL refuses every
+        statement after an error until it is rolled back to a savepoint)."""
         ...
 
 
@@ -210,6 +217,17 @@ class SqliteConnection:
         marks = ",".join("?" * len(columns))
         self.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        self.raw.execute("SAVEPOINT nested")
+        try:
+            yield
+        except BaseException:
+            self.raw.execute("ROLLBACK TO nested")
+            self.raw.execute("RELEASE nested")
+            raise
+        self.raw.execute("RELEASE nested")
+
 
 def _sqlite_integrity(error: sqlite3.IntegrityError) -> IntegrityError:
     text = str(error)
@@ -226,6 +244,7 @@ class SqliteDatabase:
 
     def __init__(self, path: Path | str, schema: Schema) -> None:
         self.location = str(path)
+        self._closed = False
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sqlite")
         self._conn = SqliteConnection(
             self._thread.submit(connect_sqlite, path, schema.sqlite).result()
@@ -255,6 +274,10 @@ class SqliteDatabase:
         return self._thread.submit(self._transaction, work).result()
 
     def close(self) -> None:
+        """Idempotent: a test may close what its fixture closes again."""
+        if self._closed:
+            return
+        self._closed = True
         self._thread.submit(self._conn.raw.close).result()
         self._thread.shutdown()
 
@@ -355,6 +378,12 @@ class PgConnection:
                     copy.write_row(row)
         except pg_errors.IntegrityError as error:
             raise _pg_integrity(error) from error
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        # Inside the unit of work's transaction, psycopg's transaction() is a savepoint.
+        with self.raw.transaction():
+            yield
 
 
 def _pg_integrity(error: pg_errors.IntegrityError) -> IntegrityError:

@@ -212,3 +212,15 @@ def test_a_repeat_racing_its_original_on_another_replica_gets_the_same_answer(
     assert len(calls) == 2, "both replicas ran the mutation once"
     assert answers[0] == answers[1]
     assert effects == 1
+
+
+async def test_a_savepoint_undoes_its_block_and_the_work_goes_on(db: Database) -> None:
+    def work(conn: Connection) -> int:
+        insert(conn, "kept")
+        with pytest.raises(UniqueViolation), conn.savepoint():
+            insert(conn, "undone")
+            insert(conn, "kept")
+        return count(conn)
+
+    assert await db.run(work) == 1
+    assert await db.run(count) == 1

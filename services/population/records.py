@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sqlite3
-
+from common.database import Row
 from lienthong.population.v1 import population_pb2 as pb
 
 
-def to_citizen(row: sqlite3.Row) -> pb.Citizen:
+def to_citizen(row: Row) -> pb.Citizen:
     return pb.Citizen(
         personal_id_number=row["personal_id_number"],
         full_name=row["full_name"],
@@ -25,7 +24,7 @@ def to_citizen(row: sqlite3.Row) -> pb.Citizen:
     )
 
 
-def to_household(row: sqlite3.Row) -> pb.Household:
+def to_household(row: Row) -> pb.Household:
     return pb.Household(
         household_id=row["household_id"],
         address=row["address"],

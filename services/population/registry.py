@@ -11,21 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
-import sqlite3
 from collections.abc import Callable
 
+from common.database import IntegrityError, Row
 from common.dates import parse_date, past_day
 from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from common.provinces import is_province
 from common.quoting import quote
-from common.sqlite import transaction
 from lienthong.common.v1 import common_pb2
 from lienthong.population.v1 import population_pb2 as pb
 from services.population import rules
 from services.population.records import to_citizen, to_household
 from services.population.seed import (
     SeedBatch,
-    batch_rows,
     certificate_conflict,
     check_stream,
     stored_conflict,
@@ -53,7 +51,7 @@ class PopulationRegistry:
         self.latest = latest or today
         self.death_declaration_days = death_declaration_days
 
-    def _require_citizen(self, personal_id: str) -> sqlite3.Row:
+    def _require_citizen(self, personal_id: str) -> Row:
         row = self.store.citizen(personal_id)
         if row is None:
             raise NotFound(
@@ -62,7 +60,7 @@ class PopulationRegistry:
             )
         return row
 
-    def _require_household(self, household_id: str) -> sqlite3.Row:
+    def _require_household(self, household_id: str) -> Row:
         row = self.store.household(household_id)
         if row is None:
             raise NotFound(
@@ -269,29 +267,26 @@ class PopulationRegistry:
             member_id_numbers=self.store.household_members(request.household_id),
         )
 
-    def seed_rows(self, batch: pb.SeedPopulationRequest, index: int) -> SeedBatch:
-        """Check one batch beyond the contract and turn it into rows."""
-        return batch_rows(batch, index, self.latest())
-
     def seed(self, batches: list[SeedBatch]) -> pb.SeedPopulationResponse:
-        """Write the whole stream in one transaction, or nothing."""
+        """Write the whole stream in this unit of work's transaction, or
+        nothing (run it with attempts=1: a refused seed is refused again)."""
         check_stream(batches, self.store.existing_households)
         household_rows = list(itertools.chain.from_iterable(b.households for b in batches))
         citizen_rows = list(itertools.chain.from_iterable(b.citizens for b in batches))
         try:
-            with transaction(self.store.conn):
-                households, citizens = self.store.seed(household_rows, citizen_rows)
-                # Fewer rows added than sent: some keys were already stored.
-                # Only then look whether they are replays or someone else's,
-                # so a clean seed pays nothing; raising rolls everything back.
-                if (households, citizens) != (len(household_rows), len(citizen_rows)):
-                    conflict = stored_conflict(batches, self.store.citizen, self.store.household)
-                    if conflict is not None:
-                        raise conflict
-        except sqlite3.IntegrityError:
-            # Rolled back; only now look for the culprit, so a clean seed pays nothing.
+            households, citizens = self.store.seed(household_rows, citizen_rows)
+        except IntegrityError:
+            # Undone (store.seed's savepoint); only now look for the culprit,
+            # so a clean seed pays nothing.
             conflict = certificate_conflict(batches, self.store.citizen_with_birth_certificate)
             if conflict is None:
                 raise
             raise conflict from None
+        # Fewer rows added than sent: some keys were already stored. Only
+        # then look whether they are replays or someone else's, so a clean
+        # seed pays nothing; raising rolls everything back.
+        if (households, citizens) != (len(household_rows), len(citizen_rows)):
+            conflict = stored_conflict(batches, self.store.citizen, self.store.household)
+            if conflict is not None:
+                raise conflict
         return pb.SeedPopulationResponse(households=households, citizens=citizens)

@@ -11,11 +11,11 @@ that describes someone else under that key is refused (stored_conflict).
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from common.database import Row
 from common.dates import past_day
 from common.errors import AlreadyExists, FieldViolation, InvalidArgument
 from common.provinces import is_province
@@ -188,8 +188,8 @@ def check_stream(
 
 def stored_conflict(
     batches: list[SeedBatch],
-    stored_citizen: Callable[[str], sqlite3.Row | None],
-    stored_household: Callable[[str], sqlite3.Row | None],
+    stored_citizen: Callable[[str], Row | None],
+    stored_household: Callable[[str], Row | None],
 ) -> AlreadyExists | None:
     """The first seeded record whose key the registry already holds for a
     different person or household, as the error to report; None if there is

@@ -1,22 +1,22 @@
-"""The population registry's SQLite store: citizens, households, residence
-history, death registrations and the personal ID serial counters.
+"""The population registry's store: citizens, households, residence
+history, death registrations and the personal ID serial counters, over SQLite
+or PostgreSQL (common.database).
 
-Every method that writes expects to run inside a transaction (run_once's, or
-the seeding one), so a refused request leaves nothing behind.
+A PopulationStore reads and writes through the connection of one unit of work
+(one transaction), so a refused request leaves nothing behind.
 """
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from common import idempotency
-from common.sqlite import open_database
+from common.database import Connection, Database, Row, Schema, SqliteDatabase, open_database
 from services.population.rules import FIRST_SERIAL, LAST_SERIAL, personal_id_number
 
-SCHEMA = (
+SCHEMA = Schema.portable(
     """
 CREATE TABLE IF NOT EXISTS households (
     household_id   TEXT PRIMARY KEY,
@@ -100,30 +100,39 @@ _CACHE_KIB = 64 * 1024
 _IN_CHUNK = 500
 
 # The first serial at or after a taken one whose successor is free: one range
-# scan of the primary key, instead of a query per taken serial.
+# scan of the primary key, instead of a query per taken serial. The
+# successor's number is spelled without printf (SQLite) or lpad (PostgreSQL),
+# so one query serves both: the last six digits of 1000000 + serial + 1 are
+# the serial zero-padded (and 000000, never taken, past the last serial).
 _FIRST_GAP = """
 SELECT CAST(substr(taken.personal_id_number, 7) AS INTEGER) + 1
 FROM citizens AS taken
-WHERE taken.personal_id_number BETWEEN :start AND :last
+WHERE taken.personal_id_number BETWEEN ? AND ?
   AND NOT EXISTS (
       SELECT 1 FROM citizens AS following
       WHERE following.personal_id_number =
-            printf('%s%06d', :prefix, CAST(substr(taken.personal_id_number, 7) AS INTEGER) + 1))
+            substr(taken.personal_id_number, 1, 6)
+            || substr(CAST(1000001 + CAST(substr(taken.personal_id_number, 7) AS INTEGER)
+                           AS TEXT), 2))
 ORDER BY taken.personal_id_number
 LIMIT 1
 """
 
 
+def open_store(location: Path | str) -> Database:
+    """The registry's database (a SQLite path or a PostgreSQL URL), its schema created."""
+    database = open_database(location, SCHEMA)
+    if isinstance(database, SqliteDatabase):
+        database.pragma(f"cache_size = -{_CACHE_KIB}")
+    return database
+
+
 class PopulationStore:
-    def __init__(self, path: Path | str) -> None:
-        self.conn = open_database(path, SCHEMA)
-        self.conn.execute(f"PRAGMA cache_size = -{_CACHE_KIB}")
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
-    def close(self) -> None:
-        self.conn.close()
-
-    def citizen(self, personal_id: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
+    def citizen(self, personal_id: str) -> Row | None:
+        row: Row | None = self.conn.execute(
             f"SELECT {CITIZEN_COLUMNS} FROM citizens WHERE personal_id_number = ?",
             (personal_id,),
         ).fetchone()
@@ -138,8 +147,8 @@ class PopulationStore:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def household(self, household_id: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
+    def household(self, household_id: str) -> Row | None:
+        row: Row | None = self.conn.execute(
             f"SELECT {HOUSEHOLD_COLUMNS} FROM households WHERE household_id = ?",
             (household_id,),
         ).fetchone()
@@ -169,15 +178,15 @@ class PopulationStore:
             )
         return found
 
-    def current_residence(self, personal_id: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
+    def current_residence(self, personal_id: str) -> Row | None:
+        row: Row | None = self.conn.execute(
             "SELECT residence_id, household_id, registered_on FROM residences "
             "WHERE personal_id_number = ? AND removed_on IS NULL",
             (personal_id,),
         ).fetchone()
         return row
 
-    def residence_history(self, personal_id: str) -> list[sqlite3.Row]:
+    def residence_history(self, personal_id: str) -> list[Row]:
         return list(
             self.conn.execute(
                 "SELECT household_id, registered_on, removed_on, removal_reason FROM residences "
@@ -189,29 +198,35 @@ class PopulationStore:
     def allocate_serial(self, prefix: str) -> int | None:
         """The lowest free serial from this prefix's counter on, or None when
         the prefix is used up; advances the counter. Serials taken by seeded
-        citizens are skipped, so seeds and registrations never collide."""
+        citizens are skipped, so seeds and registrations never collide.
+
+        The counter row is taken first with an upsert that changes nothing:
+        under PostgreSQL that locks it until the transaction ends, so
+        replicas allocating in one prefix take turns, and the next one reads
+        the counter the previous one committed (READ COMMITTED re-reads a
+        row it waited for). A refused request rolls the counter back."""
         row = self.conn.execute(
-            "SELECT next_serial FROM id_serials WHERE prefix = ?", (prefix,)
+            "INSERT INTO id_serials (prefix, next_serial) VALUES (?, ?) "
+            "ON CONFLICT (prefix) DO UPDATE SET next_serial = id_serials.next_serial "
+            "RETURNING next_serial",
+            (prefix, FIRST_SERIAL),
         ).fetchone()
-        start: int = FIRST_SERIAL if row is None else row[0]
+        assert row is not None  # an upsert with RETURNING returns its row
+        start: int = row[0]
         if start > LAST_SERIAL:
             return None
         serial = start
         if self.citizen(personal_id_number(prefix, start)) is not None:
-            serial = self.conn.execute(
+            gap = self.conn.execute(
                 _FIRST_GAP,
-                {
-                    "start": personal_id_number(prefix, start),
-                    "last": personal_id_number(prefix, LAST_SERIAL),
-                    "prefix": prefix,
-                },
-            ).fetchone()[0]
+                (personal_id_number(prefix, start), personal_id_number(prefix, LAST_SERIAL)),
+            ).fetchone()
+            assert gap is not None  # the taken `start` is in the range
+            serial = gap[0]
         if serial > LAST_SERIAL:
             return None
         self.conn.execute(
-            "INSERT INTO id_serials (prefix, next_serial) VALUES (?, ?) "
-            "ON CONFLICT (prefix) DO UPDATE SET next_serial = excluded.next_serial",
-            (prefix, serial + 1),
+            "UPDATE id_serials SET next_serial = ? WHERE prefix = ?", (serial + 1, prefix)
         )
         return serial
 
@@ -252,35 +267,70 @@ class PopulationStore:
     def seed(
         self, households: Sequence[Sequence[Any]], citizens: Sequence[Sequence[Any]]
     ) -> tuple[int, int]:
-        """Insert rows whose keys are new; call inside a transaction. Returns
-        (households added, citizens added).
+        """Insert rows whose keys are new. Returns (households added,
+        citizens added), and opens a residence for each citizen added with a
+        household, and only for them: a replayed seed must not reopen a
+        residence that was removed since.
 
         Citizens conflict only on their primary key: a birth certificate
         number that belongs to someone else raises IntegrityError rather than
-        silently dropping the row, as a blanket OR IGNORE would.
+        silently dropping the row, as a blanket OR IGNORE would. The rows go
+        in under a savepoint, so after that error the transaction is usable
+        (to find the culprit) with nothing of the seed in it.
         """
-        before = self.conn.total_changes
-        self.conn.executemany(
+        with self.conn.savepoint():
+            if self.conn.dialect == "postgres":
+                return self._seed_by_copy(households, citizens)
+            return self._seed_sqlite(households, citizens)
+
+    def _seed_sqlite(
+        self, households: Sequence[Sequence[Any]], citizens: Sequence[Sequence[Any]]
+    ) -> tuple[int, int]:
+        households_added = self.conn.executemany(
             f"INSERT OR IGNORE INTO households ({HOUSEHOLD_COLUMNS}) VALUES (?,?,?,?)", households
         )
-        households_added = self.conn.total_changes - before
-        last_rowid: int = self.conn.execute(
-            "SELECT coalesce(max(rowid), 0) FROM citizens"
-        ).fetchone()[0]
-        before = self.conn.total_changes
-        self.conn.executemany(
+        last = self.conn.execute("SELECT coalesce(max(rowid), 0) FROM citizens").fetchone()
+        assert last is not None
+        citizens_added = self.conn.executemany(
             f"INSERT INTO citizens ({SEEDED_CITIZEN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT (personal_id_number) DO NOTHING",
             citizens,
         )
-        citizens_added = self.conn.total_changes - before
-        # Open a residence for the citizens just added, and only for them
-        # (new rows get rowids above the old maximum): a replayed seed must not
-        # reopen a residence that was removed since.
+        # SQLite: the citizens just added are those with rowids above the old maximum.
         self.conn.execute(
             "INSERT INTO residences (personal_id_number, household_id) "
             "SELECT personal_id_number, household_id FROM citizens "
             "WHERE rowid > ? AND household_id IS NOT NULL",
-            (last_rowid,),
+            (last[0],),
         )
         return households_added, citizens_added
+
+    def _seed_by_copy(
+        self, households: Sequence[Sequence[Any]], citizens: Sequence[Sequence[Any]]
+    ) -> tuple[int, int]:
+        """PostgreSQL: COPY into temporary tables (one stream, no statement
+        per row), then one INSERT ... SELECT each. Citizens added are told by
+        RETURNING (PostgreSQL has no rowid), and their residences opened in
+        the same statement."""
+        self.conn.execute("CREATE TEMPORARY TABLE seed_households (LIKE households) ON COMMIT DROP")
+        self.conn.copy_in("seed_households", HOUSEHOLD_COLUMNS.split(", "), households)
+        households_added = self.conn.execute(
+            f"INSERT INTO households ({HOUSEHOLD_COLUMNS}) "
+            f"SELECT {HOUSEHOLD_COLUMNS} FROM seed_households ON CONFLICT DO NOTHING"
+        ).rowcount
+        self.conn.execute("CREATE TEMPORARY TABLE seed_citizens (LIKE citizens) ON COMMIT DROP")
+        self.conn.copy_in("seed_citizens", SEEDED_CITIZEN_COLUMNS.split(", "), citizens)
+        added = self.conn.execute(
+            f"WITH added AS ("
+            f"  INSERT INTO citizens ({SEEDED_CITIZEN_COLUMNS}) "
+            f"  SELECT {SEEDED_CITIZEN_COLUMNS} FROM seed_citizens "
+            f"  ON CONFLICT (personal_id_number) DO NOTHING "
+            f"  RETURNING personal_id_number, household_id"
+            f"), opened AS ("
+            f"  INSERT INTO residences (personal_id_number, household_id) "
+            f"  SELECT personal_id_number, household_id FROM added "
+            f"  WHERE household_id IS NOT NULL"
+            f") SELECT count(*) FROM added"
+        ).fetchone()
+        assert added is not None
+        return households_added, int(added[0])

@@ -12,14 +12,14 @@ from lienthong.gateway.v1 import gateway_pb2 as gw
 from scenarios.audit import audit
 from scenarios.declarations import PlannedDeclaration
 from services.insurance.store import InsuranceStore
-from services.population.store import PopulationStore
+from services.population.store import open_store
 
 
 @pytest.fixture
 def registries(tmp_path: Path) -> dict[str, Path]:
     """Empty registries, with the registries' own schemas."""
     paths = {"population_db": tmp_path / "p.sqlite3", "insurance_db": tmp_path / "i.sqlite3"}
-    PopulationStore(paths["population_db"]).close()
+    open_store(paths["population_db"]).close()
     InsuranceStore(paths["insurance_db"]).close()
     return paths
 

@@ -170,10 +170,13 @@ async def check_effects(
     for planned in declarations:
         if planned.kind != "birth":
             continue
-        registered = store.conn.execute(
-            "SELECT COUNT(*) FROM citizens WHERE birth_certificate_number = ?",
-            (planned.birth_certificate_number,),
-        ).fetchone()[0]
+        certificate = planned.birth_certificate_number
+        registered = store.run_sync(
+            lambda conn, certificate=certificate: conn.execute(
+                "SELECT COUNT(*) FROM citizens WHERE birth_certificate_number = ?",
+                (certificate,),
+            ).fetchone()[0]
+        )
         registered_expected = dossiers[planned.key].state in (
             gw.DOSSIER_STATE_COMPLETED,
             gw.DOSSIER_STATE_COMPLETED_WITH_REFUSALS,

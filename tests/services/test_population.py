@@ -1,4 +1,5 @@
-"""The population registry over real gRPC on loopback, with a real SQLite file.
+"""The population registry over real gRPC on loopback, with a real SQLite file
+or a real PostgreSQL database (every test using the `registry` fixture runs on both).
 
 The registry's clock is fixed at TODAY so that lateness and "in the future"
 do not depend on the day the suite runs.
@@ -15,13 +16,16 @@ from typing import Any
 import grpc
 import pytest
 
-from common.sqlite import transaction
 from lienthong.common.v1.common_pb2 import SEX_FEMALE, SEX_MALE
 from lienthong.population.v1 import population_pb2 as pb
 from lienthong.population.v1 import population_pb2_grpc as pb_grpc
 from services.population.app import build
 from services.population.benchmark import measure
+from services.population.store import PopulationStore
+from tests import interim_postgres
 from tests.grpc_errors import CallError, call_error
+
+postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 TODAY = dt.date(2025, 3, 10)
 MOTHER = "001190000001"  # Hà Nội, female, 1990
@@ -76,9 +80,11 @@ def at_today(database: Path, **settings: Any) -> Any:
     return build(database, today=lambda: TODAY, **settings)
 
 
-@pytest.fixture
-async def registry(start: Any) -> Any:
-    registry = await start(at_today)
+@pytest.fixture(params=["sqlite", "postgres"])
+async def registry(start: Any, request: pytest.FixtureRequest) -> Any:
+    """The registry over each engine: its rules must not depend on which."""
+    database = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    registry = await start(at_today, database=database)
     await seed(pb_grpc.PopulationRegistryServiceStub(registry.channel), BASE_SEED)
     return registry
 
@@ -286,10 +292,11 @@ async def test_a_used_up_prefix_is_refused(registry: Any, stub: Any) -> None:
         stub, pb.SeedPopulationRequest(citizens=[citizen("001324999999", SEX_FEMALE, "2024-01-01")])
     )
     # Stands for the 999,998 births registered before in this prefix.
-    with transaction(registry.store.conn):
-        registry.store.conn.execute(
+    registry.store.run_sync(
+        lambda conn: conn.execute(
             "INSERT INTO id_serials (prefix, next_serial) VALUES ('001324', 999999)"
         )
+    )
     error = await refused(stub.RegisterBirth(birth_request()))
     assert (error.code, error.reason) == (
         grpc.StatusCode.FAILED_PRECONDITION,
@@ -398,7 +405,9 @@ async def test_death_then_removal_closes_the_residence_and_keeps_its_history(
     deceased = await citizen_of(stub, MOTHER)
     assert (deceased.household_id, deceased.date_of_death) == ("", "2025-03-01")
     assert await members_of(stub, "HK-001") == [FATHER]
-    history = [tuple(row) for row in registry.store.residence_history(MOTHER)]
+    history = registry.store.run_sync(
+        lambda conn: [tuple(row) for row in PopulationStore(conn).residence_history(MOTHER)]
+    )
     # Seeded, so the day it was registered is unknown; closed, not deleted.
     assert history == [("HK-001", None, TODAY.isoformat(), pb.REMOVAL_REASON_DECEASED)]
 

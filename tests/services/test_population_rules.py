@@ -1,20 +1,16 @@
-"""The population registry's rules on their own: ID numbers, serial
-allocation against a real SQLite file, death-declaration lateness, settings."""
+"""The population registry's rules on their own: ID numbers, death-declaration
+lateness, settings. Serial allocation is in test_population_store.py."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from common.sqlite import transaction
 from lienthong.common.v1.common_pb2 import SEX_FEMALE, SEX_MALE
 from services.population.config import load_config
 from services.population.rules import id_mismatch, id_prefix, judge_death_declaration
-from services.population.seed import CitizenRow
-from services.population.store import PopulationStore
 
 
 @pytest.mark.parametrize(
@@ -71,64 +67,6 @@ def test_death_declared_more_than_the_limit_after_is_late(
 ) -> None:
     judged = judge_death_declaration(dt.date(2025, 1, 10), declared_on, limit)
     assert (judged.days_after_death, judged.declared_late) == (days, late)
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[PopulationStore]:
-    opened = PopulationStore(tmp_path / "population.sqlite3")
-    yield opened
-    opened.close()
-
-
-def seeded(store: PopulationStore, *personal_ids: str) -> None:
-    rows = [
-        CitizenRow(
-            pid, "Lan", SEX_FEMALE, "2024-01-01", "", "", "", "", "", "", pid[:3], None, None
-        )
-        for pid in personal_ids
-    ]
-    with transaction(store.conn):
-        store.seed([], rows)
-
-
-def allocate(store: PopulationStore, prefix: str) -> int | None:
-    with transaction(store.conn):
-        return store.allocate_serial(prefix)
-
-
-def test_serials_start_at_one_and_count_up_per_prefix(store: PopulationStore) -> None:
-    assert [allocate(store, "001324") for _ in range(3)] == [1, 2, 3]
-    assert allocate(store, "001224") == 1
-
-
-def test_serials_skip_every_run_of_taken_numbers(store: PopulationStore) -> None:
-    seeded(store, "001324000001", "001324000002", "001324000003", "001324000005")
-    seeded(store, "001325000004")  # another prefix does not count
-    assert [allocate(store, "001324") for _ in range(3)] == [4, 6, 7]
-    # Seeded after the counter moved on: still skipped.
-    seeded(store, "001324000008", "001324000009")
-    assert allocate(store, "001324") == 10
-
-
-def test_a_used_up_prefix_allocates_nothing_and_keeps_its_counter(
-    store: PopulationStore,
-) -> None:
-    seeded(store, "001324999998", "001324999999")
-    with transaction(store.conn):
-        store.conn.execute("INSERT INTO id_serials VALUES ('001324', 999997)")
-    assert allocate(store, "001324") == 999997
-    assert allocate(store, "001324") is None
-    assert allocate(store, "001324") is None
-
-
-def test_the_counter_survives_reopening(tmp_path: Path) -> None:
-    path = tmp_path / "population.sqlite3"
-    first = PopulationStore(path)
-    assert allocate(first, "001324") == 1
-    first.close()
-    again = PopulationStore(path)
-    assert allocate(again, "001324") == 2
-    again.close()
 
 
 def test_settings_come_from_the_environment(
