@@ -427,18 +427,20 @@ class InsuranceRegistry:
         registry holds for another person, or who already holds another
         number; None if there is none. The same person with the same number
         is a replay, left as it was."""
+        holders = self.store.holders([str(row[0]) for rows in batches for row in rows])
+        numbers_held = self.store.numbers_held([str(row[1]) for rows in batches for row in rows])
         for index, rows in enumerate(batches):
             for i, row in enumerate(rows):
                 number, personal_id = str(row[0]), str(row[1])
-                holder = self.store.holder_of(number)
+                holder = holders.get(number)
                 if holder is not None and holder != personal_id:
                     return AlreadyExists(
                         f"batch[{index}].participants[{i}].social_insurance_number: "
                         "the registry already gave this number to another person",
                         reason="SOCIAL_INSURANCE_NUMBER_TAKEN",
                     )
-                found = self.store.participant(personal_id)
-                if found is not None and found["social_insurance_number"] != number:
+                held = numbers_held.get(personal_id)
+                if held is not None and held != number:
                     return AlreadyExists(
                         f"batch[{index}].participants[{i}].personal_id_number: "
                         "this person already has another social insurance number "

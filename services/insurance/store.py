@@ -83,6 +83,8 @@ SERIAL_DIGITS = 8
 # a long run of seeded numbers is walked a chunk at a time, not loaded whole
 # (psycopg fetches a whole result at once; SQLite's cursor would be lazy).
 TAKEN_CHUNK = 1000
+# Keys per IN (...) list: well under SQLite's 32,766 bound parameters.
+IN_CHUNK = 500
 
 
 def open_store(location: Path | str) -> Database:
@@ -108,6 +110,34 @@ class InsuranceStore:
             (social_insurance_number,),
         ).fetchone()
         return None if row is None else str(row[0])
+
+    def holders(self, numbers: Sequence[str]) -> dict[str, str]:
+        """Social insurance number -> the personal ID number holding it, for
+        those of `numbers` that are stored."""
+        return self._pairs("social_insurance_number", numbers)
+
+    def numbers_held(self, personal_ids: Sequence[str]) -> dict[str, str]:
+        """Personal ID number -> the social insurance number it holds, for
+        those of `personal_ids` that are stored."""
+        return {
+            person: number
+            for number, person in self._pairs("personal_id_number", personal_ids).items()
+        }
+
+    def _pairs(self, column: str, keys: Sequence[str]) -> dict[str, str]:
+        # A query per chunk, not per key: a replayed seed of 200,000 people
+        # would otherwise cost 400,000 round trips to a PostgreSQL server.
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start : start + IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for number, person in self.conn.execute(
+                "SELECT social_insurance_number, personal_id_number FROM participants "
+                f"WHERE {column} IN ({marks})",
+                chunk,
+            ):
+                found[number] = person
+        return found
 
     def card(self, social_insurance_number: str) -> Row | None:
         row: Row | None = self.conn.execute(

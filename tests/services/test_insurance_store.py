@@ -109,6 +109,21 @@ def test_a_big_seed_is_counted_exactly(db: Database) -> None:
     assert seed(db, [*rows[4000:], person("0300000001", "002150000001")]) == 1
 
 
+def test_holders_and_numbers_held_are_read_for_many_keys_at_once(db: Database) -> None:
+    rows = [person(f"02{n:08d}", f"001150{n:06d}") for n in range(1200)]
+    seed(db, rows)
+    numbers = [f"02{n:08d}" for n in range(0, 1300, 2)]  # past the last one stored too
+    people = [f"001150{n:06d}" for n in range(1, 1300, 2)]
+
+    def read(conn: Connection) -> tuple[dict[str, str], dict[str, str]]:
+        store = InsuranceStore(conn)
+        return store.holders(numbers), store.numbers_held(people)
+
+    holders, held = db.run_sync(read)
+    assert holders == {f"02{n:08d}": f"001150{n:06d}" for n in range(0, 1200, 2)}
+    assert held == {f"001150{n:06d}": f"02{n:08d}" for n in range(1, 1200, 2)}
+
+
 def test_a_participant_reads_back_by_name_with_its_types(db: Database) -> None:
     seed(db, [("0100000001", "001150000001", "Bình", "1950-04-02", 250, 61, 1, 0, 1, "", "")])
     row = db.run_sync(lambda conn: InsuranceStore(conn).participant("001150000001"))
