@@ -1,8 +1,9 @@
 """The insurance kit against our social security registry (in-process, real
-gRPC, a real SQLite file): ours passes every rule; a card valid one day too
-long, an allowance at today's base salary, a coverage lookup that covers one
-day past the card and one that answers a person without a card with an error
-each fail the rules named for them."""
+gRPC, a real SQLite file, and once a real PostgreSQL database): ours passes
+every rule; a card valid one day too long, an allowance at today's base
+salary, a coverage lookup that covers one day past the card and one that
+answers a person without a card with an error each fail the rules named for
+them."""
 
 from __future__ import annotations
 
@@ -21,13 +22,20 @@ from services.insurance import child_card
 from services.insurance.app import build
 from services.insurance.base_salary import BaseSalaryTable, load_table
 from services.insurance.servicer import InsuranceRegistryServicer
+from tests import interim_postgres
 from tests.conformance.variants import failed, with_servicer
+
+postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 RULES = CONTRACTS["insurance"].rules
 
 
-async def test_our_registry_passes_every_rule(start: Any) -> None:
-    registry = await start(build)
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+async def test_our_registry_passes_every_rule(
+    start: Any, engine: str, request: pytest.FixtureRequest
+) -> None:
+    database = request.getfixturevalue("postgres_url") if engine == "postgres" else None
+    registry = await start(build, database=database)
     assert failed(await run(registry.address, RULES)) == {}
 
 

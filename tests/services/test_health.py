@@ -1,4 +1,5 @@
-"""The hospital registry over real gRPC on loopback, with a real SQLite file."""
+"""The hospital registry over real gRPC on loopback, with a real SQLite file
+or a real PostgreSQL database (every test using the `stub` fixture runs on both)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from lienthong.health.v1 import health_pb2 as pb
 from lienthong.health.v1 import health_pb2_grpc as pb_grpc
 from services.health.app import build
 from services.health.config import load_config
+from tests import interim_postgres
 from tests.grpc_errors import call_error
+
+postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 MOTHER = "001190123456"
 OTHER = "079185000321"
@@ -34,9 +38,13 @@ async def seed(
     return response
 
 
-@pytest.fixture
-async def stub(start: Any) -> pb_grpc.HealthRegistryServiceAsyncStub:
-    registry = await start(build)
+@pytest.fixture(params=["sqlite", "postgres"])
+async def stub(
+    start: Any, request: pytest.FixtureRequest
+) -> pb_grpc.HealthRegistryServiceAsyncStub:
+    """The registry over each engine: its rules must not depend on which."""
+    database = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    registry = await start(build, database=database)
     stub: pb_grpc.HealthRegistryServiceAsyncStub = pb_grpc.HealthRegistryServiceStub(
         registry.channel
     )

@@ -1,0 +1,147 @@
+"""Two population registries (real gRPC on loopback) over ONE PostgreSQL
+database, as replicas behind client-side round-robin: births registered on
+both at once in one ID prefix get distinct numbers with contiguous serials; a
+request sent to both at once has one effect and one answer; a refused
+request (a birth certificate already taken by its twin on the other replica)
+keeps no number."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+import pytest
+
+from lienthong.common.v1.common_pb2 import SEX_FEMALE, SEX_MALE
+from lienthong.population.v1 import population_pb2 as pb
+from lienthong.population.v1 import population_pb2_grpc as pb_grpc
+from services.population.store import PopulationStore
+from tests import interim_postgres
+from tests.grpc_errors import call_error
+from tests.services.test_population import BASE_SEED, FATHER, MOTHER, at_today, seed
+
+postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
+
+# Province 001, a girl born in 2024: century/sex digit 3, year 24. Written out
+# rather than computed, so the expectation does not use the rule under test.
+PREFIX = "001324"
+BIRTHS = 120  # distinct births, half sent to each replica
+REPEATS = 10  # requests sent to both replicas at once under one request id
+TWINS = 10  # certificates claimed by two requests (different ids), one per replica
+
+
+def birth(request_id: str, certificate: str) -> pb.RegisterBirthRequest:
+    return pb.RegisterBirthRequest(
+        request_id=request_id,
+        birth_certificate_number=certificate,
+        child=pb.ChildParticulars(
+            full_name="Trần Thị Mai",
+            sex=SEX_FEMALE,
+            date_of_birth="2024-05-01",
+            place_of_birth="Hà Nội",
+            ethnicity="Kinh",
+            nationality="Việt Nam",
+        ),
+        mother_id_number=MOTHER,
+        father_id_number=FATHER,
+        registration_province_code="001",
+    )
+
+
+async def answer(stub: Any, request: pb.RegisterBirthRequest) -> pb.RegisterBirthResponse | str:
+    """The response, or the refusal's reason."""
+    try:
+        response: pb.RegisterBirthResponse = await stub.RegisterBirth(request)
+    except grpc.aio.AioRpcError as error:
+        refusal = call_error(error)
+        return f"{refusal.code.name}:{refusal.reason}"
+    return response
+
+
+@pytest.fixture
+async def replicas(start: Any, postgres_url: str) -> list[Any]:
+    started = [await start(at_today, database=postgres_url) for _ in range(2)]
+    await seed(pb_grpc.PopulationRegistryServiceStub(started[0].channel), BASE_SEED)
+    # A seeded girl already holds serial 2: registrations must step over her.
+    seeded = pb.Citizen(
+        personal_id_number=f"{PREFIX}000002",
+        full_name="Đã có số",
+        sex=SEX_FEMALE,
+        date_of_birth="2024-01-01",
+        place_of_birth="Hà Nội",
+        ethnicity="Kinh",
+        nationality="Việt Nam",
+        registration_province_code="001",
+    )
+    await seed(
+        pb_grpc.PopulationRegistryServiceStub(started[1].channel),
+        pb.SeedPopulationRequest(citizens=[seeded]),
+    )
+    return started
+
+
+async def test_births_on_two_replicas_at_once_get_distinct_contiguous_numbers(
+    replicas: list[Any],
+) -> None:
+    stubs = [pb_grpc.PopulationRegistryServiceStub(r.channel) for r in replicas]
+    calls: list[tuple[str, Any]] = []
+    for i in range(BIRTHS):
+        calls.append((f"b{i}", answer(stubs[i % 2], birth(f"birth-{i}", f"GCS-B-{i}"))))
+    for i in range(REPEATS):
+        request = birth(f"repeat-{i}", f"GCS-R-{i}")
+        calls += [(f"r{i}", answer(stub, request)) for stub in stubs]
+    for i in range(TWINS):
+        calls += [
+            (f"t{i}", answer(stub, birth(f"twin-{i}-{side}", f"GCS-T-{i}")))
+            for side, stub in enumerate(stubs)
+        ]
+    # A boy in the same province and year: another prefix, its own count.
+    boy = birth("boy", "GCS-BOY")
+    boy.child.sex = SEX_MALE
+    calls.append(("boy", answer(stubs[1], boy)))
+    results = await asyncio.gather(*(call for _, call in calls))
+    by_label: dict[str, list[Any]] = {}
+    for (label, _), result in zip(calls, results, strict=True):
+        by_label.setdefault(label, []).append(result)
+
+    births = [by_label[f"b{i}"][0] for i in range(BIRTHS)]
+    assert all(isinstance(b, pb.RegisterBirthResponse) for b in births), births
+    for i in range(REPEATS):
+        first, second = by_label[f"r{i}"]
+        assert isinstance(first, pb.RegisterBirthResponse), first
+        assert first == second, "a repeat on the other replica gets the same answer"
+    for i in range(TWINS):
+        outcomes = by_label[f"t{i}"]
+        accepted = [o for o in outcomes if isinstance(o, pb.RegisterBirthResponse)]
+        assert len(accepted) == 1, outcomes
+        assert "ALREADY_EXISTS:BIRTH_ALREADY_REGISTERED" in outcomes, outcomes
+
+    numbers = [b.citizen.personal_id_number for b in births]
+    numbers += [by_label[f"r{i}"][0].citizen.personal_id_number for i in range(REPEATS)]
+    numbers += [
+        o.citizen.personal_id_number
+        for i in range(TWINS)
+        for o in by_label[f"t{i}"]
+        if isinstance(o, pb.RegisterBirthResponse)
+    ]
+    assert len(set(numbers)) == len(numbers) == BIRTHS + REPEATS + TWINS
+    assert {n[:6] for n in numbers} == {PREFIX}
+    serials = sorted(int(n[6:]) for n in numbers)
+    # Contiguous from 1, stepping over the seeded 2 only: no number lost to
+    # a refused twin, a repeat or a lost race.
+    assert serials == [1, *range(3, len(numbers) + 2)]
+    assert by_label["boy"][0].citizen.personal_id_number == "001224000001"
+
+    stored = replicas[0].store.run_sync(
+        lambda conn: [
+            row[0]
+            for row in conn.execute(
+                "SELECT personal_id_number FROM citizens WHERE personal_id_number LIKE ?",
+                (f"{PREFIX}%",),
+            )
+        ]
+    )
+    assert sorted(stored) == sorted([*numbers, f"{PREFIX}000002"])
+    counter = replicas[1].store.run_sync(lambda conn: PopulationStore(conn).allocate_serial(PREFIX))
+    assert counter == len(numbers) + 2
