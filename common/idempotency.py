@@ -45,6 +45,12 @@ def _fingerprint(method: str, request: Message) -> bytes:
     return hashlib.sha256(method.encode() + copy.SerializeToString(deterministic=True)).digest()
 
 
+def _lock_key(request_id: str) -> int:
+    """The request id as a signed 64-bit advisory lock key."""
+    digest = hashlib.sha256(b"idempotent_requests:" + request_id.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
 def run_once(
     conn: Connection | sqlite3.Connection,
     method: str,
@@ -72,6 +78,14 @@ def _run_once(
 ) -> ResponseT:
     request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has it
     fingerprint = _fingerprint(method, request)
+    if conn.dialect == "postgres":
+        # A repeat on another replica waits here until its original's
+        # transaction ends, then finds the answer. Without it, under READ
+        # COMMITTED the repeat could read the ledger before the original
+        # commits and the rules' rows after, and be refused for its own
+        # effect (an allowance "already settled"): no key catches that.
+        # SQLite's single writer already runs them one after the other.
+        conn.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(request_id),))
     row = conn.execute(
         "SELECT method, fingerprint, response FROM idempotent_requests WHERE request_id = ?",
         (request_id,),

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from common.database import (
@@ -179,20 +181,31 @@ def test_replicas_create_the_schema_at_once(postgres_url: str) -> None:
 def test_a_repeat_racing_its_original_on_another_replica_gets_the_same_answer(
     postgres_url: str,
 ) -> None:
-    """Both replicas find no answer in the ledger and run the mutation; the
-    one that commits second loses on the ledger's key, is run again, and then
-    returns the first one's answer. One effect, one answer."""
+    """The repeat reaches the other replica while the original is inside its
+    mutation: it waits on the request id's lock (common.idempotency) rather
+    than run the mutation too, then finds the first answer in the ledger.
+    One effect, one answer. (tests/test_idempotency_replicas.py has the
+    repeat that read the ledger first.)"""
     replicas = [open_database(postgres_url, SCHEMA, pool_size=2) for _ in range(2)]
-    both_inside = threading.Barrier(2, timeout=10)
+    original_inside = threading.Event()
     calls: list[int] = []
     request = pb.RegisterDeathRequest(request_id="same", personal_id_number="001190000001")
+    watcher = psycopg.connect(postgres_url, autocommit=True)
+
+    def repeat_is_waiting() -> bool:
+        row = watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+        return row is not None and row[0] > 0
 
     def unit(replica: int) -> pb.RegisterDeathResponse:
         def work(conn: Connection) -> pb.RegisterDeathResponse:
             def mutate() -> pb.RegisterDeathResponse:
                 calls.append(replica)
-                if len(calls) <= 2:
-                    both_inside.wait()  # both have read the ledger and found nothing
+                if replica == 0:
+                    original_inside.set()
+                    deadline = time.monotonic() + 10
+                    while not repeat_is_waiting():
+                        assert time.monotonic() < deadline, "the repeat did not wait"
+                        time.sleep(0.01)  # polling a condition, with a deadline
                 insert(conn, f"effect-{replica}")
                 return pb.RegisterDeathResponse(
                     registration=pb.DeathRegistration(personal_id_number=f"answer-{replica}")
@@ -200,16 +213,18 @@ def test_a_repeat_racing_its_original_on_another_replica_gets_the_same_answer(
 
             return run_once(conn, "RegisterDeath", request, pb.RegisterDeathResponse, mutate)
 
+        if replica == 1:
+            assert original_inside.wait(10)
         return replicas[replica].run_sync(work)
 
     try:
-        with ThreadPoolExecutor(2) as threads:
+        with watcher, ThreadPoolExecutor(2) as threads:
             answers = list(threads.map(unit, (0, 1)))
         effects = replicas[0].run_sync(count)
     finally:
         for replica in replicas:
             replica.close()
-    assert len(calls) == 2, "both replicas ran the mutation once"
+    assert calls == [0], "only the original ran the mutation"
     assert answers[0] == answers[1]
     assert effects == 1
 
