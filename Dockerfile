@@ -42,6 +42,7 @@ COPY gateway ./gateway
 COPY scenarios ./scenarios
 COPY cli ./cli
 COPY brokers ./brokers
+COPY databases ./databases
 COPY conformance ./conformance
 COPY genproto ./genproto
 RUN uv sync --frozen --no-dev --no-editable
@@ -49,8 +50,9 @@ RUN uv sync --frozen --no-dev --no-editable
 # ---- runtime -----------------------------------------------------------------
 FROM python:3.11-slim AS runtime
 
-# A user of its own; /data is where compose mounts each process's volume,
-# /pki the identities' (a fresh named volume takes this directory's owner).
+# A user of its own; /data holds the SQLite files where no *_DB setting names
+# a PostgreSQL URL (LIENTHONG_DATA_DIR), /pki is where compose mounts the
+# identities' volume (a fresh named volume takes this directory's owner).
 RUN groupadd --system --gid 10001 lienthong \
     && useradd --system --uid 10001 --gid lienthong --no-create-home \
         --home-dir /app --shell /usr/sbin/nologin lienthong \

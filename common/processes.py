@@ -17,6 +17,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import os
+import pwd
 import random
 import re
 import signal
@@ -37,7 +38,7 @@ _live_lock = threading.Lock()
 _PR_SET_PDEATHSIG = 1
 
 
-def _pdeathsig_hook() -> Callable[[], None] | None:
+def _pdeathsig_hook(death_signal: signal.Signals = signal.SIGTERM) -> Callable[[], None] | None:
     """A preexec_fn making the kernel SIGTERM the child when its parent dies.
 
     Only from the main thread: the kernel ties the signal to the thread that
@@ -55,7 +56,7 @@ def _pdeathsig_hook() -> Callable[[], None] | None:
         return None
 
     def hook() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        prctl(_PR_SET_PDEATHSIG, death_signal, 0, 0, 0)
 
     return hook
 
@@ -66,9 +67,18 @@ def spawn(
     log_file: Path,
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    user: str | None = None,
+    death_signal: signal.Signals = signal.SIGTERM,
 ) -> subprocess.Popen[bytes]:
-    """Start a child with stdout and stderr appended to `log_file` (env None: inherit)."""
+    """Start a child with stdout and stderr appended to `log_file` (env None: inherit).
+
+    `user`: run the child as that account, with its primary group and no
+    supplementary groups (only root may; PostgreSQL refuses to run as root).
+    `death_signal`: what the kernel sends the child if this process dies
+    (PostgreSQL's clean "fast" shutdown is SIGINT; its SIGTERM waits for clients).
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    account = None if user is None else pwd.getpwnam(user)
     with log_file.open("ab") as sink:
         proc = subprocess.Popen(
             [os.fspath(a) for a in argv],
@@ -82,7 +92,12 @@ def spawn(
             # registries it calls, broker last) instead of racing their shutdowns.
             process_group=0,
             # Safe with threads: the hook only calls a function looked up before fork.
-            preexec_fn=_pdeathsig_hook(),  # noqa: PLW1509
+            # Python runs it after switching to `user`: the kernel clears the
+            # death signal when the credentials change, so it must come after.
+            preexec_fn=_pdeathsig_hook(death_signal),  # noqa: PLW1509
+            user=None if account is None else account.pw_uid,
+            group=None if account is None else account.pw_gid,
+            extra_groups=None if account is None else [],
         )
     with _live_lock:
         _live.add(proc)

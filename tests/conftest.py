@@ -3,6 +3,11 @@
 Registries run in-process on 127.0.0.1:0 over real gRPC with real SQLite files
 under tmp_path; each test gets its own files, so tests never see each other's
 data.
+
+PostgreSQL: one real server per pytest process (`postgres_server`, started on
+first use), and a fresh, empty database on it per test (`postgres_url`).
+Without PostgreSQL's binaries those tests are skipped, saying why, unless CI
+is set: CI must not pass by skipping them.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import os
 # once and need nothing of this process's gRPC.
 os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")
 
-from collections.abc import AsyncIterator, Callable
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +33,9 @@ import grpc
 import pytest
 
 from common.server import RunningRegistry, ServiceBinding, start_registry
+from databases import PostgresBinaries, PostgresServer
+from databases.postgres import database_name_for
+from tests.postgres_binaries import binaries_or_skip
 
 Builder = Callable[[Path], tuple[list[ServiceBinding], Any]]
 
@@ -62,3 +71,37 @@ async def start(tmp_path: Path) -> AsyncIterator[Callable[[Builder], Any]]:
         await registry.channel.close()
         await registry.running.stop(None)
         registry.store.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_binaries() -> PostgresBinaries:
+    """initdb and postgres; skips (fails under CI) when this machine has none."""
+    return binaries_or_skip()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(
+    postgres_binaries: PostgresBinaries, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[PostgresServer]:
+    """A PostgreSQL server for this pytest process, removed at the end."""
+    server = PostgresServer(
+        tmp_path_factory.mktemp("postgres") / "data", binaries=postgres_binaries
+    )
+    server.start()
+    try:
+        yield server
+    finally:
+        # Also the cluster kept outside the temporary directory when we are root.
+        server.remove()
+
+
+_database_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The URL of a new, empty database named after the test, dropped afterwards."""
+    name = database_name_for(request.node.name, prefix=f"t{next(_database_numbers)}_")
+    url = postgres_server.create_database(name)
+    yield url
+    postgres_server.drop_database(name)

@@ -27,9 +27,6 @@ from common.idempotency import run_once
 from common.sequences import SCHEMA as SEQUENCES
 from common.sequences import next_serial
 from lienthong.population.v1 import population_pb2 as pb
-from tests import interim_postgres
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 SCHEMA = Schema.portable(
     """

@@ -8,7 +8,7 @@ A PopulationStore reads and writes through the connection of one unit of work
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -164,19 +164,43 @@ class PopulationStore:
             )
         ]
 
-    def existing_households(self, household_ids: Iterable[str]) -> set[str]:
-        wanted = list(household_ids)
-        found: set[str] = set()
-        for start in range(0, len(wanted), _IN_CHUNK):
-            chunk = wanted[start : start + _IN_CHUNK]
+    def _among(self, select: str, key: str, wanted: Iterable[str]) -> dict[str, Row]:
+        """Rows of `select` whose `key` is one of `wanted`, by key: a query
+        per chunk rather than per key (over PostgreSQL a query is a round
+        trip, and a replayed seed asks about every record)."""
+        keys = list(wanted)
+        found: dict[str, Row] = {}
+        for start in range(0, len(keys), _IN_CHUNK):
+            chunk = keys[start : start + _IN_CHUNK]
             marks = ",".join("?" * len(chunk))
-            found.update(
-                row[0]
-                for row in self.conn.execute(
-                    f"SELECT household_id FROM households WHERE household_id IN ({marks})", chunk
-                )
-            )
+            for row in self.conn.execute(f"{select} WHERE {key} IN ({marks})", chunk):
+                found[row[key]] = row
         return found
+
+    def existing_households(self, household_ids: Iterable[str]) -> set[str]:
+        return set(
+            self._among("SELECT household_id FROM households", "household_id", household_ids)
+        )
+
+    def citizen_lookup(self, personal_ids: Iterable[str]) -> Callable[[str], Row | None]:
+        """A lookup of stored citizens, to be asked about each of
+        `personal_ids`. SQLite answers a query per key in process, faster
+        than chunked IN lists (measured: a replayed seed took twice as long);
+        over PostgreSQL each query is a round trip, so the rows are read in
+        chunks up front."""
+        if self.conn.dialect == "sqlite":
+            return self.citizen
+        return self._among(
+            f"SELECT {CITIZEN_COLUMNS} FROM citizens", "personal_id_number", personal_ids
+        ).get
+
+    def household_lookup(self, household_ids: Iterable[str]) -> Callable[[str], Row | None]:
+        """As citizen_lookup, for households."""
+        if self.conn.dialect == "sqlite":
+            return self.household
+        return self._among(
+            f"SELECT {HOUSEHOLD_COLUMNS} FROM households", "household_id", household_ids
+        ).get
 
     def current_residence(self, personal_id: str) -> Row | None:
         row: Row | None = self.conn.execute(

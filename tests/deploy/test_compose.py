@@ -8,10 +8,15 @@ without a Docker engine.
   arguments the probe accepts, asking its own port and gRPC service.
 - Every LIENTHONG_*/KAFKA_* variable set on a container of ours is read by
   that process's configuration code (recorded while the code reads them),
-  and the configuration it yields (host, port, database, the agencies' and
-  Kafka's addresses) is what compose means: the ports of common/config.py,
-  published on the host; databases on a named volume of their own; the
-  gateway started only once Kafka and the three registries are healthy.
+  and the configuration it yields (host, port, the agencies' and Kafka's
+  addresses) is what compose means: the ports of common/config.py, published
+  on the host; the gateway started only once Kafka and the three registries
+  are healthy.
+- PostgreSQL: the official postgres:15 image, its data on a named volume, a
+  pg_isready health check over TCP; every container of ours names, in its
+  *_DB URL, the postgres service, its user and password, and its own kind's
+  database, one that the init script (deploy/) creates; and starts only once
+  postgres is healthy.
 - Every container of ours serves its Prometheus metrics (common/metrics.py)
   on its default metrics port (common/config.py), on all its interfaces,
   published on the host's 127.0.0.1 on the same port.
@@ -34,6 +39,7 @@ import copy
 import hashlib
 import importlib
 import importlib.util
+import itertools
 import json
 import os
 import re
@@ -41,6 +47,7 @@ import shlex
 import shutil
 import subprocess
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -56,6 +63,7 @@ from common import healthcheck
 from common.channels import INSECURE, TlsMisconfigured, TlsSettings
 from common.clock import clock_from_env
 from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS, RegistryConfig
+from common.database_url import is_postgres
 from common.injected_latency import InjectedLatency
 from common.metrics import MetricsSettings
 from common.provinces import provinces
@@ -87,6 +95,20 @@ HEALTH_PROBE = "common.healthcheck"
 PKI_SERVICE = "pki"
 PKI_MODULE = "common.pki"
 KAFKA_HEALTH_TOOL = "/opt/kafka/bin/kafka-broker-api-versions.sh"
+POSTGRES_SERVICE = "postgres"
+# The major version the tests run (databases/postgres.py on Debian's 15).
+POSTGRES_IMAGE = "postgres:15"
+POSTGRES_PORT = 5432
+# The official image's defaults and its init-script folder (its documentation).
+POSTGRES_DEFAULT_DATA = "/var/lib/postgresql/data"
+POSTGRES_INIT_DIR = "/docker-entrypoint-initdb.d"
+# The setting naming each process's store (common/database_url.py).
+DATABASE_VARIABLES = {
+    "population": "LIENTHONG_POPULATION_DB",
+    "insurance": "LIENTHONG_INSURANCE_DB",
+    "health": "LIENTHONG_HEALTH_DB",
+    "gateway": "LIENTHONG_GATEWAY_DB",
+}
 # Compose's default when a service sets no stop_grace_period.
 DEFAULT_STOP_GRACE = "10s"
 # What each process reads from its environment: its configuration, the data
@@ -187,6 +209,20 @@ def named_volume_mounts(compose: Compose, spec: dict[str, Any]) -> dict[str, str
             target = rest.split(":")[0]
         if source in declared:
             mounts[target] = source
+    return mounts
+
+
+def bind_mounts(spec: dict[str, Any]) -> dict[str, str]:
+    """Mount target → host path, for the service's bind mounts (./relative) only."""
+    mounts: dict[str, str] = {}
+    for entry in spec.get("volumes") or []:
+        if isinstance(entry, dict):
+            if entry.get("type") == "bind":
+                mounts[entry["target"]] = entry["source"]
+            continue
+        source, _, rest = str(entry).partition(":")
+        if source.startswith(("./", "../", "/")):
+            mounts[rest.split(":")[0]] = source
     return mounts
 
 
@@ -434,7 +470,7 @@ def check_schema(compose: Compose) -> None:
 
 
 def check_services(compose: Compose) -> None:
-    assert set(compose.get("services") or {}) == {"kafka", PKI_SERVICE, *OURS}
+    assert set(compose.get("services") or {}) == {"kafka", POSTGRES_SERVICE, PKI_SERVICE, *OURS}
     images = {service(compose, name).get("image") for name in (*OURS, PKI_SERVICE)}
     assert len(images) == 1, f"one image for all our services, got {images}"
     for name in OURS:
@@ -491,10 +527,7 @@ def check_registry(compose: Compose, dockerfile: str, name: str) -> None:
     assert PublishedPort("127.0.0.1", config.port, config.port) in published_ports(spec), (
         f"{name}: port {config.port} is not published on the host's 127.0.0.1:{config.port}"
     )
-    mounts = named_volume_mounts(compose, spec)
-    assert any(Path(config.database).is_relative_to(target) for target in mounts), (
-        f"{name} keeps {config.database} outside its named volumes {mounts}"
-    )
+    check_database(compose, dockerfile, name)
     grace = seconds(spec.get("stop_grace_period", DEFAULT_STOP_GRACE))
     assert grace > config.grace_seconds, f"{name}: killed before its {config.grace_seconds} s grace"
 
@@ -508,10 +541,7 @@ def check_gateway(compose: Compose, dockerfile: str) -> None:
     assert config.host == "0.0.0.0", f"the gateway listens on {config.host}"
     assert config.port == DEFAULT_PORTS["gateway"], f"the gateway listens on {config.port}"
     assert PublishedPort("127.0.0.1", config.port, config.port) in published_ports(spec)
-    mounts = named_volume_mounts(compose, spec)
-    assert any(config.database.is_relative_to(target) for target in mounts), (
-        f"the gateway keeps {config.database} outside its named volumes {mounts}"
-    )
+    check_database(compose, dockerfile, "gateway")
     assert sorted(config.agency_addresses) == ["health", "insurance", "population"]
     for name, address in config.agency_addresses.items():
         expected = f"{name}:{service_port(compose, dockerfile, name)}"
@@ -527,7 +557,9 @@ def check_gateway(compose: Compose, dockerfile: str) -> None:
     )
     depends = spec.get("depends_on")
     assert isinstance(depends, dict), "the gateway's depends_on needs conditions"
-    assert set(depends) == {"kafka", *REGISTRIES}, f"the gateway waits for {sorted(depends)}"
+    assert set(depends) == {"kafka", POSTGRES_SERVICE, *REGISTRIES}, (
+        f"the gateway waits for {sorted(depends)}"
+    )
     for name, condition in depends.items():
         assert (condition or {}).get("condition") == "service_healthy", (
             f"the gateway starts before {name} is healthy"
@@ -576,6 +608,9 @@ def check_volumes(compose: Compose, dockerfile: str) -> None:
     kafka = service(compose, "kafka")
     log_dirs = environment(kafka)["KAFKA_LOG_DIRS"]
     assert log_dirs in named_volume_mounts(compose, kafka), f"Kafka's {log_dirs} is not a volume"
+    postgres = service(compose, POSTGRES_SERVICE)
+    pgdata = environment(postgres).get("PGDATA", POSTGRES_DEFAULT_DATA)
+    assert pgdata in named_volume_mounts(compose, postgres), f"PostgreSQL's {pgdata} is no volume"
 
     # A fresh named volume takes the owner of the image's folder it is mounted
     # on: the image must create each mount point and give it to its user.
@@ -633,6 +668,67 @@ def check_trust(compose: Compose, dockerfile: str) -> None:
             assert (depends.get(PKI_SERVICE) or {}).get(
                 "condition"
             ) == "service_completed_successfully", f"{name} may start before its identity exists"
+
+
+def init_databases(compose: Compose) -> set[str]:
+    """The databases the postgres image's init scripts (our files, bind-mounted) create."""
+    created: set[str] = set()
+    for target, source in bind_mounts(service(compose, POSTGRES_SERVICE)).items():
+        if PurePosixPath(target).parent != PurePosixPath(POSTGRES_INIT_DIR):
+            continue
+        script = (ROOT / source).resolve()
+        assert script.is_relative_to(ROOT), f"postgres runs {source}, outside the repository"
+        assert script.is_file(), f"postgres runs {source}, which does not exist"
+        assert target.endswith(".sql"), f"{target}: the image runs *.sql and *.sh only"
+        text = re.sub(r"--[^\n]*", "", script.read_text(encoding="utf-8"))
+        created |= set(re.findall(r"\bCREATE\s+DATABASE\s+(\w+)\s*;", text, re.IGNORECASE))
+    return created
+
+
+def option_value(argv: list[str], *names: str) -> str | None:
+    """The word after the first of `names` in a command line."""
+    return next((value for word, value in itertools.pairwise(argv) if word in names), None)
+
+
+def check_postgres(compose: Compose) -> None:
+    postgres = service(compose, POSTGRES_SERVICE)
+    assert postgres.get("image") == POSTGRES_IMAGE, postgres.get("image")
+    env = environment(postgres)
+    assert env.get("POSTGRES_USER"), "postgres: no POSTGRES_USER (the image would use postgres)"
+    assert env.get("POSTGRES_PASSWORD"), "postgres: no POSTGRES_PASSWORD (the image refuses)"
+    test = (postgres.get("healthcheck") or {}).get("test")
+    assert isinstance(test, list) and test[:2] == ["CMD", "pg_isready"], "postgres: health"
+    # The image's init phase runs a server on the Unix socket only: a probe
+    # over TCP is healthy only once the init scripts have run.
+    host = option_value(test, "-h", "--host")
+    assert host in ("127.0.0.1", "localhost"), f"postgres: pg_isready over TCP, not {host}"
+    user = option_value(test, "-U", "--username")
+    assert user == env["POSTGRES_USER"], f"postgres: pg_isready as {user}"
+    assert init_databases(compose) >= set(DATABASE_VARIABLES), (
+        f"the init script creates {sorted(init_databases(compose))}"
+    )
+
+
+def check_database(compose: Compose, dockerfile: str, name: str) -> None:
+    """The process keeps its records in its own kind's database on the postgres
+    service, and starts only once that is healthy."""
+    variable = DATABASE_VARIABLES[name]
+    value = container_environment(compose, dockerfile, name).get(variable, "")
+    assert is_postgres(value), f"{name}: {variable}={value!r} is not a postgresql:// URL"
+    url = urllib.parse.urlsplit(value)
+    postgres_env = environment(service(compose, POSTGRES_SERVICE))
+    assert url.hostname == POSTGRES_SERVICE, f"{name}'s database is on {url.hostname}"
+    assert (url.port or POSTGRES_PORT) == POSTGRES_PORT, f"{name}: port {url.port}"
+    assert url.username == postgres_env.get("POSTGRES_USER"), f"{name}: user {url.username}"
+    assert url.password == postgres_env.get("POSTGRES_PASSWORD"), f"{name}: wrong password"
+    database = url.path.removeprefix("/")
+    assert database == name, f"{name} keeps its records in the database {database!r}"
+    assert database in init_databases(compose), f"nothing creates the database {database!r}"
+    depends = service(compose, name).get("depends_on") or {}
+    assert isinstance(depends, dict), f"{name}: depends_on needs conditions"
+    assert (depends.get(POSTGRES_SERVICE) or {}).get("condition") == "service_healthy", (
+        f"{name} may start before postgres is healthy"
+    )
 
 
 def check_kafka(compose: Compose) -> None:
@@ -818,6 +914,10 @@ def test_kafka_single_node_kraft(compose: Compose) -> None:
     check_kafka(compose)
 
 
+def test_postgres_serves_every_kind_its_database(compose: Compose) -> None:
+    check_postgres(compose)
+
+
 def test_dockerfile(dockerfile: str) -> None:
     check_dockerfile(dockerfile)
 
@@ -925,9 +1025,78 @@ COMPOSE_BREAKS: dict[str, tuple[ComposeBreak, Callable[[Compose, str], None]]] =
         ComposeBreak(("services", "health", "environment", "LIENTHONG_HEALTH_HOST"), DELETE),
         lambda c, d: check_registry(c, d, "health"),
     ),
-    "a database off the volume": (
-        ComposeBreak(("services", "health", "environment", "LIENTHONG_HEALTH_DB"), "/tmp/h.db"),
+    "a registry on a SQLite file": (
+        ComposeBreak(("services", "health", "environment", "LIENTHONG_HEALTH_DB"), "/data/h.db"),
         lambda c, d: check_registry(c, d, "health"),
+    ),
+    "a registry in another kind's database": (
+        ComposeBreak(
+            ("services", "insurance", "environment", "LIENTHONG_INSURANCE_DB"),
+            "postgresql://lienthong:lienthong@postgres:5432/health",
+        ),
+        lambda c, d: check_registry(c, d, "insurance"),
+    ),
+    "a registry on the container's own loopback": (
+        ComposeBreak(
+            ("services", "population", "environment", "LIENTHONG_POPULATION_DB"),
+            "postgresql://lienthong:lienthong@localhost:5432/population",
+        ),
+        lambda c, d: check_registry(c, d, "population"),
+    ),
+    "a registry with the wrong password": (
+        ComposeBreak(
+            ("services", "health", "environment", "LIENTHONG_HEALTH_DB"),
+            "postgresql://lienthong:secret@postgres:5432/health",
+        ),
+        lambda c, d: check_registry(c, d, "health"),
+    ),
+    "a registry not waiting for postgres": (
+        ComposeBreak(("services", "population", "depends_on", "postgres"), DELETE),
+        lambda c, d: check_registry(c, d, "population"),
+    ),
+    "the gateway in another database": (
+        ComposeBreak(
+            ("services", "gateway", "environment", "LIENTHONG_GATEWAY_DB"),
+            "postgresql://lienthong:lienthong@postgres:5432/sagas",
+        ),
+        check_gateway,
+    ),
+    "the gateway in a database nothing creates": (
+        ComposeBreak(
+            ("services", "postgres", "volumes", 1),
+            "./deploy/README.md:/docker-entrypoint-initdb.d/init.sql:ro",
+        ),
+        check_gateway,
+    ),
+    "the gateway not waiting for postgres": (
+        ComposeBreak(("services", "gateway", "depends_on", "postgres"), DELETE),
+        check_gateway,
+    ),
+    "another PostgreSQL version": (
+        ComposeBreak(("services", "postgres", "image"), "postgres:16"),
+        lambda c, d: check_postgres(c),
+    ),
+    "a postgres health check on the socket": (
+        ComposeBreak(
+            ("services", "postgres", "healthcheck", "test"),
+            ["CMD", "pg_isready", "--username", "lienthong"],
+        ),
+        lambda c, d: check_postgres(c),
+    ),
+    "no init script": (
+        ComposeBreak(("services", "postgres", "volumes", 1), DELETE),
+        lambda c, d: check_postgres(c),
+    ),
+    "an init script that is not there": (
+        ComposeBreak(
+            ("services", "postgres", "volumes", 1),
+            "./deploy/missing.sql:/docker-entrypoint-initdb.d/init.sql:ro",
+        ),
+        lambda c, d: check_postgres(c),
+    ),
+    "postgres data off its volume": (
+        ComposeBreak(("services", "postgres", "environment", "PGDATA"), "/srv/pgdata"),
+        check_volumes,
     ),
     "an unpublished port": (
         ComposeBreak(("services", "population", "ports", 0), "127.0.0.1:50061:50051"),
@@ -988,11 +1157,11 @@ COMPOSE_BREAKS: dict[str, tuple[ComposeBreak, Callable[[Compose, str], None]]] =
         check_volumes,
     ),
     "two services on one volume": (
-        ComposeBreak(("services", "health", "volumes", 0), "insurance-data:/data"),
+        ComposeBreak(("services", "kafka", "volumes", 0), "postgres-data:/var/lib/kafka/data"),
         check_volumes,
     ),
     "a mount point the image does not own": (
-        ComposeBreak(("services", "gateway", "volumes", 0), "gateway-data:/srv"),
+        ComposeBreak(("services", "gateway", "volumes", 0), "pki:/srv:ro"),
         check_volumes,
     ),
     "a registry without its identity": (
@@ -1010,7 +1179,7 @@ COMPOSE_BREAKS: dict[str, tuple[ComposeBreak, Callable[[Compose, str], None]]] =
         check_trust,
     ),
     "the identities' volume writable by a server": (
-        ComposeBreak(("services", "population", "volumes", 1), "pki:/pki"),
+        ComposeBreak(("services", "population", "volumes", 0), "pki:/pki"),
         check_trust,
     ),
     "a registry started before the identities exist": (
@@ -1091,11 +1260,11 @@ def test_each_check_catches_a_broken_dockerfile(dockerfile: str, what: str) -> N
         check_dockerfile(dockerfile.replace(old, new))
 
 
-def test_volume_check_catches_a_data_folder_left_to_root(compose: Compose, dockerfile: str) -> None:
-    old = "chown 10001:10001 /app /data"
+def test_volume_check_catches_a_mount_point_left_to_root(compose: Compose, dockerfile: str) -> None:
+    old = "chown 10001:10001 /app /data /pki"
     assert old in dockerfile
     with pytest.raises(AssertionError):
-        check_volumes(compose, dockerfile.replace(old, "chown 10001:10001 /app"))
+        check_volumes(compose, dockerfile.replace(old, "chown 10001:10001 /app /data"))
 
 
 @pytest.mark.parametrize(

@@ -17,11 +17,8 @@ from lienthong.common.v1.common_pb2 import SEX_FEMALE, SEX_MALE
 from lienthong.population.v1 import population_pb2 as pb
 from lienthong.population.v1 import population_pb2_grpc as pb_grpc
 from services.population.store import PopulationStore
-from tests import interim_postgres
 from tests.grpc_errors import call_error
 from tests.services.test_population import BASE_SEED, FATHER, MOTHER, at_today, seed
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 # Province 001, a girl born in 2024: century/sex digit 3, year 24. Written out
 # rather than computed, so the expectation does not use the rule under test.
