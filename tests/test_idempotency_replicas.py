@@ -21,9 +21,6 @@ from common.errors import AlreadyExists
 from common.idempotency import SCHEMA as LEDGER
 from common.idempotency import run_once
 from lienthong.insurance.v1 import insurance_pb2 as pb
-from tests import interim_postgres
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 SCHEMA = Schema.portable(
     """

@@ -14,9 +14,6 @@ import pytest
 
 from common.database import Connection, Database
 from services.health.store import HospitalStore, open_store
-from tests import interim_postgres
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -19,11 +19,8 @@ import pytest
 
 from lienthong.insurance.v1 import insurance_pb2 as pb
 from lienthong.insurance.v1 import insurance_pb2_grpc as pb_grpc
-from tests import interim_postgres
 from tests.grpc_errors import call_error
 from tests.services.test_insurance import build_on_today, card_request, seed, settle_request
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 CHILDREN = 60  # distinct children, half sent to each replica
 REPEATS = 10  # card requests sent to both replicas at once under one request id
