@@ -10,19 +10,27 @@ Replicas over one PostgreSQL database: a repeat that reaches another replica
 while the first is still running finds no answer yet, and both run. The
 second's ledger insert then fails on the ledger's primary key once the first
 commits (or earlier, on a row the first wrote), and common.database runs the
-whole unit of work again: this time it finds the first answer.
+whole unit of work again: this time it finds the first answer. Under READ
+COMMITTED each statement sees what committed before it, so the first may also
+commit between our ledger read and the rules' reads: the rules then refuse
+the repeat because of its own original (the birth certificate "already
+registered"). A refusal is therefore checked against the ledger once more,
+and if the request id has been answered meanwhile the unit of work is run
+again (LostRace) to return that answer.
 """
 
 from __future__ import annotations
 
 import hashlib
+import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from common.database import Connection
-from common.errors import InvalidArgument
+from common.database import Connection, LostRace, Row, SqliteConnection
+from common.errors import DomainError, InvalidArgument
+from common.sqlite import transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotent_requests (
@@ -43,35 +51,34 @@ def _fingerprint(method: str, request: Message) -> bytes:
     return hashlib.sha256(method.encode() + copy.SerializeToString(deterministic=True)).digest()
 
 
-def _lock_key(request_id: str) -> int:
-    """The request id as a signed 64-bit advisory lock key."""
-    digest = hashlib.sha256(b"idempotent_requests:" + request_id.encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)
-
-
 def run_once(
-    conn: Connection,
+    conn: Connection | sqlite3.Connection,
     method: str,
     request: Message,
     response_type: type[ResponseT],
     mutate: Callable[[], ResponseT],
 ) -> ResponseT:
     """Run `mutate` unless this request id was answered before; call inside
-    the unit of work (common.database), whose transaction the answer joins."""
+    the unit of work (common.database), whose transaction the answer joins.
+
+    A bare sqlite3.Connection is still taken, in a transaction of its own,
+    until every registry runs on common.database."""
+    if isinstance(conn, sqlite3.Connection):
+        with transaction(conn):
+            return _run_once(SqliteConnection(conn), method, request, response_type, mutate)
+    return _run_once(conn, method, request, response_type, mutate)
+
+
+def _run_once(
+    conn: Connection,
+    method: str,
+    request: Message,
+    response_type: type[ResponseT],
+    mutate: Callable[[], ResponseT],
+) -> ResponseT:
     request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has it
     fingerprint = _fingerprint(method, request)
-    if conn.dialect == "postgres":
-        # A repeat on another replica waits here until its original's
-        # transaction ends, then finds the answer. Without it, under READ
-        # COMMITTED the repeat could read the ledger before the original
-        # commits and the rules' rows after, and be refused for its own
-        # effect (an allowance "already settled"): no key catches that.
-        # SQLite's single writer already runs them one after the other.
-        conn.execute("SELECT pg_advisory_xact_lock(?)", (_lock_key(request_id),))
-    row = conn.execute(
-        "SELECT method, fingerprint, response FROM idempotent_requests WHERE request_id = ?",
-        (request_id,),
-    ).fetchone()
+    row = _answered(conn, request_id)
     if row is not None:
         if row["method"] != method or bytes(row["fingerprint"]) != fingerprint:
             raise InvalidArgument.field(
@@ -80,10 +87,23 @@ def run_once(
                 "use a new request id for a new request",
             )
         return response_type.FromString(bytes(row["response"]))
-    response = mutate()
+    try:
+        response = mutate()
+    except DomainError:
+        # A rule's refusal, not a database error: the transaction is usable.
+        if _answered(conn, request_id) is not None:
+            raise LostRace(f"request id answered by a concurrent transaction: {method}") from None
+        raise
     conn.execute(
         "INSERT INTO idempotent_requests (request_id, method, fingerprint, response) "
         "VALUES (?, ?, ?, ?)",
         (request_id, method, fingerprint, response.SerializeToString(deterministic=True)),
     )
     return response
+
+
+def _answered(conn: Connection, request_id: str) -> Row | None:
+    return conn.execute(
+        "SELECT method, fingerprint, response FROM idempotent_requests WHERE request_id = ?",
+        (request_id,),
+    ).fetchone()

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from common.database import (
@@ -22,6 +20,7 @@ from common.database import (
     UniqueViolation,
     open_database,
 )
+from common.errors import AlreadyExists
 from common.idempotency import SCHEMA as LEDGER
 from common.idempotency import run_once
 from common.sequences import SCHEMA as SEQUENCES
@@ -178,31 +177,20 @@ def test_replicas_create_the_schema_at_once(postgres_url: str) -> None:
 def test_a_repeat_racing_its_original_on_another_replica_gets_the_same_answer(
     postgres_url: str,
 ) -> None:
-    """The repeat reaches the other replica while the original is inside its
-    mutation: it waits on the request id's lock (common.idempotency) rather
-    than run the mutation too, then finds the first answer in the ledger.
-    One effect, one answer. (tests/test_idempotency_replicas.py has the
-    repeat that read the ledger first.)"""
+    """Both replicas find no answer in the ledger and run the mutation; the
+    one that commits second loses on the ledger's key, is run again, and then
+    returns the first one's answer. One effect, one answer."""
     replicas = [open_database(postgres_url, SCHEMA, pool_size=2) for _ in range(2)]
-    original_inside = threading.Event()
+    both_inside = threading.Barrier(2, timeout=10)
     calls: list[int] = []
     request = pb.RegisterDeathRequest(request_id="same", personal_id_number="001190000001")
-    watcher = psycopg.connect(postgres_url, autocommit=True)
-
-    def repeat_is_waiting() -> bool:
-        row = watcher.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
-        return row is not None and row[0] > 0
 
     def unit(replica: int) -> pb.RegisterDeathResponse:
         def work(conn: Connection) -> pb.RegisterDeathResponse:
             def mutate() -> pb.RegisterDeathResponse:
                 calls.append(replica)
-                if replica == 0:
-                    original_inside.set()
-                    deadline = time.monotonic() + 10
-                    while not repeat_is_waiting():
-                        assert time.monotonic() < deadline, "the repeat did not wait"
-                        time.sleep(0.01)  # polling a condition, with a deadline
+                if len(calls) <= 2:
+                    both_inside.wait()  # both have read the ledger and found nothing
                 insert(conn, f"effect-{replica}")
                 return pb.RegisterDeathResponse(
                     registration=pb.DeathRegistration(personal_id_number=f"answer-{replica}")
@@ -210,18 +198,16 @@ def test_a_repeat_racing_its_original_on_another_replica_gets_the_same_answer(
 
             return run_once(conn, "RegisterDeath", request, pb.RegisterDeathResponse, mutate)
 
-        if replica == 1:
-            assert original_inside.wait(10)
         return replicas[replica].run_sync(work)
 
     try:
-        with watcher, ThreadPoolExecutor(2) as threads:
+        with ThreadPoolExecutor(2) as threads:
             answers = list(threads.map(unit, (0, 1)))
         effects = replicas[0].run_sync(count)
     finally:
         for replica in replicas:
             replica.close()
-    assert calls == [0], "only the original ran the mutation"
+    assert len(calls) == 2, "both replicas ran the mutation once"
     assert answers[0] == answers[1]
     assert effects == 1
 
@@ -236,3 +222,48 @@ async def test_a_savepoint_undoes_its_block_and_the_work_goes_on(db: Database) -
 
     assert await db.run(work) == 1
     assert await db.run(count) == 1
+
+
+def test_a_repeat_refused_because_its_original_committed_meanwhile_gets_the_original_answer(
+    postgres_url: str,
+) -> None:
+    """READ COMMITTED: the repeat reads the ledger (nothing yet), then its
+    original commits on the other replica, then the repeat's rules see the
+    original's row and refuse ("already done"). The refusal must not be the
+    answer: the repeat runs again and returns the original's."""
+    replicas = [open_database(postgres_url, SCHEMA, pool_size=2) for _ in range(2)]
+    request = pb.RegisterDeathRequest(request_id="same", personal_id_number="001190000001")
+    repeat_read_the_ledger = threading.Event()
+    original_committed = threading.Event()
+
+    def original(conn: Connection) -> pb.RegisterDeathResponse:
+        def mutate() -> pb.RegisterDeathResponse:
+            insert(conn, "the death")
+            return pb.RegisterDeathResponse(
+                registration=pb.DeathRegistration(personal_id_number="first")
+            )
+
+        return run_once(conn, "RegisterDeath", request, pb.RegisterDeathResponse, mutate)
+
+    def repeat(conn: Connection) -> pb.RegisterDeathResponse:
+        def mutate() -> pb.RegisterDeathResponse:
+            if not repeat_read_the_ledger.is_set():
+                repeat_read_the_ledger.set()
+                assert original_committed.wait(10)
+            if count(conn):
+                raise AlreadyExists("already dead", reason="ALREADY_DEAD")
+            raise AssertionError("the original's row must be visible by now")
+
+        return run_once(conn, "RegisterDeath", request, pb.RegisterDeathResponse, mutate)
+
+    try:
+        with ThreadPoolExecutor(1) as thread:
+            repeated = thread.submit(replicas[1].run_sync, repeat)
+            assert repeat_read_the_ledger.wait(10)
+            first = replicas[0].run_sync(original)
+            original_committed.set()
+            second = repeated.result(timeout=10)
+    finally:
+        for replica in replicas:
+            replica.close()
+    assert second == first

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from common import idempotency
-from common.database import Connection, Database, Row, Schema, SqliteDatabase, open_database
+from common.database import (
+    Connection,
+    Database,
+    LostRace,
+    Row,
+    Schema,
+    SqliteDatabase,
+    open_database,
+)
 from services.population.rules import FIRST_SERIAL, LAST_SERIAL, personal_id_number
 
 SCHEMA = Schema.portable(
@@ -259,22 +267,33 @@ class PopulationStore:
             f"INSERT INTO citizens ({CITIZEN_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", row
         )
 
+    # The UPDATEs below are guarded by what the rules checked (no residence,
+    # not dead, the residence still open). Under SQLite's single writer the
+    # guard always holds. Between PostgreSQL replicas, READ COMMITTED lets a
+    # transaction that waited for the row re-check the guard against what
+    # the other committed: no row changed means the rules decided on a stale
+    # read, and the unit of work is run again (LostRace) to decide afresh,
+    # e.g. a second removal of one residence then answers
+    # NO_PERMANENT_RESIDENCE instead of overwriting the first.
+
     def add_residence(self, personal_id: str, household_id: str, registered_on: str) -> None:
+        self._guarded(
+            "UPDATE citizens SET household_id = ? WHERE personal_id_number = ? "
+            "AND household_id IS NULL AND date_of_death IS NULL",
+            (household_id, personal_id),
+        )
         self.conn.execute(
             "INSERT INTO residences (personal_id_number, household_id, registered_on) "
             "VALUES (?, ?, ?)",
             (personal_id, household_id, registered_on),
         )
-        self.conn.execute(
-            "UPDATE citizens SET household_id = ? WHERE personal_id_number = ?",
-            (household_id, personal_id),
-        )
 
     def end_residence(
         self, residence_id: int, personal_id: str, removed_on: str, reason: int
     ) -> None:
-        self.conn.execute(
-            "UPDATE residences SET removed_on = ?, removal_reason = ? WHERE residence_id = ?",
+        self._guarded(
+            "UPDATE residences SET removed_on = ?, removal_reason = ? "
+            "WHERE residence_id = ? AND removed_on IS NULL",
             (removed_on, reason, residence_id),
         )
         self.conn.execute(
@@ -282,11 +301,16 @@ class PopulationStore:
         )
 
     def record_death(self, row: Sequence[Any]) -> None:
-        self.conn.execute(f"INSERT INTO deaths ({DEATH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", row)
-        self.conn.execute(
-            "UPDATE citizens SET date_of_death = ? WHERE personal_id_number = ?",
+        self._guarded(
+            "UPDATE citizens SET date_of_death = ? WHERE personal_id_number = ? "
+            "AND date_of_death IS NULL",
             (row[1], row[0]),
         )
+        self.conn.execute(f"INSERT INTO deaths ({DEATH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", row)
+
+    def _guarded(self, sql: str, params: Sequence[Any]) -> None:
+        if self.conn.execute(sql, params).rowcount == 0:
+            raise LostRace(f"a concurrent transaction changed the row first: {sql[:60]}")
 
     def seed(
         self, households: Sequence[Sequence[Any]], citizens: Sequence[Sequence[Any]]
