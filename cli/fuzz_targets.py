@@ -40,7 +40,7 @@ from gateway.api import GatewayServicer
 from gateway.events import Topics
 from gateway.kafka import ensure_topics, make_producer, send
 from gateway.outbox import Outbox
-from gateway.store import DossierStore
+from gateway.store import open_saga_store
 from lienthong.gateway.v1 import gateway_pb2 as gw
 from lienthong.gateway.v1 import gateway_pb2_grpc as gw_grpc
 from services.health.app import build as build_health
@@ -80,8 +80,7 @@ async def _serve(
     await ensure_topics(bootstrap, topics.all(), 1)
     producer = make_producer(bootstrap)
     await producer.start()
-    dossiers = DossierStore(_database(directory, GATEWAY))
-    stores.append(dossiers)
+    dossiers = await open_saga_store(_database(directory, GATEWAY))
     # The API publishes through the outbox (stored with the dossier, then sent);
     # no relay runs here: every fuzz submission is answered before the next.
     outbox = Outbox(dossiers, timeout=PUBLISH_TIMEOUT_SECONDS)
@@ -97,6 +96,7 @@ async def _serve(
     await producer.stop()
     for store in stores:
         store.close()
+    await dossiers.close()
 
 
 def _serve_process(

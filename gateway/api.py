@@ -37,7 +37,7 @@ from gateway import saga
 from gateway.events import Event, Topics
 from gateway.outbox import Outbox
 from gateway.procedures import PROCEDURES, ProcedureGroup, UnknownProcedureError
-from gateway.store import Announcement, DossierStore, fingerprint
+from gateway.store import Announcement, SagaStore, fingerprint
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 from lienthong.gateway.v1 import gateway_pb2_grpc as pb_grpc
@@ -62,7 +62,7 @@ def _group(kind: pb.DossierKind.ValueType) -> ProcedureGroup[Any]:
 class GatewayServicer(pb_grpc.GatewayServiceServicer):
     def __init__(
         self,
-        store: DossierStore,
+        store: SagaStore,
         outbox: Outbox,
         topics: Topics,
         clock: Clock,
@@ -92,7 +92,9 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
 
     async def _submit(self, key: str, dossier: pb.Dossier, declaration: bytes) -> str:
         kind = pb.DossierKind.Name(dossier.kind)
-        stored = self.store.submit(key, fingerprint(kind, declaration), dossier, self._submitted)
+        stored = await self.store.submit(
+            key, fingerprint(kind, declaration), dossier, self._submitted
+        )
         # Also on a repeat: the first attempt may have been answered
         # UNAVAILABLE, or died before the broker acknowledged.
         await self._deliver(
@@ -151,8 +153,8 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         )
         return pb.SubmitDeathDeclarationResponse(dossier_id=dossier_id)
 
-    def _load(self, dossier_id: str) -> pb.Dossier:
-        dossier = self.store.load(dossier_id)
+    async def _load(self, dossier_id: str) -> pb.Dossier:
+        dossier = await self.store.load(dossier_id)
         if dossier is None:
             raise NotFound(f"no dossier has id {quote(dossier_id)}", reason="DOSSIER_NOT_FOUND")
         dossier.deadline_breached = saga.breached(dossier, self.clock.now())
@@ -161,21 +163,21 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     async def GetDossier(
         self, request: pb.GetDossierRequest, context: Context
     ) -> pb.GetDossierResponse:
-        return pb.GetDossierResponse(dossier=self._load(request.dossier_id))
+        return pb.GetDossierResponse(dossier=await self._load(request.dossier_id))
 
     async def WatchDossier(
         self, request: pb.WatchDossierRequest, context: Context
     ) -> AsyncIterator[pb.WatchDossierResponse]:
-        if self.store.version(request.dossier_id) is None:
+        if await self.store.version(request.dossier_id) is None:
             raise NotFound(
                 f"no dossier has id {quote(request.dossier_id)}", reason="DOSSIER_NOT_FOUND"
             )
         seen = -1
         while True:
-            version = self.store.version(request.dossier_id)
+            version = await self.store.version(request.dossier_id)
             if version is not None and version != seen:
                 seen = version
-                dossier = self._load(request.dossier_id)
+                dossier = await self._load(request.dossier_id)
                 yield pb.WatchDossierResponse(dossier=dossier)
                 if dossier.state in saga.TERMINAL:
                     return
@@ -189,7 +191,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         self, request: pb.SupplementDossierRequest, context: Context
     ) -> pb.SupplementDossierResponse:
         request.DiscardUnknownFields()
-        dossier = self._load(request.dossier_id)
+        dossier = await self._load(request.dossier_id)
         key = request.idempotency_key
         field = request.WhichOneof("declaration") or "declaration"
         supplement = getattr(request, field)
@@ -200,7 +202,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
         # dossier's state is now (and published if it is not yet: the first
         # attempt may have been answered UNAVAILABLE; the event id makes the
         # saga apply it once). A key reused for a different supplement is refused.
-        if not self.store.supplement_accepted(dossier.dossier_id, key, print_):
+        if not await self.store.supplement_accepted(dossier.dossier_id, key, print_):
             self._check_supplement(dossier, request)
         event = ev.DossierSupplemented(dossier_id=dossier.dossier_id, supplement_id=key)
         # The same field name in the request's oneof and the event's.
@@ -211,7 +213,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
             event,
             self.clock.now(),
         )
-        self.store.accept_supplement(
+        await self.store.accept_supplement(
             dossier.dossier_id, key, print_, (self.topics.dossiers, supplemented)
         )
         await self._deliver(

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 
 from common.channels import server_tls
 from common.clock import Clock, clock_from_env
+from common.database_url import redacted
 from common.metrics import process_registry
 from common.observers import observers_for
 from common.server import RunningRegistry, ServiceBinding, start_registry
@@ -38,12 +39,12 @@ from gateway.kafka import (
     make_consumer,
     make_producer,
     publish,
-    send,
+    send_alone,
     static_membership_honoured,
 )
 from gateway.metrics import GatewayMetrics, register_gateway_collectors
 from gateway.outbox import Outbox
-from gateway.store import DossierStore
+from gateway.store import SagaStore, open_saga_store
 from gateway.worker import SagaWorker
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2, gateway_pb2_grpc
@@ -85,14 +86,14 @@ BROKER_BACKOFF_CAP_SECONDS = 2.0
 
 
 async def sweep_supplement_windows(
-    store: DossierStore, producer: AIOKafkaProducer, topics: Topics, clock: Clock, every: float
+    store: SagaStore, producer: AIOKafkaProducer, topics: Topics, clock: Clock, every: float
 ) -> None:
     """Every gateway sweeps; the event id makes a second report harmless.
     What the broker did not take is found again by the next sweep, since the
     store still says the window has passed."""
     while True:
         now = clock.now()
-        expired = store.expired_supplements(now)
+        expired = await store.expired_supplements(now)
         if expired:
             try:
                 await publish(
@@ -149,8 +150,8 @@ class _Kafka:
             await asyncio.wait_for(stop_all(), grace)
 
 
-async def _start_producer(bootstrap: str) -> AIOKafkaProducer:
-    producer = make_producer(bootstrap)
+async def _start_producer(bootstrap: str, linger_ms: int) -> AIOKafkaProducer:
+    producer = make_producer(bootstrap, linger_ms=linger_ms)
     try:
         await producer.start()
     except BaseException:
@@ -164,7 +165,7 @@ async def _connect_and_run(
     *,
     config: GatewayConfig,
     clock: Clock,
-    store: DossierStore,
+    store: SagaStore,
     outbox: Outbox,
     agencies: Agencies,
     changed: asyncio.Condition,
@@ -184,10 +185,12 @@ async def _connect_and_run(
         backoff,
     )
     producer = await until_done(
-        f"kafka at {bootstrap} (producer)", lambda: _start_producer(bootstrap), backoff
+        f"kafka at {bootstrap} (producer)",
+        lambda: _start_producer(bootstrap, config.linger_ms),
+        backoff,
     )
     kafka.producer = producer
-    outbox.connect(lambda topic, event: send(producer, topic, event))
+    outbox.connect(lambda topic, event: send_alone(producer, topic, event))
     worker = SagaWorker(store, producer, topics, clock, changed)
     executor = StepExecutor(
         agencies,
@@ -214,14 +217,16 @@ async def _connect_and_run(
             return None
         return StoredIncarnations(store, config.instance_id, group_id)
 
-    def steps_consumer(name: str, group_id: str, topic: str) -> PartitionedConsumer:
+    def steps_consumer(
+        name: str, group_id: str, topic: str, fetch_max_wait_ms: int = config.fetch_max_wait_ms
+    ) -> PartitionedConsumer:
         def make() -> GroupConsumer:
             consumer: GroupConsumer = make_consumer(
                 config.bootstrap_servers,
                 group_id,
                 joining,
                 max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
-                fetch_max_wait_ms=config.fetch_max_wait_ms,
+                fetch_max_wait_ms=fetch_max_wait_ms,
             )
             return consumer
 
@@ -279,7 +284,11 @@ async def _connect_and_run(
         # The topic before the lanes: an older gateway in the same deployment
         # may still send commands there. Its group keeps its old name, so the
         # offsets committed before an upgrade still count.
-        steps_consumer("steps", topics.legacy_steps_group, topics.step_commands),
+        # Its commands are leftovers, not worth a short fetch window's idle
+        # fetches: the client's default.
+        steps_consumer(
+            "steps", topics.legacy_steps_group, topics.step_commands, fetch_max_wait_ms=500
+        ),
     ]
     for consumer in consumers:
         await until_done(
@@ -313,7 +322,7 @@ async def _connect_and_run(
 async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None:
     clock = clock or clock_from_env()
     topics = Topics.with_prefix(config.topic_prefix)
-    store = DossierStore(config.database)
+    store = await open_saga_store(config.database, timeouts=config.db_timeouts)
     outbox = Outbox(store, timeout=config.publish_timeout_seconds)
     # Channels connect lazily: an agency that is down does not hold up the
     # start; its steps wait for it (retries with backoff).
@@ -347,7 +356,12 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         # Mutual TLS and the access policy, or plain text only when asked.
         tls=server_tls("gateway"),
     )
-    log.info("listening", address=f"{config.host}:{running.port}", kafka=config.bootstrap_servers)
+    log.info(
+        "listening",
+        address=f"{config.host}:{running.port}",
+        kafka=config.bootstrap_servers,
+        saga_store=redacted(config.database),
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -380,7 +394,7 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         await work
     await kafka.close(config.grace_seconds)
     await agencies.close()
-    store.close()
+    await store.close()
     log.info("stopped")
     if failed:
         # Non-zero, so that a supervisor's restart policy starts it again.

@@ -19,6 +19,44 @@ from common.config import (
 
 
 @dataclass(frozen=True)
+class SessionTimeouts:
+    """PostgreSQL session settings of the saga store's connections, so that a
+    gateway frozen (SIGSTOP, a stalled host) while it holds locks cannot hold
+    them for good: its peers on other hosts wait at most this long.
+
+    idle_in_transaction: the server ends a session idle inside a transaction
+    this long, which releases its locks. A store transaction never waits on
+    anything but the next statement; between two, only the event loop's own
+    stalls (a few hundred ms under load), so 5 s is far from a live gateway.
+    lock: a statement waiting for a lock longer gives up (the operation fails
+    and is retried: a batch is redelivered, a call answered UNAVAILABLE...).
+    Above idle_in_transaction, so that a claim waiting on a frozen gateway's
+    batch outlasts it and gets the lock rather than an error.
+    statement: no statement of the store takes more than milliseconds; one
+    running this long is stuck, and its caller is better off with an error."""
+
+    idle_in_transaction_seconds: float = 5.0
+    lock_seconds: float = 10.0
+    statement_seconds: float = 30.0
+
+    @classmethod
+    def from_env(cls) -> SessionTimeouts:
+        defaults = cls()
+        return cls(
+            idle_in_transaction_seconds=env_float(
+                "LIENTHONG_GATEWAY_DB_IDLE_IN_TRANSACTION_TIMEOUT_SECONDS",
+                defaults.idle_in_transaction_seconds,
+            ),
+            lock_seconds=env_float(
+                "LIENTHONG_GATEWAY_DB_LOCK_TIMEOUT_SECONDS", defaults.lock_seconds
+            ),
+            statement_seconds=env_float(
+                "LIENTHONG_GATEWAY_DB_STATEMENT_TIMEOUT_SECONDS", defaults.statement_seconds
+            ),
+        )
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     host: str
     port: int
@@ -26,7 +64,9 @@ class GatewayConfig:
     # Each agency's host:port (common/agencies.py), from its
     # LIENTHONG_<NAME>_ADDRESS; by default our registry on its default port.
     agency_addresses: dict[str, str]
-    database: Path
+    # The saga store: a SQLite file's path, or a postgresql:// URL (then
+    # log it with common.database_url.redacted).
+    database: str
     topic_prefix: str
     partitions: int
     # Per agency call; a call past it counts as a transient failure and is retried.
@@ -58,12 +98,17 @@ class GatewayConfig:
     # but which a member's revocation must never approach either.
     rebalance_timeout_seconds: float
     # How long a fetch may wait at the broker for records to arrive. Apache
-    # Kafka answers as soon as a record arrives; Tansu waits out the window
-    # (each hop of a dossier then waits it: see gateway/README.md).
+    # Kafka answers as soon as a record arrives; Tansu answers late within the
+    # window (each hop of a dossier then waits: brokers/embedded.py), so the
+    # stack gives its gateways a short one there.
     fetch_max_wait_ms: int
+    # How long the producer holds a batch open for more records.
+    linger_ms: int
     # How long a partition being handed over may finish its batch in flight
     # before that batch is cancelled (its agency retries with it).
     handover_grace_seconds: float
+    # For a PostgreSQL saga store (see SessionTimeouts).
+    db_timeouts: SessionTimeouts = SessionTimeouts()
 
     @classmethod
     def from_env(cls) -> GatewayConfig:
@@ -76,7 +121,7 @@ class GatewayConfig:
             agency_addresses={
                 a.name: env_str(a.address_variable, default_address(a.name)) for a in AGENCIES
             },
-            database=Path(env_str("LIENTHONG_GATEWAY_DB", str(data_dir / "gateway.sqlite3"))),
+            database=env_str("LIENTHONG_GATEWAY_DB", str(data_dir / "gateway.sqlite3")),
             topic_prefix=env_str("LIENTHONG_TOPIC_PREFIX", "lienthong"),
             # Fewer partitions make bigger batches (one store transaction and
             # one wait for acks each): at 220 dossiers/s on 2 cores, p99 fell
@@ -99,6 +144,8 @@ class GatewayConfig:
             rebalance_timeout_seconds=env_float("LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS", 5.0),
             handover_grace_seconds=env_float("LIENTHONG_HANDOVER_GRACE_SECONDS", 1.0),
             fetch_max_wait_ms=env_int("LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS", 500),
+            db_timeouts=SessionTimeouts.from_env(),
+            linger_ms=env_int("LIENTHONG_KAFKA_LINGER_MS", 5),
         )
 
 

@@ -58,7 +58,7 @@ class PartitionOwners(Protocol):
     """Who owns which partition, kept where the work's effects are (the saga
     store): a claim gives a larger epoch than any before it."""
 
-    def claim(self, topic: str, partition: int, owner: str) -> int: ...
+    async def claim(self, topic: str, partition: int, owner: str) -> int: ...
 
 
 class LoopWatch:
@@ -119,17 +119,17 @@ class Incarnations(Protocol):
     a member killed without leaving holds its partitions until its session
     expires, unless its successor rejoins under its member id."""
 
-    def previous(self) -> str | None:
+    async def previous(self) -> str | None:
         """The member id this process had in the group before it restarted."""
 
-    def joined(self, member_id: str) -> None:
+    async def joined(self, member_id: str) -> None:
         """Remember the member id this process has now."""
 
 
 class MemberRecords(Protocol):
-    def remember_member(self, instance: str, group_id: str, member_id: str) -> None: ...
+    async def remember_member(self, instance: str, group_id: str, member_id: str) -> None: ...
 
-    def previous_member(self, instance: str, group_id: str) -> str | None: ...
+    async def previous_member(self, instance: str, group_id: str) -> str | None: ...
 
 
 class StoredIncarnations:
@@ -146,11 +146,11 @@ class StoredIncarnations:
         self.instance = instance
         self.group_id = group_id
 
-    def previous(self) -> str | None:
-        return self.store.previous_member(self.instance, self.group_id)
+    async def previous(self) -> str | None:
+        return await self.store.previous_member(self.instance, self.group_id)
 
-    def joined(self, member_id: str) -> None:
-        self.store.remember_member(self.instance, self.group_id, member_id)
+    async def joined(self, member_id: str) -> None:
+        await self.store.remember_member(self.instance, self.group_id, member_id)
 
 
 def rejoin_as(consumer: GroupConsumer, member_id: str) -> None:
@@ -287,7 +287,7 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) 
         await admin.close()
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, *, linger_ms: int = 5) -> AIOKafkaProducer:
     # acks=all without the idempotent producer: the embedded broker has none,
     # and duplicates are harmless because every consumer de-duplicates by ce_id.
     # linger 5 ms: fewer, fuller produce requests; at 260 dossiers/s p99 was
@@ -296,7 +296,7 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=False,
-        linger_ms=5,
+        linger_ms=linger_ms,
         request_timeout_ms=15000,
     )
 
@@ -310,10 +310,48 @@ async def send(producer: AIOKafkaProducer, topic: str, event: Event) -> asyncio.
     return acknowledged
 
 
+def send_now(producer: AIOKafkaProducer) -> None:
+    """Let what the producer holds go without waiting out its linger, where
+    nothing is in flight for its partition: a unit of work (a saga batch, a
+    step batch) has sent all it will, and waiting 5 ms more for company that
+    is not coming cost each of a dossier's hops that much when the stack is
+    quiet. A partition whose produce request is in flight keeps its open
+    batch lingering (it goes when the request returns, as before), so under
+    load requests stay as full as before: closing a batch there would queue
+    a second one behind it, and the sender takes one batch per partition per
+    request. Nagle, per partition. aiokafka has no public call for this
+    (flush() waits, and closes nothing); the version is pinned in uv.lock and
+    tests/gateway/test_kafka.py checks it still works."""
+    accumulator = getattr(producer, "_message_accumulator", None)
+    sender = getattr(producer, "_sender", None)
+    batches = getattr(accumulator, "_batches", None)
+    muted = getattr(sender, "_muted_partitions", None)
+    if batches is None or muted is None:
+        return  # another aiokafka: the linger applies, nothing breaks
+    released = False
+    for tp, queued in batches.items():
+        if len(queued) == 1 and tp not in muted:
+            queued[0]._builder.close()
+            released = True
+    waiter = getattr(accumulator, "_waiter_future", None)
+    if released and waiter is not None and not waiter.done():
+        waiter.set_result(None)  # wakes the sender, as a new batch would
+
+
+async def send_alone(producer: AIOKafkaProducer, topic: str, event: Event) -> asyncio.Future[Any]:
+    """send() for a unit of work of one event (an API submission): let go at once."""
+    acknowledged = await send(producer, topic, event)
+    send_now(producer)
+    return acknowledged
+
+
 async def publish(producer: AIOKafkaProducer, messages: Sequence[tuple[str, Event]]) -> None:
     """Send (topic, event) pairs and wait for every acknowledgement: sent all
-    first, so they share produce requests, then awaited together."""
+    first, so they share produce requests, then let go (send_now) and awaited
+    together."""
     futures = [await send(producer, topic, event) for topic, event in messages]
+    if futures:
+        send_now(producer)
     for future in futures:
         await future
 
@@ -322,8 +360,13 @@ async def publish(producer: AIOKafkaProducer, messages: Sequence[tuple[str, Even
 PAUSE_BACKLOG = 2_000
 # Records handed to one batch at most (one store transaction).
 MAX_BATCH = 500
-# Offsets are committed at most this often (each commit is a broker round trip).
-COMMIT_INTERVAL_SECONDS = 0.1
+# Offsets are committed at most this often: each commit is a round trip and,
+# on Apache Kafka, a write to __consumer_offsets. At 0.1 s the four busy
+# consumers of a gateway made ~40 commits a second at 30 dossiers/s each,
+# ~3 % of the gateway's CPU (py-spy); a crash redelivers at most this much
+# more, which the handlers' idempotence absorbs, and a handover commits at
+# once (release) whatever the interval.
+COMMIT_INTERVAL_SECONDS = 0.5
 
 
 class _PartitionWorker:
@@ -405,7 +448,7 @@ class _HandOverBetweenBatches(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.owner.release(revoked)
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
-        self.owner.claim(assigned)
+        await self.owner.claim(assigned)
         # Operators (and the scale-out test) see who owns what after a rebalance.
         log.info(
             "partitions assigned",
@@ -483,7 +526,7 @@ class PartitionedConsumer:
             if self._remake is not None:
                 self.consumer = self._remake()
             raise
-        previous = None if self.incarnations is None else self.incarnations.previous()
+        previous = None if self.incarnations is None else await self.incarnations.previous()
         if previous is not None:
             # Rejoin as the member this process was before it restarted: the
             # group gives its partitions back without waiting out its session.
@@ -495,24 +538,33 @@ class PartitionedConsumer:
         await self.release(set(self.workers))
         await self.consumer.stop()
 
-    def claim(self, assigned: set[TopicPartition]) -> None:
+    async def claim(self, assigned: set[TopicPartition]) -> None:
         """Take the assigned partitions in the owners' record: a larger epoch
         than any earlier owner's, whose writes the store now refuses."""
-        member_id = member_id_of(self.consumer)
-        if self.incarnations is not None and member_id is not None:
-            self.incarnations.joined(member_id)
-        # A fresh assignment ends any wait after a freeze: the group has
-        # spoken, and an assignment reads from the committed offsets.
-        held = self._reread & assigned
-        self._reread -= held
-        if held:
-            self.consumer.resume(*held)
-        for tp in assigned:
-            if self.owners is not None:
-                self.epochs[tp] = self.owners.claim(tp.topic, tp.partition, self.owner_name)
-            else:
-                self._claims[tp] = self._claims.get(tp, 0) + 1
-                self.epochs[tp] = self._claims[tp]
+        # The claims await the store, and aiokafka fetches the new partitions
+        # meanwhile: paused until each has its epoch, since run() passes over
+        # records of a partition with none (a paused partition's records are
+        # not handed out, and are fetched again from the same position).
+        if assigned:
+            self.consumer.pause(*assigned)
+        try:
+            member_id = member_id_of(self.consumer)
+            if self.incarnations is not None and member_id is not None:
+                await self.incarnations.joined(member_id)
+            # A fresh assignment ends any wait after a freeze: the group has
+            # spoken, and an assignment reads from the committed offsets.
+            self._reread -= assigned
+            for tp in assigned:
+                if self.owners is not None:
+                    self.epochs[tp] = await self.owners.claim(
+                        tp.topic, tp.partition, self.owner_name
+                    )
+                else:
+                    self._claims[tp] = self._claims.get(tp, 0) + 1
+                    self.epochs[tp] = self._claims[tp]
+        finally:
+            if assigned:
+                self.consumer.resume(*assigned)
 
     def _stalled(self, seconds: float) -> None:
         """The loop was frozen: every lease lapsed (Lease.check already says
@@ -580,7 +632,7 @@ class PartitionedConsumer:
         if partitions:
             # Re-claim: if the store already has a later owner, the new
             # workers' writes are refused; a rebalance will sort out who.
-            self.claim(partitions)
+            await self.claim(partitions)
             await self.consumer.seek_to_committed(*partitions)
             self.consumer.resume(*partitions)
 

@@ -29,12 +29,14 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import cast
 
+import psycopg
 import structlog
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from common.database_url import is_postgres
 from gateway.agencies import Agencies
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
@@ -124,21 +126,38 @@ class GatewayMetrics:
                 self.consumer_lag.remove(group, tp.topic, str(tp.partition))
 
 
+# The same two queries on either saga store (gateway/store_sqlite.py,
+# gateway/store_postgres.py: the same tables and columns).
+DOSSIERS_BY_STATE = "SELECT state, count(*) FROM dossiers GROUP BY state"
+OUTBOX_BACKLOG = "SELECT count(*), min(stored_at) FROM outbox WHERE published_at IS NULL"
+
+
 class StoreCollector(Collector):
     """Dossiers by state and the outbox's backlog, read from the saga store at
-    each scrape. The scrape runs on the HTTP server's thread: it opens a
-    connection of its own (WAL: the read waits for no writer)."""
+    each scrape. The scrape runs on the HTTP server's thread, not the event
+    loop: it opens a connection of its own, a blocking one (SQLite in WAL: the
+    read waits for no writer; PostgreSQL: a read takes no lock a writer waits on)."""
 
-    def __init__(self, database: Path) -> None:
+    def __init__(self, database: str | Path) -> None:
         self.database = database
 
     def _read(self) -> tuple[dict[int, int], int, float | None]:
+        if is_postgres(self.database):
+            timeout_ms = round(STORE_READ_TIMEOUT_SECONDS * 1000)
+            with psycopg.connect(
+                str(self.database),
+                connect_timeout=max(1, round(STORE_READ_TIMEOUT_SECONDS)),
+                options=f"-c statement_timeout={timeout_ms}",
+                autocommit=True,
+            ) as conn:
+                counts = {int(s): int(n) for s, n in conn.execute(DOSSIERS_BY_STATE).fetchall()}
+                row = conn.execute(OUTBOX_BACKLOG).fetchone()
+                assert row is not None
+                return counts, int(row[0]), row[1]
         connection = sqlite3.connect(self.database, timeout=STORE_READ_TIMEOUT_SECONDS)
         try:
-            counts = dict(connection.execute("SELECT state, count(*) FROM dossiers GROUP BY state"))
-            waiting, stored_at = connection.execute(
-                "SELECT count(*), min(stored_at) FROM outbox WHERE published_at IS NULL"
-            ).fetchone()
+            counts = dict(connection.execute(DOSSIERS_BY_STATE))
+            waiting, stored_at = connection.execute(OUTBOX_BACKLOG).fetchone()
         finally:
             connection.close()
         return counts, int(waiting), stored_at
@@ -161,7 +180,7 @@ class StoreCollector(Collector):
         )
         try:
             counts, waiting, stored_at = self._read()
-        except sqlite3.Error as error:
+        except (sqlite3.Error, psycopg.Error) as error:
             # The rest of the scrape still counts: these series are missing
             # from this one (Prometheus shows the gap), and the log says why.
             log.warning("saga store not read for metrics", error=str(error))
@@ -201,7 +220,7 @@ class BreakerCollector(Collector):
 
 
 def register_gateway_collectors(
-    registry: CollectorRegistry, *, database: Path, agencies: Agencies
+    registry: CollectorRegistry, *, database: str | Path, agencies: Agencies
 ) -> None:
     registry.register(StoreCollector(database))
     registry.register(BreakerCollector(agencies))

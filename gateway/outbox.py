@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ import structlog
 
 from gateway.backoff import BROKER_DOWN, Backoff
 from gateway.events import Event
-from gateway.store import DossierStore, OutboxRecord
+from gateway.store import OutboxRecord, SagaStore, StoreClosedError
 
 log = structlog.get_logger("outbox")
 
@@ -55,7 +54,7 @@ class RelayPass:
 class Outbox:
     def __init__(
         self,
-        store: DossierStore,
+        store: SagaStore,
         *,
         timeout: float,
         relay_after: float | None = None,
@@ -78,6 +77,8 @@ class Outbox:
         self._watched: set[str] = set()
         self._wake = asyncio.Event()
         self._pruned_at = 0.0
+        # Acknowledgements recorded after the wait (see _settled_later).
+        self._marking: set[asyncio.Task[None]] = set()
 
     def connect(self, send: Send) -> None:
         """The producer is up: from now on events can be published."""
@@ -92,7 +93,7 @@ class Outbox:
         """Publish these stored events now, if they are not yet; True once the
         broker acknowledged each of them, False if it did not in time (they
         stay in the outbox for the relay)."""
-        records = self.store.unpublished(event_ids=event_ids)
+        records = await self.store.unpublished(event_ids=event_ids)
         if not records:
             return True
         return await self._publish(records)
@@ -123,7 +124,7 @@ class Outbox:
             self._in_flight.pop(record.event.event_id, None)
             if not future.cancelled() and future.exception() is None:
                 acknowledged.append(record.seq)
-        self.store.mark_published(acknowledged)
+        await self.store.mark_published(acknowledged)
         return len(acknowledged) == len(records)
 
     def _settled_later(self, record: OutboxRecord) -> Callable[[asyncio.Future[Any]], None]:
@@ -135,15 +136,30 @@ class Outbox:
             if self._in_flight.get(record.event.event_id) is future:
                 del self._in_flight[record.event.event_id]
             if not future.cancelled() and future.exception() is None:
-                # A store already closed (shutting down): the relay of the
-                # next start publishes it again, which is harmless.
-                with contextlib.suppress(sqlite3.Error):
-                    self.store.mark_published([record.seq])
-                # The broker is back: what else waits need not wait out the
-                # backoff. (A failure does not wake: the backoff is for that.)
-                self._wake.set()
+                # Recorded by a task (the store is awaited), which then wakes
+                # the relay: woken first, it could take the record for one
+                # still waiting and publish it again.
+                marking = asyncio.create_task(self._mark_late(record))
+                self._marking.add(marking)
+                marking.add_done_callback(self._marking.discard)
 
         return settled
+
+    async def _mark_late(self, record: OutboxRecord) -> None:
+        try:
+            await self.store.mark_published([record.seq])
+        except StoreClosedError:
+            # Shutting down: the relay of the next start publishes it again,
+            # which is harmless.
+            return
+        except Exception as error:
+            # The store away: the relay publishes it again, harmlessly.
+            log.warning(
+                "publication not recorded", event_id=record.event.event_id, error=repr(error)
+            )
+        # The broker is back: what else waits need not wait out the backoff.
+        # (A failure does not wake: the backoff is for that.)
+        self._wake.set()
 
     async def _handed(self, send: Send, record: OutboxRecord) -> asyncio.Future[Any]:
         future = self._in_flight.get(record.event.event_id)
@@ -155,8 +171,8 @@ class Outbox:
     async def relay_once(self) -> RelayPass:
         """One pass of the relay: publish the unpublished events old enough
         to be its own (see `relay_after`), oldest first."""
-        self._prune()
-        due = self.store.unpublished(
+        await self._prune()
+        due = await self.store.unpublished(
             stored_before=time.time() - self.relay_after, limit=RELAY_BATCH
         )
         if not due:
@@ -200,8 +216,8 @@ class Outbox:
             await asyncio.wait_for(self._wake.wait(), seconds)
         self._wake.clear()
 
-    def _prune(self) -> None:
+    async def _prune(self) -> None:
         now = time.time()
         if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
             self._pruned_at = now
-            self.store.prune_published(now - KEEP_PUBLISHED_SECONDS)
+            await self.store.prune_published(now - KEEP_PUBLISHED_SECONDS)

@@ -18,7 +18,7 @@ from gateway import saga
 from gateway.events import Event, PoisonEventError, Topics
 from gateway.kafka import Lease, PartitionRevokedError, publish
 from gateway.procedures import PROCEDURES, UnknownProcedureError
-from gateway.store import DossierStore, Fence, PendingEvent, StaleOwnerError, Transition
+from gateway.store import Fence, PendingEvent, SagaStore, StaleOwnerError, Transition
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 
@@ -45,7 +45,7 @@ def command_topic(topics: Topics, command: ev.StepCommand) -> str:
 class SagaWorker:
     def __init__(
         self,
-        store: DossierStore,
+        store: SagaStore,
         producer: AIOKafkaProducer,
         topics: Topics,
         clock: Clock,
@@ -80,7 +80,7 @@ class SagaWorker:
         now = self.clock.now()
         lease.check()
         try:
-            applied = self.store.apply_all(
+            applied = await self.store.apply_all(
                 [PendingEvent(e.event_id, e.dossier_id, self._transition(e, now)) for e in events],
                 fence=Fence(lease.tp.topic, lease.tp.partition, lease.epoch),
             )

@@ -26,7 +26,7 @@ from common.quoting import quote
 from common.server import ServiceBinding, start_registry
 from gateway.api import GatewayServicer
 from gateway.events import Topics
-from gateway.store import DossierStore
+from gateway.store import open_saga_store
 from lienthong.common.v1.common_pb2 import SEX_FEMALE
 from lienthong.gateway.v1 import gateway_pb2 as gw
 from lienthong.gateway.v1 import gateway_pb2_grpc as gw_grpc
@@ -145,7 +145,7 @@ async def test_the_standard_health_check_refuses_bytes_that_do_not_decode(
 async def gateway_api(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
     """The gateway's API alone: WatchDossier and GetDossier read the saga
     store and never touch Kafka, so no producer is needed for them."""
-    store = DossierStore(tmp_path / "gateway.sqlite3")
+    store = await open_saga_store(tmp_path / "gateway.sqlite3")
     servicer = GatewayServicer(
         store, cast(Any, None), Topics.with_prefix("t"), SystemClock(), asyncio.Condition()
     )
@@ -162,7 +162,7 @@ async def gateway_api(tmp_path: Path) -> AsyncIterator[grpc.aio.Channel]:
     yield channel
     await channel.close()
     await running.stop(None)
-    store.close()
+    await store.close()
 
 
 async def test_bytes_that_do_not_decode_to_a_server_streaming_rpc_are_an_invalid_argument(

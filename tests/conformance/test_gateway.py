@@ -26,7 +26,7 @@ from gateway.app import SERVICE_NAME
 from gateway.events import Topics
 from gateway.kafka import send
 from gateway.outbox import Outbox
-from gateway.store import DossierStore
+from gateway.store import open_saga_store
 from lienthong.gateway.v1 import gateway_pb2 as pb
 from lienthong.gateway.v1 import gateway_pb2_grpc as pb_grpc
 from tests.conformance.variants import failed
@@ -53,7 +53,7 @@ class KeyForgetting(GatewayServicer):
 
 @pytest.fixture
 async def forgetful_gateway(tmp_path: Path) -> AsyncIterator[str]:
-    store = DossierStore(tmp_path / "gateway.sqlite3")
+    store = await open_saga_store(tmp_path / "gateway.sqlite3")
     outbox = Outbox(store, timeout=1.0)
     producer = cast(AIOKafkaProducer, AcknowledgingProducer())
     outbox.connect(lambda topic, event: send(producer, topic, event))
@@ -70,7 +70,7 @@ async def forgetful_gateway(tmp_path: Path) -> AsyncIterator[str]:
     )
     yield f"127.0.0.1:{running.port}"
     await running.stop(None)
-    store.close()
+    await store.close()
 
 
 async def test_a_gateway_that_forgets_keys_fails_the_idempotency_rules(

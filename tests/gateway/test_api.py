@@ -27,7 +27,7 @@ from gateway.app import SERVICE_NAME
 from gateway.events import Topics, decode
 from gateway.kafka import send
 from gateway.outbox import Outbox
-from gateway.store import DossierStore, PendingEvent
+from gateway.store import PendingEvent, SagaStore, open_saga_store
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as g
 from lienthong.gateway.v1 import gateway_pb2_grpc as gg
@@ -76,7 +76,7 @@ class RecordingProducer:
 
 class Gateway:
     def __init__(
-        self, store: DossierStore, running: RunningRegistry, producer: RecordingProducer
+        self, store: SagaStore, running: RunningRegistry, producer: RecordingProducer
     ) -> None:
         self.store = store
         self.running = running
@@ -91,7 +91,7 @@ class Gateway:
         self.stopped = True
         await self.channel.close()
         await self.running.stop(None)
-        self.store.close()
+        await self.store.close()
 
 
 Starter = Callable[..., Any]
@@ -102,7 +102,7 @@ async def start_gateway(tmp_path: Path) -> AsyncIterator[Starter]:
     started: list[Gateway] = []
 
     async def _start(*, tolerance_seconds: float = 300, at: dt.datetime = NOW) -> Gateway:
-        store = DossierStore(tmp_path / "gateway.sqlite3")
+        store = await open_saga_store(tmp_path / "gateway.sqlite3")
         producer = RecordingProducer()
         outbox = Outbox(store, timeout=PUBLISH_TIMEOUT)
         outbox.connect(lambda topic, event: send(cast(AIOKafkaProducer, producer), topic, event))
@@ -144,14 +144,14 @@ async def awaiting_supplement(gateway: Gateway, **missing: object) -> str:
     NEEDS_SUPPLEMENT as the worker would."""
     dossier_id = await submit_birth(gateway, "first", birth_form(FAMILY, BORN, **missing))
     submitted = gateway.producer.sent[-1][1].message
-    gateway.store.apply(
+    await gateway.store.apply(
         PendingEvent(
             f"{dossier_id}/submitted",
             dossier_id,
             lambda current: saga.on_submitted(current, submitted, NOW),
         )
     )
-    stored = gateway.store.load(dossier_id)
+    stored = await gateway.store.load(dossier_id)
     assert stored is not None and stored.state == g.DOSSIER_STATE_NEEDS_SUPPLEMENT
     return dossier_id
 
@@ -322,14 +322,14 @@ async def test_a_repeated_supplement_is_answered_after_the_dossier_moved_on(
     request = supplement(dossier_id, "s1", ethnicity="Tày")
     await gateway.stub.SupplementDossier(request)
     event = gateway.producer.sent[-1][1]
-    gateway.store.apply(
+    await gateway.store.apply(
         PendingEvent(
             event.event_id,
             dossier_id,
             lambda current: saga.on_supplemented(current, event.message, NOW),
         )
     )
-    stored = gateway.store.load(dossier_id)
+    stored = await gateway.store.load(dossier_id)
     assert stored is not None and stored.state == g.DOSSIER_STATE_IN_PROGRESS
     # A retry whose first answer was lost: the same answer, not a refusal.
     answer = await gateway.stub.SupplementDossier(request)
@@ -359,7 +359,7 @@ async def test_a_submission_the_broker_does_not_take_is_stored_and_answered_unav
         "message broker is back; it is safe to send it again with the same idempotency key"
     )
     assert error.retry_delay == PUBLISH_TIMEOUT
-    stored = gateway.store.load(dossier_id)
+    stored = await gateway.store.load(dossier_id)
     assert stored is not None and stored.state == g.DOSSIER_STATE_RECEIVED
     # A retry meanwhile: the same dossier, still UNAVAILABLE, nothing new stored.
     again = await refused(gateway.stub.SubmitBirthDeclaration(request))
@@ -370,7 +370,7 @@ async def test_a_submission_the_broker_does_not_take_is_stored_and_answered_unav
     assert answer.dossier_id == dossier_id
     # One event, one id, handed to the producer once: the retries waited on it.
     assert gateway.producer.event_ids() == [f"{dossier_id}/submitted"]
-    assert gateway.store.unpublished() == []
+    assert await gateway.store.unpublished() == []
 
 
 async def test_a_supplement_the_broker_does_not_take_is_stored_and_answered_unavailable(
@@ -384,9 +384,9 @@ async def test_a_supplement_the_broker_does_not_take_is_stored_and_answered_unav
     assert error.code == grpc.StatusCode.UNAVAILABLE
     assert error.metadata == {"dossier_id": dossier_id}
     assert f"the supplement is stored with dossier {dossier_id}" in error.message
-    assert [r.event.event_id for r in gateway.store.unpublished()] == [
+    assert [r.event.event_id for r in await gateway.store.unpublished()] == [
         f"{dossier_id}/supplement/s1"
     ]
     gateway.producer.come_back()
     assert (await gateway.stub.SupplementDossier(request)).dossier_id == dossier_id
-    assert gateway.store.unpublished() == []
+    assert await gateway.store.unpublished() == []

@@ -1,41 +1,49 @@
 """What the gateway reads from its saga store at each scrape (gateway/metrics.py):
-dossiers by state and the outbox's backlog, from a real SQLite store. The
-counts expected are the dossiers this test stores, by hand."""
+dossiers by state and the outbox's backlog, from a real store, SQLite or
+PostgreSQL. The counts expected are the dossiers this test stores, by hand."""
 
 from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
 
+import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from gateway.events import Event
 from gateway.metrics import StoreCollector
-from gateway.store import DossierStore, PendingEvent
+from gateway.store import PendingEvent, SagaStore, open_saga_store
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 
 NOW = dt.datetime(2026, 11, 30, 9, 0, tzinfo=dt.UTC)
 
 
-def stored(store: DossierStore, dossier_id: str, state: pb.DossierState.ValueType) -> None:
+async def stored(store: SagaStore, dossier_id: str, state: pb.DossierState.ValueType) -> None:
     """The dossier moved to `state` by an event of its own."""
     dossier = pb.Dossier(dossier_id=dossier_id, state=state, version=1)
     event_id = f"{dossier_id}/{pb.DossierState.Name(state)}"
-    store.apply(PendingEvent(event_id, dossier_id, lambda _: (dossier, [])))
+    await store.apply(PendingEvent(event_id, dossier_id, lambda _: (dossier, [])))
 
 
-def test_dossiers_by_state_and_the_outbox_backlog_are_read_at_each_scrape(
-    tmp_path: Path,
+@pytest.fixture(params=["sqlite", "postgres"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "gateway.sqlite3")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+async def test_dossiers_by_state_and_the_outbox_backlog_are_read_at_each_scrape(
+    location: str,
 ) -> None:
-    store = DossierStore(tmp_path / "gateway.sqlite3")
+    store = await open_saga_store(location)
     try:
-        stored(store, "birth-1", pb.DOSSIER_STATE_COMPLETED)
-        stored(store, "birth-2", pb.DOSSIER_STATE_COMPLETED)
-        stored(store, "death-1", pb.DOSSIER_STATE_IN_PROGRESS)
+        await stored(store, "birth-1", pb.DOSSIER_STATE_COMPLETED)
+        await stored(store, "birth-2", pb.DOSSIER_STATE_COMPLETED)
+        await stored(store, "death-1", pb.DOSSIER_STATE_IN_PROGRESS)
         # A submission: stored RECEIVED with its announcement, not yet published.
         submitted = pb.Dossier(dossier_id="birth-3", state=pb.DOSSIER_STATE_RECEIVED)
-        store.submit(
+        await store.submit(
             "key-3",
             b"print",
             submitted,
@@ -45,7 +53,8 @@ def test_dossiers_by_state_and_the_outbox_backlog_are_read_at_each_scrape(
             ),
         )
         registry = CollectorRegistry()
-        registry.register(StoreCollector(tmp_path / "gateway.sqlite3"))
+        # Scraped here on the loop; a gateway scrapes on its HTTP server's thread.
+        registry.register(StoreCollector(location))
 
         def dossiers(state: str) -> float | None:
             return registry.get_sample_value("lienthong_dossiers", {"state": state})
@@ -61,19 +70,28 @@ def test_dossiers_by_state_and_the_outbox_backlog_are_read_at_each_scrape(
         assert waited is not None and waited >= 0
 
         # Read again at the next scrape: the store's word, not a count kept here.
-        store.mark_published([record.seq for record in store.unpublished()])
-        stored(store, "death-1", pb.DOSSIER_STATE_REJECTED)
+        await store.mark_published([record.seq for record in await store.unpublished()])
+        await stored(store, "death-1", pb.DOSSIER_STATE_REJECTED)
         assert registry.get_sample_value("lienthong_outbox_pending") == 0
         assert registry.get_sample_value("lienthong_outbox_oldest_pending_seconds") == 0
         assert (dossiers("IN_PROGRESS"), dossiers("REJECTED")) == (0, 1)
     finally:
-        store.close()
+        await store.close()
 
 
 def test_a_store_that_cannot_be_read_leaves_the_rest_of_the_scrape(tmp_path: Path) -> None:
     not_a_store = tmp_path / "empty.sqlite3"
     registry = CollectorRegistry()
     registry.register(StoreCollector(not_a_store))
+    Counter("lienthong_other", "Another metric of the process.", registry=registry).inc()
+    assert registry.get_sample_value("lienthong_other_total") == 1
+    assert registry.get_sample_value("lienthong_dossiers", {"state": "COMPLETED"}) is None
+
+
+def test_a_postgres_store_that_cannot_be_reached_leaves_the_rest_of_the_scrape() -> None:
+    registry = CollectorRegistry()
+    # Port 1: nothing listens, the connection is refused at once.
+    registry.register(StoreCollector("postgresql://gateway@127.0.0.1:1/saga"))
     Counter("lienthong_other", "Another metric of the process.", registry=registry).inc()
     assert registry.get_sample_value("lienthong_other_total") == 1
     assert registry.get_sample_value("lienthong_dossiers", {"state": "COMPLETED"}) is None

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from gateway.backoff import Backoff, until_done
 from gateway.events import Event
 from gateway.outbox import Outbox
-from gateway.store import Announcement, DossierStore
+from gateway.store import Announcement, SagaStore, open_saga_store
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 from tests.gateway.test_saga import MONDAY, birth_dossier
@@ -69,31 +69,42 @@ def submitted(dossier: pb.Dossier) -> Announcement:
     return TOPIC, event
 
 
-def store_submission(store: DossierStore, key: str = "k1") -> str:
+async def store_submission(store: SagaStore, key: str = "k1") -> str:
     dossier = birth_dossier()
     dossier.dossier_id = f"birth-{key}"
-    stored = store.submit(key, key.encode(), dossier, submitted)
+    stored = await store.submit(key, key.encode(), dossier, submitted)
     return f"{stored.dossier_id}/submitted"
 
 
-async def eventually(condition: Callable[[], bool], within: float = 5.0) -> None:
+async def eventually(condition: Callable[[], bool | Awaitable[bool]], within: float = 5.0) -> None:
     deadline = time.monotonic() + within
-    while not condition():
+    while True:
+        held = condition()
+        if not isinstance(held, bool):
+            held = await held
+        if held:
+            return
         assert time.monotonic() < deadline, "the condition never held"
         await asyncio.sleep(0.01)
 
 
-def unpublished_ids(store: DossierStore) -> list[str]:
-    return [r.event.event_id for r in store.unpublished()]
+async def unpublished_ids(store: SagaStore) -> list[str]:
+    return [r.event.event_id for r in await store.unpublished()]
+
+
+async def nothing_unpublished(store: SagaStore) -> bool:
+    return await unpublished_ids(store) == []
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> DossierStore:
-    return DossierStore(tmp_path / "gateway.sqlite3")
+async def store(tmp_path: Path) -> AsyncIterator[SagaStore]:
+    opened = await open_saga_store(tmp_path / "gateway.sqlite3")
+    yield opened
+    await opened.close()
 
 
 @pytest.fixture
-async def relay_of(store: DossierStore) -> AsyncIterator[Callable[[Outbox], None]]:
+async def relay_of(store: SagaStore) -> AsyncIterator[Callable[[Outbox], None]]:
     tasks: list[asyncio.Task[None]] = []
 
     def start(outbox: Outbox) -> None:
@@ -106,7 +117,7 @@ async def relay_of(store: DossierStore) -> AsyncIterator[Callable[[Outbox], None
             await task
 
 
-def quick_outbox(store: DossierStore, **settings: Any) -> Outbox:
+def quick_outbox(store: SagaStore, **settings: Any) -> Outbox:
     defaults: dict[str, Any] = {
         "timeout": 0.1,
         "relay_after": 0.0,
@@ -116,90 +127,90 @@ def quick_outbox(store: DossierStore, **settings: Any) -> Outbox:
     return Outbox(store, **(defaults | settings))
 
 
-def test_a_submission_and_its_event_are_stored_in_one_transaction(store: DossierStore) -> None:
+async def test_a_submission_and_its_event_are_stored_in_one_transaction(store: SagaStore) -> None:
     def broken(dossier: pb.Dossier) -> Announcement:
         raise RuntimeError("the event could not be made")
 
     with pytest.raises(RuntimeError):
-        store.submit("k1", b"k1", birth_dossier(), broken)
-    assert store.load(birth_dossier().dossier_id) is None
-    event_id = store_submission(store)
-    assert unpublished_ids(store) == [event_id]
-    stored = store.unpublished()[0]
+        await store.submit("k1", b"k1", birth_dossier(), broken)
+    assert await store.load(birth_dossier().dossier_id) is None
+    event_id = await store_submission(store)
+    assert await unpublished_ids(store) == [event_id]
+    stored = (await store.unpublished())[0]
     assert stored.topic == TOPIC
-    assert stored.event.message == ev.DossierSubmitted(dossier=store.load("birth-k1"))
+    assert stored.event.message == ev.DossierSubmitted(dossier=await store.load("birth-k1"))
     # A repeat stores nothing new: the same dossier, the same single event.
-    assert store_submission(store) == event_id
-    assert unpublished_ids(store) == [event_id]
+    assert await store_submission(store) == event_id
+    assert await unpublished_ids(store) == [event_id]
 
 
-def test_a_supplement_and_its_event_are_stored_in_one_transaction(store: DossierStore) -> None:
+async def test_a_supplement_and_its_event_are_stored_in_one_transaction(store: SagaStore) -> None:
     event = Event(
         "birth-1/supplement/s1", "birth-1", ev.DossierSupplemented(dossier_id="birth-1"), MONDAY
     )
-    store.accept_supplement("birth-1", "s1", b"print", (TOPIC, event))
-    store.accept_supplement("birth-1", "s1", b"print", (TOPIC, event))
-    assert store.supplement_accepted("birth-1", "s1", b"print")
-    assert unpublished_ids(store) == ["birth-1/supplement/s1"]
+    await store.accept_supplement("birth-1", "s1", b"print", (TOPIC, event))
+    await store.accept_supplement("birth-1", "s1", b"print", (TOPIC, event))
+    assert await store.supplement_accepted("birth-1", "s1", b"print")
+    assert await unpublished_ids(store) == ["birth-1/supplement/s1"]
 
 
-async def test_delivered_at_once_when_the_broker_acknowledges(store: DossierStore) -> None:
+async def test_delivered_at_once_when_the_broker_acknowledges(store: SagaStore) -> None:
     broker = FakeBroker()
     outbox = quick_outbox(store)
     outbox.connect(broker.send)
-    event_id = store_submission(store)
+    event_id = await store_submission(store)
     assert await outbox.deliver([event_id])
     assert broker.event_ids() == [event_id]
-    assert unpublished_ids(store) == []
+    assert await unpublished_ids(store) == []
     # Delivered already: a repeat publishes nothing.
     assert await outbox.deliver([event_id])
     assert broker.event_ids() == [event_id]
 
 
-async def test_marked_published_only_once_the_broker_acknowledged(store: DossierStore) -> None:
+async def test_marked_published_only_once_the_broker_acknowledged(store: SagaStore) -> None:
     broker = FakeBroker()
     broker.up = False
     outbox = quick_outbox(store)
     outbox.connect(broker.send)
-    event_id = store_submission(store)
+    event_id = await store_submission(store)
     assert not await outbox.deliver([event_id])
-    assert unpublished_ids(store) == [event_id]
+    assert await unpublished_ids(store) == [event_id]
     # Asked again while the first hand-over is still in the producer: it is
     # waited for again, not handed over a second time.
     assert not await outbox.deliver([event_id])
     assert broker.event_ids() == [event_id]
     broker.come_back()
-    await eventually(lambda: unpublished_ids(store) == [])
+    await eventually(lambda: nothing_unpublished(store))
     assert broker.event_ids() == [event_id]
 
 
 async def test_not_connected_yet_answers_at_once_and_keeps_the_event(
-    store: DossierStore, relay_of: Callable[[Outbox], None]
+    store: SagaStore, relay_of: Callable[[Outbox], None]
 ) -> None:
     # A gateway whose producer has not reached the broker yet (start-up).
     outbox = quick_outbox(store, timeout=30.0, relay_after=0.0)
-    event_id = store_submission(store)
+    event_id = await store_submission(store)
     started = time.monotonic()
     assert not await outbox.deliver([event_id])
     assert time.monotonic() - started < 1.0
     relay_of(outbox)
     broker = FakeBroker()
     outbox.connect(broker.send)
-    await eventually(lambda: unpublished_ids(store) == [])
+    await eventually(lambda: nothing_unpublished(store))
     assert broker.event_ids() == [event_id]
 
 
 async def test_the_relay_publishes_what_was_stored_and_not_published_as_the_same_event(
-    store: DossierStore, relay_of: Callable[[Outbox], None]
+    store: SagaStore, relay_of: Callable[[Outbox], None]
 ) -> None:
     broker = FakeBroker()
     broker.fail_next = 2  # two attempts fail outright (e.g. a request timeout)
     outbox = quick_outbox(store)
     outbox.connect(broker.send)
-    event_ids = [store_submission(store, f"k{n}") for n in range(3)]
-    stored = {r.event.event_id: r.event for r in store.unpublished()}
+    event_ids = [await store_submission(store, f"k{n}") for n in range(3)]
+    stored = {r.event.event_id: r.event for r in await store.unpublished()}
     relay_of(outbox)
-    await eventually(lambda: unpublished_ids(store) == [])
+    await eventually(lambda: nothing_unpublished(store))
     assert set(broker.event_ids()) == set(event_ids)
     assert len(broker.sent) == 3 + 2
     # Every publication of an event is the same event: id, time, body.
@@ -207,39 +218,39 @@ async def test_the_relay_publishes_what_was_stored_and_not_published_as_the_same
         assert event == stored[event.event_id]
 
 
-async def test_the_relay_leaves_young_events_to_the_fast_path(store: DossierStore) -> None:
+async def test_the_relay_leaves_young_events_to_the_fast_path(store: SagaStore) -> None:
     # Another gateway process sharing the store may be publishing it now.
     broker = FakeBroker()
     outbox = quick_outbox(store, relay_after=60.0)
     outbox.connect(broker.send)
-    store_submission(store)
+    await store_submission(store)
     assert (await outbox.relay_once()).due == 0
     assert broker.sent == []
-    assert len(unpublished_ids(store)) == 1
+    assert len(await unpublished_ids(store)) == 1
 
 
 async def test_the_relay_waits_out_an_outage_and_publishes_when_the_broker_is_back(
-    store: DossierStore, relay_of: Callable[[Outbox], None]
+    store: SagaStore, relay_of: Callable[[Outbox], None]
 ) -> None:
     broker = FakeBroker()
     broker.up = False
     outbox = quick_outbox(store)
     outbox.connect(broker.send)
-    event_ids = [store_submission(store, f"k{n}") for n in range(3)]
+    event_ids = [await store_submission(store, f"k{n}") for n in range(3)]
     relay_of(outbox)
     await eventually(lambda: len(broker.held) == 3)
-    assert sorted(unpublished_ids(store)) == sorted(event_ids)
+    assert sorted(await unpublished_ids(store)) == sorted(event_ids)
     broker.come_back()
-    await eventually(lambda: unpublished_ids(store) == [])
+    await eventually(lambda: nothing_unpublished(store))
     # Handed over once each, however many relay passes the outage lasted.
     assert sorted(broker.event_ids()) == sorted(event_ids)
 
 
-def test_published_events_are_pruned_after_a_while(store: DossierStore) -> None:
-    store_submission(store)
-    store.mark_published([r.seq for r in store.unpublished()])
-    assert store.prune_published(time.time() - 60) == 0
-    assert store.prune_published(time.time() + 1) == 1
+async def test_published_events_are_pruned_after_a_while(store: SagaStore) -> None:
+    await store_submission(store)
+    await store.mark_published([r.seq for r in await store.unpublished()])
+    assert await store.prune_published(time.time() - 60) == 0
+    assert await store.prune_published(time.time() + 1) == 1
 
 
 def test_backoff_doubles_up_to_its_cap_and_starts_over() -> None:

@@ -36,7 +36,7 @@ from gateway.procedures import (
     UnknownProcedureError,
 )
 from gateway.steps import StepDone, StepInput, succeeded
-from gateway.store import DossierStore, PendingEvent
+from gateway.store import PendingEvent, SagaStore
 from gateway.worker import SagaWorker, command_topic
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
@@ -242,7 +242,7 @@ def test_the_saga_refuses_a_kind_it_does_not_hold(kind: pb.DossierKind.ValueType
 
 async def test_the_consumers_dead_letter_a_kind_they_do_not_hold() -> None:
     worker = SagaWorker(
-        cast(DossierStore, None),
+        cast(SagaStore, None),
         cast(AIOKafkaProducer, None),
         TOPICS,
         SystemClock(),
@@ -267,11 +267,11 @@ async def test_the_consumers_dead_letter_a_kind_they_do_not_hold() -> None:
         executor.check(Event("d/register_death", "d", command, MONDAY))
 
 
-def store_awaiting_supplement(store: DossierStore, dossier: pb.Dossier) -> None:
+async def store_awaiting_supplement(store: SagaStore, dossier: pb.Dossier) -> None:
     """As a gateway that runs the kind would have left it."""
     dossier.state = pb.DOSSIER_STATE_NEEDS_SUPPLEMENT
     dossier.supplement.due_at.CopyFrom(saga.timestamp(NOW + dt.timedelta(days=7)))
-    store.apply(
+    await store.apply(
         PendingEvent(f"{dossier.dossier_id}/submitted", dossier.dossier_id, lambda _: (dossier, []))
     )
 
@@ -280,7 +280,7 @@ async def test_the_api_refuses_a_supplement_to_a_kind_it_does_not_run(
     start_gateway: Starter,
 ) -> None:
     gateway = await start_gateway()
-    store_awaiting_supplement(gateway.store, unknown_dossier(UNKNOWN_KIND))
+    await store_awaiting_supplement(gateway.store, unknown_dossier(UNKNOWN_KIND))
     error = await refused(
         gateway.stub.SupplementDossier(
             pb.SupplementDossierRequest(
@@ -301,7 +301,7 @@ async def test_the_api_takes_a_supplement_by_the_third_groups_form_and_rules(
     start_gateway: Starter,
 ) -> None:
     gateway = await start_gateway()
-    store_awaiting_supplement(gateway.store, extract_dossier(death_notice_number=""))
+    await store_awaiting_supplement(gateway.store, extract_dossier(death_notice_number=""))
     birth_form = await refused(
         gateway.stub.SupplementDossier(
             pb.SupplementDossierRequest(
