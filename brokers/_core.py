@@ -56,6 +56,11 @@ class RunningBroker:
     its partitions back at once: Apache Kafka does; Tansu takes the id but
     waits for the old session to expire (measured). None: not known, a
     gateway tries it at start (gateway.kafka.static_membership_honoured)."""
+    fetch_max_wait_ms: int | None = None
+    """How long a consumer that wants records soon after they are produced
+    should let a fetch wait at this broker, where the client's default (500)
+    does not suit it: Tansu answers late within the window (see
+    brokers/embedded.py). None: the client's default."""
     data_dir: Path | None = None
     """Where the broker keeps its logs (and, for apache, its data); None if not ours."""
     log_file: Path | None = None

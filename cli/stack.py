@@ -659,6 +659,10 @@ class Stack:
             }
             | self._trust_env(GATEWAY, home)
         )
+        if self.broker.fetch_max_wait_ms is not None:
+            # The broker's own fetch window (Tansu answers late within it), unless
+            # the caller set one.
+            env.setdefault("LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS", str(self.broker.fetch_max_wait_ms))
         for agency_name, address in self.agency_addresses.items():
             env[agency(agency_name).address_variable] = address
         env.update(self._extra_env)

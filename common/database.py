@@ -135,6 +135,13 @@ class UniqueViolation(IntegrityError):
     """A unique or primary key already holds the value."""
 
 
+class LostRace(Exception):
+    """Raised by a store inside a unit of work when a write found the row no
+    longer as the rules read it (a guarded UPDATE changed nothing): a
+    concurrent transaction on another replica got there first. The unit of
+    work is run again, and its rules then see what that one committed."""
+
+
 @dataclass(frozen=True)
 class Schema:
     """A store's DDL for each engine; every statement idempotent (IF NOT EXISTS)."""
@@ -395,6 +402,7 @@ def _pg_integrity(error: pg_errors.IntegrityError) -> IntegrityError:
 # COMMITTED means a concurrent transaction committed a row this one's reads
 # did not see; deadlocks and lock timeouts abort one of the contenders.
 _LOST_RACE: tuple[type[BaseException], ...] = (
+    LostRace,
     UniqueViolation,
     pg_errors.SerializationFailure,
     pg_errors.DeadlockDetected,

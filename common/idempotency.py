@@ -10,7 +10,13 @@ Replicas over one PostgreSQL database: a repeat that reaches another replica
 while the first is still running finds no answer yet, and both run. The
 second's ledger insert then fails on the ledger's primary key once the first
 commits (or earlier, on a row the first wrote), and common.database runs the
-whole unit of work again: this time it finds the first answer.
+whole unit of work again: this time it finds the first answer. Under READ
+COMMITTED each statement sees what committed before it, so the first may also
+commit between our ledger read and the rules' reads: the rules then refuse
+the repeat because of its own original (the birth certificate "already
+registered"). A refusal is therefore checked against the ledger once more,
+and if the request id has been answered meanwhile the unit of work is run
+again (LostRace) to return that answer.
 """
 
 from __future__ import annotations
@@ -22,8 +28,8 @@ from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from common.database import Connection, SqliteConnection
-from common.errors import InvalidArgument
+from common.database import Connection, LostRace, Row, SqliteConnection
+from common.errors import DomainError, InvalidArgument
 from common.sqlite import transaction
 
 SCHEMA = """
@@ -72,10 +78,7 @@ def _run_once(
 ) -> ResponseT:
     request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has it
     fingerprint = _fingerprint(method, request)
-    row = conn.execute(
-        "SELECT method, fingerprint, response FROM idempotent_requests WHERE request_id = ?",
-        (request_id,),
-    ).fetchone()
+    row = _answered(conn, request_id)
     if row is not None:
         if row["method"] != method or bytes(row["fingerprint"]) != fingerprint:
             raise InvalidArgument.field(
@@ -84,10 +87,23 @@ def _run_once(
                 "use a new request id for a new request",
             )
         return response_type.FromString(bytes(row["response"]))
-    response = mutate()
+    try:
+        response = mutate()
+    except DomainError:
+        # A rule's refusal, not a database error: the transaction is usable.
+        if _answered(conn, request_id) is not None:
+            raise LostRace(f"request id answered by a concurrent transaction: {method}") from None
+        raise
     conn.execute(
         "INSERT INTO idempotent_requests (request_id, method, fingerprint, response) "
         "VALUES (?, ?, ?, ?)",
         (request_id, method, fingerprint, response.SerializeToString(deterministic=True)),
     )
     return response
+
+
+def _answered(conn: Connection, request_id: str) -> Row | None:
+    return conn.execute(
+        "SELECT method, fingerprint, response FROM idempotent_requests WHERE request_id = ?",
+        (request_id,),
+    ).fetchone()

@@ -39,7 +39,7 @@ from gateway.kafka import (
     make_consumer,
     make_producer,
     publish,
-    send,
+    send_alone,
     static_membership_honoured,
 )
 from gateway.metrics import GatewayMetrics, register_gateway_collectors
@@ -150,8 +150,8 @@ class _Kafka:
             await asyncio.wait_for(stop_all(), grace)
 
 
-async def _start_producer(bootstrap: str) -> AIOKafkaProducer:
-    producer = make_producer(bootstrap)
+async def _start_producer(bootstrap: str, linger_ms: int) -> AIOKafkaProducer:
+    producer = make_producer(bootstrap, linger_ms=linger_ms)
     try:
         await producer.start()
     except BaseException:
@@ -185,10 +185,12 @@ async def _connect_and_run(
         backoff,
     )
     producer = await until_done(
-        f"kafka at {bootstrap} (producer)", lambda: _start_producer(bootstrap), backoff
+        f"kafka at {bootstrap} (producer)",
+        lambda: _start_producer(bootstrap, config.linger_ms),
+        backoff,
     )
     kafka.producer = producer
-    outbox.connect(lambda topic, event: send(producer, topic, event))
+    outbox.connect(lambda topic, event: send_alone(producer, topic, event))
     worker = SagaWorker(store, producer, topics, clock, changed)
     executor = StepExecutor(
         agencies,
@@ -215,14 +217,16 @@ async def _connect_and_run(
             return None
         return StoredIncarnations(store, config.instance_id, group_id)
 
-    def steps_consumer(name: str, group_id: str, topic: str) -> PartitionedConsumer:
+    def steps_consumer(
+        name: str, group_id: str, topic: str, fetch_max_wait_ms: int = config.fetch_max_wait_ms
+    ) -> PartitionedConsumer:
         def make() -> GroupConsumer:
             consumer: GroupConsumer = make_consumer(
                 config.bootstrap_servers,
                 group_id,
                 joining,
                 max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
-                fetch_max_wait_ms=config.fetch_max_wait_ms,
+                fetch_max_wait_ms=fetch_max_wait_ms,
             )
             return consumer
 
@@ -280,7 +284,11 @@ async def _connect_and_run(
         # The topic before the lanes: an older gateway in the same deployment
         # may still send commands there. Its group keeps its old name, so the
         # offsets committed before an upgrade still count.
-        steps_consumer("steps", topics.legacy_steps_group, topics.step_commands),
+        # Its commands are leftovers, not worth a short fetch window's idle
+        # fetches: the client's default.
+        steps_consumer(
+            "steps", topics.legacy_steps_group, topics.step_commands, fetch_max_wait_ms=500
+        ),
     ]
     for consumer in consumers:
         await until_done(

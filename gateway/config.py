@@ -98,9 +98,12 @@ class GatewayConfig:
     # but which a member's revocation must never approach either.
     rebalance_timeout_seconds: float
     # How long a fetch may wait at the broker for records to arrive. Apache
-    # Kafka answers as soon as a record arrives; Tansu waits out the window
-    # (each hop of a dossier then waits it: see gateway/README.md).
+    # Kafka answers as soon as a record arrives; Tansu answers late within the
+    # window (each hop of a dossier then waits: brokers/embedded.py), so the
+    # stack gives its gateways a short one there.
     fetch_max_wait_ms: int
+    # How long the producer holds a batch open for more records.
+    linger_ms: int
     # How long a partition being handed over may finish its batch in flight
     # before that batch is cancelled (its agency retries with it).
     handover_grace_seconds: float
@@ -142,6 +145,7 @@ class GatewayConfig:
             handover_grace_seconds=env_float("LIENTHONG_HANDOVER_GRACE_SECONDS", 1.0),
             fetch_max_wait_ms=env_int("LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS", 500),
             db_timeouts=SessionTimeouts.from_env(),
+            linger_ms=env_int("LIENTHONG_KAFKA_LINGER_MS", 5),
         )
 
 

@@ -17,7 +17,7 @@ from aiokafka import AIOKafkaProducer
 from common.clock import Clock
 from gateway.agencies import Agencies, AgencyRefusalError, TransientAgencyError
 from gateway.events import Event, PoisonEventError, Topics
-from gateway.kafka import Lease, send
+from gateway.kafka import Lease, send, send_now
 from gateway.metrics import GatewayMetrics
 from gateway.procedures import PROCEDURES, StepPlan, UnknownProcedureError
 from gateway.saga import delivery_note
@@ -116,6 +116,8 @@ class StepExecutor:
             for run in runs:
                 run.cancel()
             raise
+        # Every outcome of the batch is sent: none lingers for company.
+        send_now(self.producer)
         for acknowledged in (future for futures in sent for future in futures):
             await acknowledged
 

@@ -287,7 +287,7 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) 
         await admin.close()
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, *, linger_ms: int = 5) -> AIOKafkaProducer:
     # acks=all without the idempotent producer: the embedded broker has none,
     # and duplicates are harmless because every consumer de-duplicates by ce_id.
     # linger 5 ms: fewer, fuller produce requests; at 260 dossiers/s p99 was
@@ -296,7 +296,7 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=False,
-        linger_ms=5,
+        linger_ms=linger_ms,
         request_timeout_ms=15000,
     )
 
@@ -310,10 +310,48 @@ async def send(producer: AIOKafkaProducer, topic: str, event: Event) -> asyncio.
     return acknowledged
 
 
+def send_now(producer: AIOKafkaProducer) -> None:
+    """Let what the producer holds go without waiting out its linger, where
+    nothing is in flight for its partition: a unit of work (a saga batch, a
+    step batch) has sent all it will, and waiting 5 ms more for company that
+    is not coming cost each of a dossier's hops that much when the stack is
+    quiet. A partition whose produce request is in flight keeps its open
+    batch lingering (it goes when the request returns, as before), so under
+    load requests stay as full as before: closing a batch there would queue
+    a second one behind it, and the sender takes one batch per partition per
+    request. Nagle, per partition. aiokafka has no public call for this
+    (flush() waits, and closes nothing); the version is pinned in uv.lock and
+    tests/gateway/test_kafka.py checks it still works."""
+    accumulator = getattr(producer, "_message_accumulator", None)
+    sender = getattr(producer, "_sender", None)
+    batches = getattr(accumulator, "_batches", None)
+    muted = getattr(sender, "_muted_partitions", None)
+    if batches is None or muted is None:
+        return  # another aiokafka: the linger applies, nothing breaks
+    released = False
+    for tp, queued in batches.items():
+        if len(queued) == 1 and tp not in muted:
+            queued[0]._builder.close()
+            released = True
+    waiter = getattr(accumulator, "_waiter_future", None)
+    if released and waiter is not None and not waiter.done():
+        waiter.set_result(None)  # wakes the sender, as a new batch would
+
+
+async def send_alone(producer: AIOKafkaProducer, topic: str, event: Event) -> asyncio.Future[Any]:
+    """send() for a unit of work of one event (an API submission): let go at once."""
+    acknowledged = await send(producer, topic, event)
+    send_now(producer)
+    return acknowledged
+
+
 async def publish(producer: AIOKafkaProducer, messages: Sequence[tuple[str, Event]]) -> None:
     """Send (topic, event) pairs and wait for every acknowledgement: sent all
-    first, so they share produce requests, then awaited together."""
+    first, so they share produce requests, then let go (send_now) and awaited
+    together."""
     futures = [await send(producer, topic, event) for topic, event in messages]
+    if futures:
+        send_now(producer)
     for future in futures:
         await future
 
@@ -322,8 +360,13 @@ async def publish(producer: AIOKafkaProducer, messages: Sequence[tuple[str, Even
 PAUSE_BACKLOG = 2_000
 # Records handed to one batch at most (one store transaction).
 MAX_BATCH = 500
-# Offsets are committed at most this often (each commit is a broker round trip).
-COMMIT_INTERVAL_SECONDS = 0.1
+# Offsets are committed at most this often: each commit is a round trip and,
+# on Apache Kafka, a write to __consumer_offsets. At 0.1 s the four busy
+# consumers of a gateway made ~40 commits a second at 30 dossiers/s each,
+# ~3 % of the gateway's CPU (py-spy); a crash redelivers at most this much
+# more, which the handlers' idempotence absorbs, and a handover commits at
+# once (release) whatever the interval.
+COMMIT_INTERVAL_SECONDS = 0.5
 
 
 class _PartitionWorker:

@@ -136,12 +136,12 @@ class Outbox:
             if self._in_flight.get(record.event.event_id) is future:
                 del self._in_flight[record.event.event_id]
             if not future.cancelled() and future.exception() is None:
+                # Recorded by a task (the store is awaited), which then wakes
+                # the relay: woken first, it could take the record for one
+                # still waiting and publish it again.
                 marking = asyncio.create_task(self._mark_late(record))
                 self._marking.add(marking)
                 marking.add_done_callback(self._marking.discard)
-                # The broker is back: what else waits need not wait out the
-                # backoff. (A failure does not wake: the backoff is for that.)
-                self._wake.set()
 
         return settled
 
@@ -151,12 +151,15 @@ class Outbox:
         except StoreClosedError:
             # Shutting down: the relay of the next start publishes it again,
             # which is harmless.
-            pass
+            return
         except Exception as error:
             # The store away: the relay publishes it again, harmlessly.
             log.warning(
                 "publication not recorded", event_id=record.event.event_id, error=repr(error)
             )
+        # The broker is back: what else waits need not wait out the backoff.
+        # (A failure does not wake: the backoff is for that.)
+        self._wake.set()
 
     async def _handed(self, send: Send, record: OutboxRecord) -> asyncio.Future[Any]:
         future = self._in_flight.get(record.event.event_id)

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from common.database_url import is_postgres
-from common.errors import InvalidArgument
+from common.errors import InvalidArgument, Unavailable
 from gateway.config import SessionTimeouts
 from gateway.events import EVENT_TYPES, Event
 from gateway.saga import TERMINAL
@@ -221,6 +221,15 @@ def key_reused(what: str) -> InvalidArgument:
     return InvalidArgument.field(
         "idempotency_key",
         f"this key was already used for a different {what}; use a new key for a new {what}",
+    )
+
+
+def store_unavailable() -> Unavailable:
+    """What a call gets when the store does not answer (down, or a lock held
+    past the timeout): UNAVAILABLE, retryable, as every call here is idempotent."""
+    return Unavailable(
+        "the saga store did not answer in time; the same request may be sent again",
+        reason="STORE_UNAVAILABLE",
     )
 
 

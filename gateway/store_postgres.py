@@ -43,11 +43,12 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 
 import psycopg
 import psycopg_pool
+import structlog
 from psycopg import errors as pg_errors
 from psycopg.rows import TupleRow
 
@@ -71,8 +72,11 @@ from gateway.store import (
     plan_batch,
     repeated_submission,
     repeated_supplement,
+    store_unavailable,
 )
 from lienthong.gateway.v1 import gateway_pb2 as pb
+
+log = structlog.get_logger("store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dossiers (
@@ -165,7 +169,12 @@ class PostgresSagaStore:
 
     @classmethod
     async def open(
-        cls, url: str, timeouts: SessionTimeouts | None = None, *, pool_size: int = POOL_SIZE
+        cls,
+        url: str,
+        timeouts: SessionTimeouts | None = None,
+        *,
+        pool_size: int = POOL_SIZE,
+        pool_timeout: float = POOL_TIMEOUT_SECONDS,
     ) -> PostgresSagaStore:
         pool: psycopg_pool.AsyncConnectionPool[Connection] = psycopg_pool.AsyncConnectionPool(
             url,
@@ -174,12 +183,12 @@ class PostgresSagaStore:
             # Autocommit: a read is one statement; a transaction is what
             # `conn.transaction()` encloses, and nothing else.
             kwargs={"autocommit": True, "options": session_options(timeouts or SessionTimeouts())},
-            timeout=POOL_TIMEOUT_SECONDS,
+            timeout=pool_timeout,
             open=False,
             name=f"saga store {redacted(url)}",
         )
         try:
-            await pool.open(wait=True, timeout=POOL_TIMEOUT_SECONDS)
+            await pool.open(wait=True, timeout=pool_timeout)
             async with pool.connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 await conn.execute(SCHEMA.encode())
@@ -191,10 +200,20 @@ class PostgresSagaStore:
     async def close(self) -> None:
         await self.pool.close()
 
-    def _connection(self) -> Any:
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A connection of the pool; the server away, or a lock or statement
+        past its timeout, is UNAVAILABLE (see `store_unavailable`)."""
         if self.pool.closed:
             raise StoreClosedError("the saga store is closed")
-        return self.pool.connection()
+        try:
+            async with self.pool.connection() as conn:
+                yield conn
+        except pg_errors.TransactionRollback:
+            raise  # a deadlock: a concurrent writer (apply_all says so)
+        except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as error:
+            log.warning("saga store unavailable", error=str(error).splitlines()[0])
+            raise store_unavailable() from error
 
     # --- dossiers and the outbox -----------------------------------------------------
 

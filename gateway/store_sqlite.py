@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+import structlog
+
 from common.sqlite import open_database, transaction
 from gateway.events import Event
 from gateway.store import (
@@ -42,8 +44,11 @@ from gateway.store import (
     plan_batch,
     repeated_submission,
     repeated_supplement,
+    store_unavailable,
 )
 from lienthong.gateway.v1 import gateway_pb2 as pb
+
+log = structlog.get_logger("store")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS dossiers (
@@ -140,7 +145,12 @@ class SqliteSagaStore:
         if self._closed:
             raise StoreClosedError("the saga store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._thread, lambda: work(*args, **kwargs))
+        try:
+            return await loop.run_in_executor(self._thread, lambda: work(*args, **kwargs))
+        except sqlite3.OperationalError as error:
+            # The file locked past the busy timeout, or unreadable.
+            log.warning("saga store unavailable", error=str(error))
+            raise store_unavailable() from error
 
     async def close(self) -> None:
         if self._closed:

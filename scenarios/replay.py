@@ -621,8 +621,9 @@ class _Run:
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             # The end is timed when heard: not a fetch window later (Tansu
-            # answers a fetch only when its wait is over).
-            fetch_max_wait_ms=50,
+            # answers late within the window: brokers/embedded.py). One
+            # consumer, for the replay's length only: 50 fetches a second idle.
+            fetch_max_wait_ms=20,
         )
         await consumer.start()
         try:

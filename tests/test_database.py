@@ -20,14 +20,12 @@ from common.database import (
     UniqueViolation,
     open_database,
 )
+from common.errors import AlreadyExists
 from common.idempotency import SCHEMA as LEDGER
 from common.idempotency import run_once
 from common.sequences import SCHEMA as SEQUENCES
 from common.sequences import next_serial
 from lienthong.population.v1 import population_pb2 as pb
-from tests import interim_postgres
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 SCHEMA = Schema.portable(
     """
@@ -224,3 +222,48 @@ async def test_a_savepoint_undoes_its_block_and_the_work_goes_on(db: Database) -
 
     assert await db.run(work) == 1
     assert await db.run(count) == 1
+
+
+def test_a_repeat_refused_because_its_original_committed_meanwhile_gets_the_original_answer(
+    postgres_url: str,
+) -> None:
+    """READ COMMITTED: the repeat reads the ledger (nothing yet), then its
+    original commits on the other replica, then the repeat's rules see the
+    original's row and refuse ("already done"). The refusal must not be the
+    answer: the repeat runs again and returns the original's."""
+    replicas = [open_database(postgres_url, SCHEMA, pool_size=2) for _ in range(2)]
+    request = pb.RegisterDeathRequest(request_id="same", personal_id_number="001190000001")
+    repeat_read_the_ledger = threading.Event()
+    original_committed = threading.Event()
+
+    def original(conn: Connection) -> pb.RegisterDeathResponse:
+        def mutate() -> pb.RegisterDeathResponse:
+            insert(conn, "the death")
+            return pb.RegisterDeathResponse(
+                registration=pb.DeathRegistration(personal_id_number="first")
+            )
+
+        return run_once(conn, "RegisterDeath", request, pb.RegisterDeathResponse, mutate)
+
+    def repeat(conn: Connection) -> pb.RegisterDeathResponse:
+        def mutate() -> pb.RegisterDeathResponse:
+            if not repeat_read_the_ledger.is_set():
+                repeat_read_the_ledger.set()
+                assert original_committed.wait(10)
+            if count(conn):
+                raise AlreadyExists("already dead", reason="ALREADY_DEAD")
+            raise AssertionError("the original's row must be visible by now")
+
+        return run_once(conn, "RegisterDeath", request, pb.RegisterDeathResponse, mutate)
+
+    try:
+        with ThreadPoolExecutor(1) as thread:
+            repeated = thread.submit(replicas[1].run_sync, repeat)
+            assert repeat_read_the_ledger.wait(10)
+            first = replicas[0].run_sync(original)
+            original_committed.set()
+            second = repeated.result(timeout=10)
+    finally:
+        for replica in replicas:
+            replica.close()
+    assert second == first

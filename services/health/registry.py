@@ -290,9 +290,13 @@ class HospitalRegistry:
         """The first seeded record whose key the registry already holds for a
         different record; None if there is none. A replayed record is not a
         conflict."""
+        facilities_stored = self.store.facilities([str(f[0]) for b in batches for f in b[0]])
+        births_stored = self.store.birth_certificates([str(r[0]) for b in batches for r in b[1]])
+        deaths_stored = self.store.death_notices([str(r[0]) for b in batches for r in b[2]])
+        deaths_of = self.store.death_notices_for([str(r[2]) for b in batches for r in b[2]])
         for index, (facilities, births, deaths) in enumerate(batches):
             for i, facility in enumerate(facilities):
-                row = self.store.facility(str(facility[0]))
+                row = facilities_stored.get(str(facility[0]))
                 if row is not None and (row["name"], row["province_code"]) != facility[1:3]:
                     return AlreadyExists(
                         f"batch[{index}].facilities[{i}].code: "
@@ -300,7 +304,7 @@ class HospitalRegistry:
                         reason="FACILITY_CODE_TAKEN",
                     )
             for i, birth in enumerate(births):
-                row = self.store.birth_certificate(str(birth[0]))
+                row = births_stored.get(str(birth[0]))
                 if row is not None and tuple(row) != birth:
                     return AlreadyExists(
                         f"batch[{index}].birth_certificates[{i}].certificate_number: "
@@ -308,14 +312,14 @@ class HospitalRegistry:
                         reason="CERTIFICATE_NUMBER_TAKEN",
                     )
             for i, death in enumerate(deaths):
-                row = self.store.death_notice(str(death[0]))
+                row = deaths_stored.get(str(death[0]))
                 if row is not None and tuple(row) != death:
                     return AlreadyExists(
                         f"batch[{index}].death_notices[{i}].notice_number: "
                         "the registry already has another death notice under this number",
                         reason="NOTICE_NUMBER_TAKEN",
                     )
-                row = self.store.death_notice_for(str(death[2]))
+                row = deaths_of.get(str(death[2]))
                 if row is not None and row["notice_number"] != death[0]:
                     return AlreadyExists(
                         f"batch[{index}].death_notices[{i}].deceased_id_number: "

@@ -60,6 +60,8 @@ DEATH_COLUMNS = (
 
 
 FACILITY_COLUMNS = "code, name, province_code"
+# Keys per IN (...) list: well under SQLite's 32,766 bound parameters.
+IN_CHUNK = 500
 
 
 def open_store(location: Path | str) -> Database:
@@ -96,6 +98,35 @@ class HospitalStore:
             (deceased_id_number,),
         ).fetchone()
         return row
+
+    def facilities(self, codes: Sequence[str]) -> dict[str, Row]:
+        """The stored facilities among `codes`, by code."""
+        return self._rows("facilities", FACILITY_COLUMNS, "code", codes)
+
+    def birth_certificates(self, numbers: Sequence[str]) -> dict[str, Row]:
+        """The stored birth certificates among `numbers`, by number."""
+        return self._rows("birth_certificates", BIRTH_COLUMNS, "certificate_number", numbers)
+
+    def death_notices(self, numbers: Sequence[str]) -> dict[str, Row]:
+        """The stored death notices among `numbers`, by notice number."""
+        return self._rows("death_notices", DEATH_COLUMNS, "notice_number", numbers)
+
+    def death_notices_for(self, deceased_id_numbers: Sequence[str]) -> dict[str, Row]:
+        """The stored death notices of these people, by the deceased's ID number."""
+        return self._rows("death_notices", DEATH_COLUMNS, "deceased_id_number", deceased_id_numbers)
+
+    def _rows(self, table: str, columns: str, key: str, keys: Sequence[str]) -> dict[str, Row]:
+        # A query per chunk, not per key: a replayed seed would otherwise
+        # cost a round trip per record to a PostgreSQL server.
+        found: dict[str, Row] = {}
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start : start + IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT {columns} FROM {table} WHERE {key} IN ({marks})", chunk
+            ):
+                found[row[key]] = row
+        return found
 
     def next_serial(self, name: str) -> int:
         return sequences.next_serial(self.conn, name)

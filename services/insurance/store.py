@@ -14,7 +14,7 @@ from typing import Any
 
 from common import idempotency, sequences
 from common.bulk import insert_new
-from common.database import Connection, Database, Row, Schema, open_database
+from common.database import Connection, Database, LostRace, Row, Schema, open_database
 
 SCHEMA = Schema.portable(
     """
@@ -218,11 +218,18 @@ class InsuranceStore:
     def record_death(
         self, social_insurance_number: str, date_of_death: str, pension_stopped_from: str
     ) -> None:
-        self.conn.execute(
+        """Record the death the rules found not yet recorded (or recorded on
+        this same day). Guarded by that finding: if a replica recorded
+        another date since the rules read the row (READ COMMITTED), nothing
+        changes and the unit of work runs again, its rules then refusing the
+        second date."""
+        changed = self.conn.execute(
             "UPDATE participants SET date_of_death = ?, pension_stopped_from = ? "
-            "WHERE social_insurance_number = ?",
-            (date_of_death, pension_stopped_from, social_insurance_number),
-        )
+            "WHERE social_insurance_number = ? AND date_of_death IN ('', ?)",
+            (date_of_death, pension_stopped_from, social_insurance_number, date_of_death),
+        ).rowcount
+        if changed == 0:
+            raise LostRace(f"the death of {social_insurance_number} was recorded meanwhile")
 
     def end_card(self, social_insurance_number: str, status: int, ended_on: str) -> None:
         self.conn.execute(

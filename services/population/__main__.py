@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
+
+from common.database_url import redacted
 from common.logging import configure_logging
 from common.server import run_registry
 from services.population.app import build
@@ -14,6 +17,7 @@ def main() -> None:
     config = load_config()
     registry = config.registry
     configure_logging(service=registry.name, verbose=registry.verbose)
+    structlog.get_logger("population").info("store", database=redacted(registry.database))
     bindings, store = build(
         registry.database,
         death_declaration_days=config.death_declaration_days,

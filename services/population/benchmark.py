@@ -1,8 +1,9 @@
 """How fast SeedPopulation loads a synthetic population over real gRPC into a
-fresh SQLite file.
+fresh SQLite file, or into an empty PostgreSQL database (--database URL).
 
     .venv/bin/python -m services.population.benchmark
     .venv/bin/python -m services.population.benchmark --citizens 20000 --households 6000
+    .venv/bin/python -m services.population.benchmark --database postgresql://user@host:5432/empty
 
 The clock runs from the first batch sent to the answer, so it covers
 serialising, the contract check, the rule checks and the commit; building the
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import grpc
 
+from common.database_url import redacted
 from common.provinces import provinces
 from common.server import start_registry
 from lienthong.common.v1.common_pb2 import SEX_FEMALE, SEX_MALE
@@ -112,7 +114,7 @@ async def _timed_seed(
 
 
 async def measure(
-    citizens: int, households: int, batch_size: int, database: Path
+    citizens: int, households: int, batch_size: int, database: Path | str
 ) -> tuple[SeedTiming, SeedTiming]:
     """(first load, replay) of one synthetic stream into `database`."""
     homes, people = synthetic_population(citizens, households)
@@ -135,11 +137,15 @@ def main() -> None:
     parser.add_argument("--citizens", type=int, default=200_000)
     parser.add_argument("--households", type=int, default=60_000)
     parser.add_argument("--batch", type=int, default=5_000, help="records per message")
+    parser.add_argument(
+        "--database",
+        help="a postgresql:// URL of an EMPTY database (default: a fresh SQLite file)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as folder:
-        first, replay = asyncio.run(
-            measure(args.citizens, args.households, args.batch, Path(folder) / "bench.sqlite3")
-        )
+        database = args.database or Path(folder) / "bench.sqlite3"
+        print(f"into {redacted(database)}")
+        first, replay = asyncio.run(measure(args.citizens, args.households, args.batch, database))
     for label, timing in (("load", first), ("replay", replay)):
         print(
             f"{label}: {timing.records:,} records ({timing.added:,} added) in "

@@ -286,7 +286,11 @@ class PopulationRegistry:
         # then look whether they are replays or someone else's, so a clean
         # seed pays nothing; raising rolls everything back.
         if (households, citizens) != (len(household_rows), len(citizen_rows)):
-            conflict = stored_conflict(batches, self.store.citizen, self.store.household)
+            conflict = stored_conflict(
+                batches,
+                self.store.citizen_lookup(r[0] for r in citizen_rows),
+                self.store.household_lookup(r[0] for r in household_rows),
+            )
             if conflict is not None:
                 raise conflict
         return pb.SeedPopulationResponse(households=households, citizens=citizens)

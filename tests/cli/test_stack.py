@@ -71,7 +71,11 @@ def test_unknown_component_is_named() -> None:
 @pytest.mark.parametrize(
     ("kind", "static", "expected"),
     [
-        (BrokerKind.EMBEDDED, False, {"LIENTHONG_STATIC_MEMBERSHIP": "no"}),
+        (
+            BrokerKind.EMBEDDED,
+            False,
+            {"LIENTHONG_STATIC_MEMBERSHIP": "no", "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS": "30"},
+        ),
         (BrokerKind.APACHE, True, {"LIENTHONG_STATIC_MEMBERSHIP": "yes"}),
         (BrokerKind.EXTERNAL, None, {"LIENTHONG_STATIC_MEMBERSHIP": "probe"}),
     ],
@@ -91,13 +95,30 @@ def test_the_stack_tells_its_gateways_what_their_broker_does(
         bootstrap_servers="127.0.0.1:9",
         supports_idempotence=kind is not BrokerKind.EMBEDDED,
         static_membership=static,
+        # Only Tansu needs a fetch window of its own (brokers/embedded.py).
+        fetch_max_wait_ms=30 if kind is BrokerKind.EMBEDDED else None,
     )
     env = stack._gateway_component("gateway").env
     for name, value in expected.items():
         assert env[name] == value
     # The gateway's own defaults stand.
-    assert "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS" not in env
+    if kind is not BrokerKind.EMBEDDED:
+        assert "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS" not in env
     assert "LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS" not in env
+
+
+def test_a_fetch_window_set_by_the_caller_wins_over_the_brokers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS", "200")
+    stack = Stack(broker=BrokerKind.EMBEDDED.value, data_dir=tmp_path)
+    stack.broker = RunningBroker(
+        kind=BrokerKind.EMBEDDED,
+        bootstrap_servers="127.0.0.1:9",
+        supports_idempotence=False,
+        fetch_max_wait_ms=30,
+    )
+    assert stack._gateway_component("gateway").env["LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS"] == "200"
 
 
 def test_the_stack_is_mutual_tls_and_refuses_the_hospital_a_birth_registration() -> None:

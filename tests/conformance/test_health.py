@@ -15,10 +15,7 @@ from lienthong.health.v1 import health_pb2 as pb
 from services.health.app import build
 from services.health.servicer import HealthRegistryServicer
 from services.health.store import HospitalStore
-from tests import interim_postgres
 from tests.conformance.variants import failed, with_servicer
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 RULES = CONTRACTS["health"].rules
 

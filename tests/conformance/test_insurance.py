@@ -22,10 +22,7 @@ from services.insurance import child_card
 from services.insurance.app import build
 from services.insurance.base_salary import BaseSalaryTable, load_table
 from services.insurance.servicer import InsuranceRegistryServicer
-from tests import interim_postgres
 from tests.conformance.variants import failed, with_servicer
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 RULES = CONTRACTS["insurance"].rules
 

@@ -17,10 +17,7 @@ from lienthong.population.v1 import population_pb2 as pb
 from services.population import rules
 from services.population.app import build
 from services.population.servicer import PopulationRegistryServicer
-from tests import interim_postgres
 from tests.conformance.variants import failed, with_servicer
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 RULES = CONTRACTS["population"].rules
 

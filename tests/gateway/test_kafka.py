@@ -407,6 +407,37 @@ async def test_a_restarted_gateway_rejoins_as_its_previous_member() -> None:
     assert await members.previous_member("gateway-a", "g-saga") == "member-now"
 
 
+class SlowOwners:
+    """The saga store's partition claims, answering only when let: a claim
+    awaits the store, and aiokafka fetches the new partitions meanwhile."""
+
+    def __init__(self) -> None:
+        self.let = asyncio.Event()
+        self.epochs: dict[tuple[str, int], int] = {}
+
+    async def claim(self, topic: str, partition: int, owner: str) -> int:
+        await self.let.wait()
+        self.epochs[topic, partition] = self.epochs.get((topic, partition), 0) + 1
+        return self.epochs[topic, partition]
+
+
+async def test_new_partitions_are_not_fetched_until_claimed() -> None:
+    # run() passes over records of a partition with no epoch yet; aiokafka
+    # hands out no records of a paused partition (and fetches them again
+    # from the same position once it is resumed), so none are passed over.
+    fake, owners = FakeGroupConsumer(), SlowOwners()
+    consumer = partitioned(fake, Recorder())
+    consumer.owners = owners
+    await consumer.start()
+    claiming = asyncio.create_task(fake.assign(P0, P1))
+    await until(lambda: fake.paused() == {P0, P1})
+    assert consumer.epochs == {}
+    owners.let.set()
+    await claiming
+    assert fake.paused() == set()
+    assert consumer.epochs == {P0: 1, P1: 1}
+
+
 async def test_a_first_start_joins_with_no_member_id() -> None:
     fake = FakeGroupConsumer()
     consumer = partitioned(

@@ -15,10 +15,7 @@ from lienthong.health.v1 import health_pb2 as pb
 from lienthong.health.v1 import health_pb2_grpc as pb_grpc
 from services.health.app import build
 from services.health.config import load_config
-from tests import interim_postgres
 from tests.grpc_errors import call_error
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 MOTHER = "001190123456"
 OTHER = "079185000321"

@@ -14,9 +14,6 @@ import pytest
 
 from common.database import Connection, Database
 from services.health.store import HospitalStore, open_store
-from tests import interim_postgres
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -118,3 +115,27 @@ def test_a_refused_unit_of_work_leaves_no_record(db: Database) -> None:
         db.run_sync(issue_then_refuse)
     assert db.run_sync(lambda conn: HospitalStore(conn).birth_certificate(BIRTH[0])) is None
     assert db.run_sync(lambda conn: HospitalStore(conn).next_serial("birth:01001")) == 1
+
+
+def test_stored_records_are_read_for_many_keys_at_once(db: Database) -> None:
+    births = [(f"GCS-{n:05d}", *BIRTH[1:]) for n in range(1200)]
+    deaths = [(f"GBT-{n:05d}", "01001", f"001150{n:06d}", *DEATH[3:]) for n in range(0, 1200, 3)]
+    seed(db, [("01001", "Bệnh viện", "001")], births, deaths)
+    wanted = [f"GCS-{n:05d}" for n in range(0, 1300, 2)]  # past the last one stored too
+
+    def read(conn: Connection) -> tuple[dict[str, Any], ...]:
+        store = HospitalStore(conn)
+        return (
+            store.birth_certificates(wanted),
+            store.death_notices([f"GBT-{n:05d}" for n in range(1300)]),
+            store.death_notices_for([f"001150{n:06d}" for n in range(1300)]),
+            store.facilities(["01001", "99999"]),
+        )
+
+    by_number, notices, notices_of, facilities = db.run_sync(read)
+    assert {n: tuple(r) for n, r in by_number.items()} == {
+        b[0]: b for b in births if int(str(b[0])[4:]) % 2 == 0
+    }
+    assert sorted(notices) == [d[0] for d in deaths]
+    assert {p: r["notice_number"] for p, r in notices_of.items()} == {d[2]: d[0] for d in deaths}
+    assert list(facilities) == ["01001"]

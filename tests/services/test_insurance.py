@@ -22,10 +22,7 @@ from lienthong.insurance.v1 import insurance_pb2 as pb
 from lienthong.insurance.v1 import insurance_pb2_grpc as pb_grpc
 from services.insurance.app import build
 from services.insurance.base_salary import BaseSalaryTable
-from tests import interim_postgres
 from tests.grpc_errors import CallError, call_error
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 TODAY = dt.date(2025, 9, 15)
 CHILD = "001324000001"  # a girl born in 2024, registered in Hà Nội

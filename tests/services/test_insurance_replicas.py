@@ -19,11 +19,8 @@ import pytest
 
 from lienthong.insurance.v1 import insurance_pb2 as pb
 from lienthong.insurance.v1 import insurance_pb2_grpc as pb_grpc
-from tests import interim_postgres
 from tests.grpc_errors import call_error
 from tests.services.test_insurance import build_on_today, card_request, seed, settle_request
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 CHILDREN = 60  # distinct children, half sent to each replica
 REPEATS = 10  # card requests sent to both replicas at once under one request id
@@ -68,7 +65,7 @@ async def replicas(start: Any, postgres_url: str) -> list[Any]:
             date_of_birth="1950-04-02",
             pensioner=True,
         )
-        for n in range(1, 2 * DEATHS + 1)
+        for n in range(1, 3 * DEATHS + 1)
     ]
     await seed(
         pb_grpc.InsuranceRegistryServiceStub(started[1].channel),
@@ -183,3 +180,40 @@ async def test_one_funeral_allowance_per_death_across_replicas(replicas: list[An
         lambda conn: conn.execute("SELECT count(*) FROM funeral_allowances").fetchone()
     )
     assert stored[0] == 2 * DEATHS
+
+
+async def test_one_date_of_death_when_two_reach_the_replicas_at_once(replicas: list[Any]) -> None:
+    both = stubs(replicas)
+    people = range(2 * DEATHS + 1, 3 * DEATHS + 1)
+    calls = [
+        outcome(
+            s.EndCoverage(
+                pb.EndCoverageRequest(
+                    request_id=f"end-{n}-{side}",
+                    personal_id_number=deceased(n),
+                    date_of_death=f"2024-07-0{side + 1}",
+                )
+            )
+        )
+        for n in people
+        for side, s in enumerate(both)
+    ]
+    results = await asyncio.gather(*calls)
+    recorded = {}
+    for k, n in enumerate(people):
+        pair = results[2 * k : 2 * k + 2]
+        accepted = [i for i, o in enumerate(pair) if isinstance(o, pb.EndCoverageResponse)]
+        # A person dies once: the second date is a conflict, not an overwrite.
+        assert len(accepted) == 1, pair
+        assert "FAILED_PRECONDITION:DEATH_DATE_CONFLICT" in pair, pair
+        recorded[deceased(n)] = f"2024-07-0{accepted[0] + 1}"
+    stored = replicas[0].store.run_sync(
+        lambda conn: {
+            row[0]: row[1]
+            for row in conn.execute(
+                "SELECT personal_id_number, date_of_death FROM participants "
+                "WHERE date_of_death <> ''"
+            )
+        }
+    )
+    assert stored == recorded

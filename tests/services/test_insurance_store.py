@@ -17,9 +17,6 @@ import pytest
 from common.database import Connection, Database, UniqueViolation
 from services.insurance import store as insurance_store
 from services.insurance.store import InsuranceStore, open_store
-from tests import interim_postgres
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

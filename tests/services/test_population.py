@@ -22,10 +22,7 @@ from lienthong.population.v1 import population_pb2_grpc as pb_grpc
 from services.population.app import build
 from services.population.benchmark import measure
 from services.population.store import PopulationStore
-from tests import interim_postgres
 from tests.grpc_errors import CallError, call_error
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 TODAY = dt.date(2025, 3, 10)
 MOTHER = "001190000001"  # Hà Nội, female, 1990

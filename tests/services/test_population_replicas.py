@@ -17,11 +17,8 @@ from lienthong.common.v1.common_pb2 import SEX_FEMALE, SEX_MALE
 from lienthong.population.v1 import population_pb2 as pb
 from lienthong.population.v1 import population_pb2_grpc as pb_grpc
 from services.population.store import PopulationStore
-from tests import interim_postgres
 from tests.grpc_errors import call_error
 from tests.services.test_population import BASE_SEED, FATHER, MOTHER, at_today, seed
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 # Province 001, a girl born in 2024: century/sex digit 3, year 24. Written out
 # rather than computed, so the expectation does not use the rule under test.
@@ -109,7 +106,7 @@ async def test_births_on_two_replicas_at_once_get_distinct_contiguous_numbers(
     assert all(isinstance(b, pb.RegisterBirthResponse) for b in births), births
     for i in range(REPEATS):
         first, second = by_label[f"r{i}"]
-        assert isinstance(first, pb.RegisterBirthResponse), first
+        assert isinstance(first, pb.RegisterBirthResponse), (first, second)
         assert first == second, "a repeat on the other replica gets the same answer"
     for i in range(TWINS):
         outcomes = by_label[f"t{i}"]
@@ -145,3 +142,97 @@ async def test_births_on_two_replicas_at_once_get_distinct_contiguous_numbers(
     assert sorted(stored) == sorted([*numbers, f"{PREFIX}000002"])
     counter = replicas[1].store.run_sync(lambda conn: PopulationStore(conn).allocate_serial(PREFIX))
     assert counter == len(numbers) + 2
+
+
+async def outcome(call: Any) -> str:
+    """OK, or the refusal's code and reason."""
+    try:
+        await call
+    except grpc.aio.AioRpcError as error:
+        refusal = call_error(error)
+        return f"{refusal.code.name}:{refusal.reason}"
+    return "OK"
+
+
+PEOPLE = 30
+
+
+def person(pid: str, **fields: Any) -> pb.Citizen:
+    return pb.Citizen(
+        personal_id_number=pid,
+        full_name="Người chuyển nhà",
+        sex=SEX_FEMALE,
+        date_of_birth="1990-01-01",
+        place_of_birth="Hà Nội",
+        ethnicity="Kinh",
+        nationality="Việt Nam",
+        registration_province_code="001",
+        **fields,
+    )
+
+
+def in_pairs(outcomes: list[str]) -> list[list[str]]:
+    return [sorted(outcomes[i : i + 2]) for i in range(0, len(outcomes), 2)]
+
+
+async def test_one_residence_changed_on_two_replicas_at_once_changes_once(
+    replicas: list[Any],
+) -> None:
+    """Each living person's residence registered on both replicas at once
+    (two households); each dead person's removed on both at once (two request
+    ids): one of each pair is done, the other refused as if it had come
+    second, never both done."""
+    stubs = [pb_grpc.PopulationRegistryServiceStub(r.channel) for r in replicas]
+    living = [f"001190{i + 100:06d}" for i in range(PEOPLE)]
+    dead = [f"001190{i + 500:06d}" for i in range(PEOPLE)]
+    await seed(
+        stubs[0],
+        pb.SeedPopulationRequest(
+            citizens=[person(pid) for pid in living]
+            + [person(pid, household_id="HK-002", date_of_death="2025-01-01") for pid in dead]
+        ),
+    )
+    registered = await asyncio.gather(
+        *(
+            outcome(
+                stub.RegisterPermanentResidence(
+                    pb.RegisterPermanentResidenceRequest(
+                        request_id=f"in-{pid}-{side}",
+                        personal_id_number=pid,
+                        household_id=("HK-001", "HK-002")[side],
+                    )
+                )
+            )
+            for pid in living
+            for side, stub in enumerate(stubs)
+        )
+    )
+    assert in_pairs(registered) == [["FAILED_PRECONDITION:RESIDENT_ELSEWHERE", "OK"]] * PEOPLE
+    removed = await asyncio.gather(
+        *(
+            outcome(
+                stub.RemovePermanentResidence(
+                    pb.RemovePermanentResidenceRequest(
+                        request_id=f"out-{pid}-{side}",
+                        personal_id_number=pid,
+                        reason=pb.REMOVAL_REASON_DECEASED,
+                    )
+                )
+            )
+            for pid in dead
+            for side, stub in enumerate(stubs)
+        )
+    )
+    assert in_pairs(removed) == [["FAILED_PRECONDITION:NO_PERMANENT_RESIDENCE", "OK"]] * PEOPLE
+    history = replicas[0].store.run_sync(
+        lambda conn: [
+            tuple(row)
+            for row in conn.execute(
+                "SELECT personal_id_number, count(*), count(removed_on) FROM residences "
+                "WHERE personal_id_number BETWEEN '001190000100' AND '001190000999' "
+                "GROUP BY personal_id_number "
+                "ORDER BY personal_id_number"
+            )
+        ]
+    )
+    assert history == [(pid, 1, 0) for pid in living] + [(pid, 1, 1) for pid in dead]

@@ -13,9 +13,6 @@ from common.database import Connection, Database, IntegrityError
 from lienthong.common.v1.common_pb2 import SEX_FEMALE
 from services.population.seed import CitizenRow
 from services.population.store import PopulationStore, open_store
-from tests import interim_postgres
-
-postgres_url = interim_postgres.postgres_url  # the fixture, until conftest has it
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
