@@ -13,6 +13,11 @@ stack runs (mutual TLS, the access policy, the message log), and off (plain
 text, no policy, no message log), so what the trust layer costs is measured
 on the same machine in the same run.
 
+Scale-out (`--store`, `--gateways N`, `--replicas M`): every trial's stack
+has that shape, and each trial also reports dossiers per partition per
+second, steps per gateway and calls per registry process per second
+(cli/scale_figures.py), the figures a larger machine is extrapolated from.
+
 The last line is `ratio=<dossiers/s ÷ (baseline RPC/s ÷ agency RPCs per dossier)>`
 with the trust layer on (off when only off was measured): 1.0 would mean a
 dossier costs no more than its agency calls on a bare echo server.
@@ -24,13 +29,18 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
+from aiokafka.errors import KafkaError
 from rich.console import Console
 
 from cli.errors import CliError
 from cli.fresh_stack import fresh_stack
 from cli.replay import run_scenario
+from cli.scale import Scale
+from cli.scale_figures import ScaleFigures, measure
 from common import message_log
+from common.database_url import redacted
 from scenarios.baseline import BaselineError, BaselineResult, measure_echo_baseline
 from scenarios.replay import ReplayResult
 from scenarios.scenario import Scenario
@@ -77,6 +87,8 @@ class Trial:
     submit_failures: int
     agency_rpcs_per_dossier: float
     passed: bool
+    # Per partition, gateway and registry process (None: not measured).
+    scale: dict[str, Any] | None = None
 
     def describe(self) -> str:
         p99 = "-" if self.p99_ms is None else f"{self.p99_ms:,.0f} ms"
@@ -88,7 +100,7 @@ class Trial:
         )
 
 
-def _trial(rate: float, result: ReplayResult) -> Trial:
+def _trial(rate: float, result: ReplayResult, figures: ScaleFigures | None = None) -> Trial:
     counts = result.counts
     p99 = result.recorder.latency_ms()["end_to_end"].get("p99")
     failures = sum(result.submit_failures.values())
@@ -113,11 +125,18 @@ def _trial(rate: float, result: ReplayResult) -> Trial:
         submit_failures=failures,
         agency_rpcs_per_dossier=result.agency_rpcs / completed,
         passed=passed,
+        scale=None if figures is None else figures.as_dict(),
     )
 
 
 def _run_trial(
-    console: Console, broker: str, rate: float, seconds: float, mode: TrustMode
+    console: Console,
+    broker: str,
+    rate: float,
+    seconds: float,
+    mode: TrustMode,
+    *,
+    scale: Scale | None = None,
 ) -> Trial:
     declarations = rate * seconds
     scenario = Scenario.constant(
@@ -136,22 +155,37 @@ def _run_trial(
         quiet=True,
         insecure=mode.insecure,
         env=mode.env,
+        scale=scale,
     ) as stack:
         result = run_scenario(console, scenario, stack, show_progress=False)
-    trial = _trial(rate, result)
+        try:
+            figures: ScaleFigures | None = measure(stack, result.wall_seconds)
+        except (OSError, KafkaError) as error:
+            # A figure the trial could not read is missing, not a failed trial.
+            console.print(f"    (per-partition/replica figures not read: {error})")
+            figures = None
+    trial = _trial(rate, result, figures)
     console.print(trial.describe(), highlight=False)
+    for line in figures.describe() if figures is not None else []:
+        console.print(line, highlight=False)
     return trial
 
 
 def find_sustained_rate(
-    console: Console, broker: str, seconds: float, mode: TrustMode = TRUST_MODES["on"]
+    console: Console,
+    broker: str,
+    seconds: float,
+    mode: TrustMode = TRUST_MODES["on"],
+    *,
+    scale: Scale | None = None,
+    first_rate: float = FIRST_RATE,
 ) -> list[Trial]:
     trials = []
-    rate = FIRST_RATE
+    rate = first_rate
     good: float | None = None
     bad: float | None = None
     while bad is None:
-        trial = _run_trial(console, broker, rate, seconds, mode)
+        trial = _run_trial(console, broker, rate, seconds, mode, scale=scale)
         trials.append(trial)
         if trial.passed:
             good = rate
@@ -162,7 +196,7 @@ def find_sustained_rate(
         return trials  # even the first rate failed: report it as is
     for _ in range(BISECTIONS):
         rate = round((good + bad) / 2, 1)
-        trial = _run_trial(console, broker, rate, seconds, mode)
+        trial = _run_trial(console, broker, rate, seconds, mode, scale=scale)
         trials.append(trial)
         if trial.passed:
             good = rate
@@ -178,7 +212,10 @@ def run_bench(
     trial_seconds: float,
     report_dir: Path | None,
     trust: str = "both",
+    scale: Scale | None = None,
+    first_rate: float = FIRST_RATE,
 ) -> int:
+    scale = scale or Scale()
     console.print("Measuring the gRPC unary echo baseline…", highlight=False)
     try:
         baseline: BaselineResult = measure_echo_baseline()
@@ -192,14 +229,16 @@ def run_bench(
         console.print(
             f"Trust layer {mode.name} ({mode.words}): the highest rate with p99 under "
             f"{P99_LIMIT_MS:,.0f} ms and nothing lost ({trial_seconds:g} s per trial, a fresh "
-            f"stack each, broker {broker}):",
+            f"stack each, broker {broker}{scale.describe()}):",
             highlight=False,
         )
-        trials = find_sustained_rate(console, broker, trial_seconds, mode)
+        trials = find_sustained_rate(
+            console, broker, trial_seconds, mode, scale=scale, first_rate=first_rate
+        )
         passed = [t for t in trials if t.passed]
         if not passed:
             raise CliError(
-                f"trust layer {mode.name}: no rate passed, not even {FIRST_RATE:g} dossiers/s"
+                f"trust layer {mode.name}: no rate passed, not even {first_rate:g} dossiers/s"
             )
         best = max(passed, key=lambda t: t.rate)
         best_of[mode.name] = best
@@ -231,6 +270,9 @@ def run_bench(
             json.dumps(
                 {
                     "broker": broker,
+                    "store": redacted(scale.store),
+                    "gateways": scale.gateways,
+                    "replicas": scale.replicas,
                     "baseline": asdict(baseline),
                     "trust": results,
                     # The headline figures (the trust layer on, when measured).

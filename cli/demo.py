@@ -35,6 +35,7 @@ from cli.errors import CliError, from_rpc
 from cli.fresh_stack import fresh_stack
 from cli.render import TERMINAL_STATES, dossier_state, result_lines, timeline_table
 from cli.rpc_errors import describe
+from cli.scale import Scale
 from cli.seeding import seed
 from cli.state import client_tls, find_running_stack
 from cli.trust import show_access_refusal, warn_insecure
@@ -69,9 +70,12 @@ def _stack_for_demo(
     new_stack: bool,
     external: Mapping[str, str],
     insecure: bool,
+    scale: Scale,
 ) -> Iterator[Target]:
-    # An agency plugged in with --agency needs a stack that calls it: a new one.
-    running = None if new_stack or external else find_running_stack(data_dir, insecure=insecure)
+    # An agency plugged in with --agency, or a stack of another scale, needs
+    # a stack that calls it: a new one.
+    wants_new = new_stack or bool(external) or scale != Scale()
+    running = None if wants_new else find_running_stack(data_dir, insecure=insecure)
     if running is not None:
         tls = client_tls(running, insecure=insecure)
         if tls is None:
@@ -84,7 +88,7 @@ def _stack_for_demo(
                 Path(running.data_dir) if running.data_dir else None,
             )
         return
-    with fresh_stack(console, broker, external=external, insecure=insecure) as stack:
+    with fresh_stack(console, broker, external=external, insecure=insecure, scale=scale) as stack:
         # Kept, so that its message logs can be checked after the demo
         # (`lienthong audit verify DIR/messages`).
         stack.keep_data_dir = True
@@ -104,6 +108,7 @@ def run_demo(
     new_stack: bool = False,
     external: Mapping[str, str] | None = None,
     insecure: bool = False,
+    scale: Scale | None = None,
 ) -> int:
     with _stack_for_demo(
         console,
@@ -112,6 +117,7 @@ def run_demo(
         new_stack=new_stack,
         external=dict(external or {}),
         insecure=insecure,
+        scale=scale or Scale(),
     ) as target:
         return _run(console, target)
 

@@ -11,7 +11,8 @@ from contextlib import contextmanager
 from rich.console import Console
 from rich.markup import escape
 
-from cli.errors import CliError
+from cli.errors import EXIT_BAD_INPUT, CliError
+from cli.scale import Scale
 from cli.stack import Stack, StackError
 from cli.trust import warn_insecure
 from common import channels
@@ -28,23 +29,29 @@ def fresh_stack(
     external: Mapping[str, str] | None = None,
     insecure: bool = False,
     env: Mapping[str, str] | None = None,
+    scale: Scale | None = None,
 ) -> Iterator[Stack]:
     """Set `stack.keep_data_dir` inside the block to keep the logs of a run
     that finished but went wrong. Inside the block this process's channels
     go out under the CLI's identity in the stack's PKI (plain text if
-    `insecure`)."""
-    stack = Stack(
-        broker=broker,
-        verbose_children=verbose_children,
-        gateway_env=gateway_env,
-        external=external,
-        insecure=insecure,
-        env=env,
-    )
+    `insecure`). `scale`: the store, gateways and replicas (default: SQLite, one each)."""
+    scale = scale or Scale()
+    try:
+        stack = Stack(
+            broker=broker,
+            verbose_children=verbose_children,
+            gateway_env=gateway_env,
+            external=external,
+            insecure=insecure,
+            env=env,
+            **scale.stack_settings(),
+        )
+    except StackError as exc:
+        raise CliError(str(exc), code=EXIT_BAD_INPUT) from None
     if insecure and not quiet:
         warn_insecure(console)
     began = time.monotonic()
-    plugged = "".join(
+    plugged = scale.describe() + "".join(
         f", {name} at {address} plugged in" for name, address in (external or {}).items()
     )
     with console.status(f"Starting Kafka ({broker}), the registries and the gateway{plugged}…"):

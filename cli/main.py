@@ -26,6 +26,7 @@ from cli.conform import add_conform_parser
 from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.render import make_console
 from cli.rpc_errors import describe
+from cli.scale import Scale
 from cli.state import default_data_dir, gateway_address
 from cli.trust import add_insecure, as_cli_of_running_stack
 from common.agencies import AGENCY_NAMES, parse_agency_addresses
@@ -57,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         + ") until Ctrl-C or SIGTERM.",
     )
     _add_broker(up)
+    _add_store(up)
+    _add_scale(up)
     _add_agency(up)
     add_insecure(up)
     up.add_argument(
@@ -85,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
         "and follow both dossiers to the end.",
     )
     _add_broker(demo)
+    _add_store(demo)
+    _add_scale(demo)
     _add_agency(demo)
     add_insecure(demo)
     demo.add_argument("--data-dir", type=Path, default=None, help="where to look for stack.json")
@@ -215,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="run N gateway processes sharing one saga store (default: the scenario's, else 1)",
     )
+    _add_replicas(replay)
+    _add_store(replay)
     replay.add_argument(
         "--without",
         action="append",
@@ -251,6 +258,16 @@ def build_parser() -> argparse.ArgumentParser:
         "lost; print both and the ratio.",
     )
     _add_broker(bench)
+    _add_store(bench)
+    _add_scale(bench)
+    bench.add_argument(
+        "--first-rate",
+        type=float,
+        default=20.0,
+        metavar="R",
+        help="the first trial's rate in dossiers/s (default 20); start higher on a bigger "
+        "machine or scale to save trials",
+    )
     bench.add_argument(
         "--trial-seconds",
         type=float,
@@ -321,6 +338,50 @@ def _add_broker(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _store(text: str) -> str:
+    from cli.store import StoreError, check_store  # noqa: PLC0415
+
+    try:
+        return check_store(text)
+    except StoreError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--store: ")) from None
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--store",
+        type=_store,
+        default="sqlite",
+        metavar="sqlite|postgres|URL",
+        help="where the gateways and registries keep their records: sqlite (default: a file "
+        "per process kind), postgres (a PostgreSQL server of the stack's own, started in its "
+        "directory), or postgresql://user@host:port/db (a server we do not own: its "
+        "databases lienthong_* are created if missing, never dropped)",
+    )
+
+
+def _add_replicas(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--replicas",
+        type=_at_least_one,
+        default=1,
+        metavar="M",
+        help="run M processes of each registry over its one database, reached through one "
+        "round-robin channel (M > 1 needs --store postgres or a URL; default 1)",
+    )
+
+
+def _add_scale(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--gateways",
+        type=_at_least_one,
+        default=1,
+        metavar="N",
+        help="run N gateway processes in the same consumer groups over one saga store (default 1)",
+    )
+    _add_replicas(parser)
+
+
 def _add_agency(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--agency",
@@ -338,6 +399,16 @@ def _agencies(args: argparse.Namespace) -> dict[str, str]:
         return parse_agency_addresses(args.agency)
     except ValueError as exc:
         raise CliError(f"--agency: {exc}", code=EXIT_BAD_INPUT) from None
+
+
+def _scale(args: argparse.Namespace, *, gateways: int | None = None) -> Scale:
+    """--store, --gateways and --replicas (replay's --gateways is the
+    scenario's business: it starts them itself, so the stack starts `gateways`)."""
+    return Scale(
+        store=args.store,
+        gateways=gateways if gateways is not None else args.gateways,
+        replicas=args.replicas,
+    )
 
 
 def _add_gateway(parser: argparse.ArgumentParser) -> None:
@@ -367,6 +438,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             seed_demo=args.seed_demo,
             external=_agencies(args),
             insecure=args.insecure,
+            scale=_scale(args),
         )
     if args.command == "demo":
         from cli.demo import run_demo  # noqa: PLC0415
@@ -378,6 +450,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             new_stack=args.new_stack,
             external=_agencies(args),
             insecure=args.insecure,
+            scale=_scale(args),
         )
     if args.command == "seed-demo":
         from cli.seed_demo import run_seed_demo  # noqa: PLC0415
@@ -444,6 +517,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             keep_stack=args.keep_stack,
             external=_agencies(args),
             insecure=args.insecure,
+            scale=_scale(args, gateways=1),
         )
     if args.command == "bench":
         from cli.bench import run_bench  # noqa: PLC0415
@@ -454,6 +528,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             trial_seconds=args.trial_seconds,
             report_dir=args.report,
             trust=args.trust,
+            scale=_scale(args),
+            first_rate=args.first_rate,
         )
     if args.command == "fuzz":
         try:

@@ -24,7 +24,9 @@ from rich.table import Table
 from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.fresh_stack import fresh_stack
 from cli.memory import MemorySampler, own_pid
+from cli.scale import Scale
 from cli.stack import Stack
+from cli.store import GATEWAY_KIND
 from common import channels
 from common.clock import SystemClock, vietnam_today
 from gateway.events import Topics
@@ -136,10 +138,11 @@ def check_external(scenario: Scenario, external: Mapping[str, str], path: Path) 
 
 def ensure_gateways(stack: Stack, count: int) -> list[str]:
     """Start gateways until `count` run; all share the first one's saga store
-    file (the gateway's design for one host: ARCHITECTURE.md). Returns their names."""
-    names = [name for name in stack.component_names() if stack.components[name].is_gateway]
+    (one SQLite file on one host, or the stack's PostgreSQL database: see
+    ARCHITECTURE.md). Returns their names."""
+    names = stack.gateway_names
     while len(names) < count:
-        names.append(stack.add_gateway(database=stack.data_dir / "gateway.sqlite3"))
+        names.append(stack.add_gateway(database=stack.database(GATEWAY_KIND)))
     return names
 
 
@@ -153,7 +156,7 @@ def target_of(stack: Stack) -> engine.ReplayTarget:
         bootstrap_servers=servers,
         settled_topic=Topics.with_prefix(stack.topic_prefix).settled,
         databases={
-            name: stack.data_dir / f"{name}.sqlite3"
+            name: stack.database(name)
             for name in stack.agency_addresses
             if name not in stack.external
         },
@@ -252,6 +255,8 @@ def _pids(stack: Stack) -> dict[str, int | None]:
     pids = {name: stack.pid(name) for name in stack.components}
     if stack.broker is not None and stack.broker.pid is not None:
         pids[f"kafka ({stack.broker_kind})"] = stack.broker.pid
+    if stack.store.pid is not None:
+        pids["postgres"] = stack.store.pid
     return pids | own_pid()
 
 
@@ -409,6 +414,7 @@ def run_replay(
     keep_stack: bool = False,
     external: Mapping[str, str] | None = None,
     insecure: bool = False,
+    scale: Scale | None = None,
 ) -> int:
     scenario = leave_out(
         load(scenario_file, rate=rate, duration=duration, gateways=gateways), without
@@ -423,6 +429,7 @@ def run_replay(
         gateway_env=GATEWAY_ENV,
         external=external,
         insecure=insecure,
+        scale=scale,
     ) as stack:
         result = run_scenario(console, scenario, stack)
         counts = result.counts

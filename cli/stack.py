@@ -14,6 +14,18 @@ runs (context manager, Ctrl-C, exceptions) and leaves no process behind.
 
 `Stack(broker=None)` runs the registries alone (no Kafka, no gateway).
 
+Scale-out (issue 13): `gateways=N` runs N gateway processes (gateway,
+gateway-2...) in the same consumer groups over one saga store; `replicas=M`
+runs M processes of each registry (population, population-2...: each its
+own port, metrics port and log, one TLS identity) over one database, which
+callers reach through one round-robin channel over all their addresses
+(`agency_addresses`, common/channels.py). `store` says where the records
+are (cli/store.py: SQLite files, or PostgreSQL, ours or a given server's;
+M > 1 needs PostgreSQL). `separate_hosts=True` gives every process a
+directory of its own as if each ran on its own host (its LIENTHONG_DATA_DIR,
+working directory, log, message log and a copy of its TLS identity): they
+then share only Kafka and PostgreSQL.
+
 Trust (issue 12): by default the stack creates a local CA and every party's
 identity in DATA_DIR/pki (or `pki_dir`, e.g. one CA shared by two stacks), and
 each child gets its own in LIENTHONG_TLS_*: every port is mutual TLS and every
@@ -42,6 +54,7 @@ import grpc
 
 from brokers import BrokerKind, RunningBroker, start_broker
 from cli.probe import NotServing, wait_serving
+from cli.store import GATEWAY_KIND, StackStore, StoreError
 from common import channels, injected_latency, message_log, metrics, pki, processes
 from common.agencies import AGENCIES, AGENCY_NAMES, agency
 from common.channels import INSECURE, TLS_CA, TLS_CERT, TLS_KEY, TlsSettings
@@ -81,6 +94,8 @@ class Component:
     log_file: Path
     metrics_port: int
     host: str = processes.LOOPBACK
+    # The agency a registry replica serves (None: a gateway).
+    agency: str | None = None
     process: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -128,6 +143,10 @@ class Stack:
         stop_grace: float = STOP_GRACE_SECONDS,
         insecure: bool = False,
         pki_dir: Path | None = None,
+        store: str = "sqlite",
+        gateways: int = 1,
+        replicas: int = 1,
+        separate_hosts: bool = False,
     ) -> None:
         """
         broker: a brokers.BrokerKind value, or None for registries only (no gateway).
@@ -145,10 +164,16 @@ class Stack:
         insecure: plain text everywhere, no access policy (see the module's doc).
         pki_dir: where the CA and identities are (made if missing; default
             $LIENTHONG_PKI_DIR, else DATA_DIR/pki).
+        store: sqlite, postgres (a server of the stack's own) or a
+            postgresql:// URL (cli/store.py).
+        gateways / replicas: gateway processes, and processes per registry.
+        separate_hosts: a directory of its own per process (see the module's doc).
         """
         unknown = set(registries) - set(REGISTRIES)
         if unknown:
             raise ValueError(f"unknown registries: {sorted(unknown)}")
+        if gateways < 1 or replicas < 1:
+            raise ValueError("gateways and replicas must be at least 1")
         self.external = {name: address for name, address in (external or {}).items()}
         for name in self.external:
             agency(name)  # an unknown name raises, naming the agencies
@@ -176,6 +201,19 @@ class Stack:
         # Ports handed to children, so that two never get the same one.
         self._ports_given: set[int] = set()
         self._started = False
+        self.gateway_count = gateways
+        self.replicas = replicas
+        self.separate_hosts = separate_hosts
+        try:
+            self.store = StackStore(store, data_dir=self.data_dir, prefix=topic_prefix)
+        except StoreError as exc:
+            raise StackError(str(exc)) from None
+        if not self.store.shared and (replicas > 1 or separate_hosts):
+            what = f"{replicas} replicas of a registry" if replicas > 1 else "separate hosts"
+            raise StackError(
+                f"{what} need a store they can share: --store postgres (or a "
+                "postgresql:// URL); SQLite is one file on one host"
+            )
 
     # --- addresses -------------------------------------------------------------------
 
@@ -194,19 +232,51 @@ class Stack:
         return {name: c.metrics_address for name, c in self.components.items()}
 
     def address(self, name: str) -> str:
+        """A component's own host:port (`population-2`: that replica), or an
+        agency plugged in from elsewhere."""
         if name in self.external:
             return self.external[name]
         return self._component(name).address
 
+    def replica_names(self, agency_name: str) -> list[str]:
+        """The components that serve an agency: population, population-2..."""
+        return [n for n, c in self.components.items() if c.agency == agency_name]
+
+    def agency_address(self, name: str) -> str:
+        """How callers reach an agency: its one address, or all its replicas'
+        comma-separated (one round-robin channel over them: common/channels.py)."""
+        if name in self.external:
+            return self.external[name]
+        replicas = self.replica_names(name)
+        if not replicas:
+            raise StackError(f"no agency named {name!r} in this stack")
+        return ",".join(self.components[r].address for r in replicas)
+
     @property
     def agency_addresses(self) -> dict[str, str]:
-        """agency name → host:port of each agency this stack uses (ours or
-        plugged in), in the table's order."""
+        """agency name → address of each agency this stack uses (ours or
+        plugged in), in the table's order; several replicas comma-separated."""
         return {
-            name: self.address(name)
+            name: self.agency_address(name)
             for name in AGENCY_NAMES
-            if name in self.external or name in self.components
+            if name in self.external or self.replica_names(name)
         }
+
+    @property
+    def gateway_names(self) -> list[str]:
+        return [n for n, c in self.components.items() if c.is_gateway]
+
+    def home(self, name: str) -> Path:
+        """The component's own directory: the data directory, or with
+        separate hosts DATA_DIR/hosts/<name>."""
+        return self.data_dir / "hosts" / name if self.separate_hosts else self.data_dir
+
+    def database(self, kind: str) -> str:
+        """LIENTHONG_<KIND>_DB of a kind of process (gateway, population...):
+        a URL under PostgreSQL, the first process's SQLite file otherwise;
+        what the caller's `env` set instead, if it did."""
+        given = self._extra_env.get(f"LIENTHONG_{kind.upper()}_DB")
+        return given or self.store.location(kind, self.data_dir / f"{kind}.sqlite3")
 
     @property
     def gateway_address(self) -> str:
@@ -255,6 +325,12 @@ class Stack:
         self._started = True
         self.data_dir.mkdir(parents=True, exist_ok=True)
         try:
+            # First started, last stopped: every other process keeps its records there.
+            gateway_kind = (GATEWAY_KIND,) if self.with_gateway else ()
+            try:
+                self.store.start((*gateway_kind, *self._registry_names))
+            except StoreError as exc:
+                raise StackError(str(exc)) from None
             if not self.insecure:
                 # Kept if present: a restarted stack keeps its identities.
                 pki.issue_all(self.pki_dir)
@@ -267,17 +343,23 @@ class Stack:
             if self.with_gateway:
                 self._start_broker()
             for name in self._registry_names:
-                self.components[name] = self._registry_component(name)
-            if self.with_gateway:
-                self.components[GATEWAY] = self._gateway_component(GATEWAY)
-            registries = [self.components[n] for n in self._registry_names]
+                for replica in range(1, self.replicas + 1):
+                    component = self._registry_component(name, replica)
+                    self.components[component.name] = component
+            registries = list(self.components.values())
             # The registries start side by side; the gateway needs them serving.
             for component in registries:
                 self._spawn(component)
             for component in registries:
                 self._wait_serving(component)
             if self.with_gateway:
+                self.components[GATEWAY] = self._gateway_component(
+                    GATEWAY, database=self.database(GATEWAY_KIND)
+                )
                 self.start_component(GATEWAY)
+                # One after the other: each joins the consumer groups in turn.
+                for _ in range(1, self.gateway_count):
+                    self.add_gateway(database=self.database(GATEWAY_KIND))
         except BaseException:
             self.stop()
             raise
@@ -301,8 +383,11 @@ class Stack:
                 if self.broker is not None:
                     self.broker.stop()
             finally:
-                if self._owns_data_dir and not self.keep_data_dir:
-                    shutil.rmtree(self.data_dir, ignore_errors=True)
+                try:
+                    self.store.stop(remove=self._owns_data_dir and not self.keep_data_dir)
+                finally:
+                    if self._owns_data_dir and not self.keep_data_dir:
+                        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> Stack:
         if not self._started:
@@ -390,14 +475,15 @@ class Stack:
         self,
         name: str | None = None,
         *,
-        database: Path | None = None,
+        database: Path | str | None = None,
         env: Mapping[str, str] | None = None,
     ) -> str:
         """Start one more gateway process against the same broker and registries.
 
         It gets its own port and, unless `database` is given (e.g. the first
-        gateway's, to share it), its own SQLite file. Returns its name
-        (gateway-2, gateway-3...), usable with kill/stop_component/address.
+        gateway's, to share it), its own SQLite file, or under PostgreSQL the
+        gateways' shared database. Returns its name (gateway-2, gateway-3...),
+        usable with kill/stop_component/address.
         """
         if self.broker is None:
             raise StackError("a gateway needs the broker: start the stack with one")
@@ -415,13 +501,17 @@ class Stack:
     # --- internals -------------------------------------------------------------------
 
     def inject_latency(self, name: str, milliseconds: float) -> None:
-        """Make a running registry answer `milliseconds` later (0: on time again)."""
+        """Make a running registry (every replica of it) answer `milliseconds`
+        later (0: on time again)."""
         if name not in self._registry_names:
             raise ValueError(f"{name} is not a registry of this stack")
-        injected_latency.write_injected_latency(self._latency_file(name), milliseconds)
+        for replica in self.replica_names(name):
+            injected_latency.write_injected_latency(self._latency_file(replica, name), milliseconds)
 
-    def _latency_file(self, name: str) -> Path:
-        return self.data_dir / f"{name}.injected-latency"
+    def _latency_file(self, component: str, agency_name: str) -> Path:
+        # The replicas on one host share the agency's file; on separate hosts each has its own.
+        stem = component if self.separate_hosts else agency_name
+        return self.home(component) / f"{stem}.injected-latency"
 
     def _component(self, name: str) -> Component:
         try:
@@ -469,63 +559,97 @@ class Stack:
         # On loopback, as the gRPC port: the stack is for this machine.
         return {metrics.PORT_VARIABLE: str(port), metrics.HOST_VARIABLE: processes.LOOPBACK}
 
-    def _base_env(self) -> dict[str, str]:
+    def _base_env(self, name: str) -> dict[str, str]:
+        home = self.home(name)
         env = dict(os.environ)
         # Each child gets its own identity below, never the caller's.
-        for name in (TLS_CA, TLS_CERT, TLS_KEY, INSECURE):
-            env.pop(name, None)
+        for variable in (TLS_CA, TLS_CERT, TLS_KEY, INSECURE):
+            env.pop(variable, None)
         env.update(
             {
                 # Children's output goes to a file: flush each line so a crash
                 # leaves its last words in the log.
                 "PYTHONUNBUFFERED": "1",
-                "LIENTHONG_DATA_DIR": str(self.data_dir),
+                "LIENTHONG_DATA_DIR": str(home),
+                # Its name among several of its kind, in its metrics (population-2).
+                metrics.PROCESS_VARIABLE: name,
                 "LIENTHONG_VERBOSE": "1" if self.verbose_children else "0",
                 # Every server's message log (evidence: common/message_log.py).
-                message_log.ENV_DIR: str(self.message_log_dir),
+                message_log.ENV_DIR: str(home / MESSAGE_LOG_DIR),
             }
         )
         return env
 
-    def _trust_env(self, identity: str) -> dict[str, str]:
+    def _trust_env(self, identity: str, home: Path) -> dict[str, str]:
         tls = self.tls(identity)
-        return {INSECURE: "1"} if tls is None else tls.as_env()
+        if tls is None:
+            return {INSECURE: "1"}
+        if not self.separate_hosts:
+            return tls.as_env()
+        # As on a host of its own: a copy of the CA certificate and of its identity.
+        own = home / "pki"
+        own.mkdir(parents=True, exist_ok=True)
+        copies = []
+        for source in (tls.ca, tls.cert, tls.key):
+            copy = own / source.name
+            shutil.copy2(source, copy)
+            copies.append(copy)
+        return TlsSettings(*copies).as_env()
 
-    def _registry_component(self, name: str) -> Component:
-        port = self._port(name)
-        metrics_port = self._port(name, DEFAULT_METRICS_PORTS)
+    def _registry_component(self, name: str, replica: int = 1) -> Component:
+        """Replica 1 is named after the agency (its default port with fixed
+        ports); the others population-2, population-3... on free ports."""
+        component_name = name if replica == 1 else f"{name}-{replica}"
+        home = self.home(component_name)
+        home.mkdir(parents=True, exist_ok=True)
+        port = self._port(name) if replica == 1 else self._free_port()
+        metrics_port = (
+            self._port(name, DEFAULT_METRICS_PORTS) if replica == 1 else self._free_port()
+        )
         prefix = f"LIENTHONG_{name.upper()}_"
         env = (
-            self._base_env()
+            self._base_env(component_name)
             | self._metrics_env(metrics_port)
             | {
                 prefix + "HOST": processes.LOOPBACK,
                 prefix + "PORT": str(port),
-                prefix + "DB": str(self.data_dir / f"{name}.sqlite3"),
-                injected_latency.ENV: str(self._latency_file(name)),
+                prefix + "DB": self.store.location(name, self.home(name) / f"{name}.sqlite3"),
+                injected_latency.ENV: str(self._latency_file(component_name, name)),
             }
-            | self._trust_env(name)
+            | self._trust_env(name, home)
         )
         # Last, so a test can override anything (e.g. point a database somewhere unwritable).
         env.update(self._extra_env)
         return Component(
-            name, _MODULES[name], port, env, self.data_dir / f"{name}.log", metrics_port
+            component_name,
+            _MODULES[name],
+            port,
+            env,
+            home / f"{component_name}.log",
+            metrics_port,
+            agency=name,
         )
 
     def _gateway_component(
-        self, name: str, *, database: Path | None = None, fixed_port: bool = True
+        self, name: str, *, database: Path | str | None = None, fixed_port: bool = True
     ) -> Component:
         assert self.broker is not None
+        home = self.home(name)
+        home.mkdir(parents=True, exist_ok=True)
         port = self._port(name) if fixed_port else self._free_port()
         metrics_port = self._port(name, DEFAULT_METRICS_PORTS) if fixed_port else self._free_port()
+        if database is None:
+            database = (
+                self.database(GATEWAY_KIND) if self.store.shared else home / f"{name}.sqlite3"
+            )
         env = (
-            self._base_env()
+            self._base_env(name)
             | self._metrics_env(metrics_port)
             | {
                 "LIENTHONG_GATEWAY_HOST": processes.LOOPBACK,
                 "LIENTHONG_GATEWAY_PORT": str(port),
                 "KAFKA_BOOTSTRAP_SERVERS": self.broker.bootstrap_servers,
-                "LIENTHONG_GATEWAY_DB": str(database or self.data_dir / f"{name}.sqlite3"),
+                "LIENTHONG_GATEWAY_DB": str(database),
                 "LIENTHONG_TOPIC_PREFIX": self.topic_prefix,
                 # Known for the brokers we start: the gateway need not try it at
                 # each start (the try costs ~8 s on the embedded broker).
@@ -533,7 +657,7 @@ class Stack:
                     self.broker.static_membership
                 ],
             }
-            | self._trust_env(GATEWAY)
+            | self._trust_env(GATEWAY, home)
         )
         if self.broker.fetch_max_wait_ms is not None:
             # The broker's own fetch window (Tansu answers late within it), unless
@@ -543,9 +667,7 @@ class Stack:
             env[agency(agency_name).address_variable] = address
         env.update(self._extra_env)
         env.update(self._gateway_env)
-        return Component(
-            name, _MODULES[GATEWAY], port, env, self.data_dir / f"{name}.log", metrics_port
-        )
+        return Component(name, _MODULES[GATEWAY], port, env, home / f"{name}.log", metrics_port)
 
     def _spawn(self, component: Component) -> None:
         if not module_available(component.module):
@@ -557,7 +679,7 @@ class Stack:
             [sys.executable, "-m", component.module],
             log_file=component.log_file,
             env=component.env,
-            cwd=self.data_dir,
+            cwd=self.home(component.name),
         )
 
     def _check_external(self, name: str, address: str) -> None:

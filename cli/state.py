@@ -40,6 +40,10 @@ class StackState:
     pki_dir: str = ""
     # Plain text, no access policy (`up --insecure`).
     insecure: bool = False
+    # Where the records are: sqlite, postgres (ours) or a server's URL, password redacted.
+    store: str = "sqlite"
+    # name → host:port of every gateway process (`gateway` is the first).
+    gateways: dict[str, str] = field(default_factory=dict)
 
     def tls(self, identity: str = "lienthong-cli") -> TlsSettings | None:
         """The CLI's channels to this stack: `identity` from its PKI."""

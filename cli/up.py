@@ -14,8 +14,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.demo_data import EXAMPLE
-from cli.errors import CliError
+from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.rpc_errors import describe
+from cli.scale import Scale
 from cli.seeding import seed
 from cli.stack import GATEWAY, Stack, StackError
 from cli.state import StackState, remove_state, write_state
@@ -23,6 +24,7 @@ from cli.supervisor import Supervisor
 from cli.trust import warn_insecure
 from common import channels
 from common.agencies import agency
+from common.database_url import redacted
 from lienthong.gateway.v1 import gateway_pb2
 
 # How often `up` checks that its children are still alive.
@@ -38,17 +40,25 @@ def run_up(
     seed_demo: bool,
     external: Mapping[str, str] | None = None,
     insecure: bool = False,
+    scale: Scale | None = None,
 ) -> int:
-    stack = Stack(
-        broker=broker if gateway else None,
-        data_dir=data_dir,
-        fixed_ports=True,
-        external=external,
-        insecure=insecure,
-    )
+    scale = scale or Scale()
+    try:
+        stack = Stack(
+            broker=broker if gateway else None,
+            data_dir=data_dir,
+            fixed_ports=True,
+            external=external,
+            insecure=insecure,
+            **scale.stack_settings(),
+        )
+    except StackError as exc:
+        raise CliError(str(exc), code=EXIT_BAD_INPUT) from None
     if insecure:
         warn_insecure(console)
-    what = f"Kafka ({broker}), the registries and the gateway" if gateway else "the registries"
+    what = (
+        f"Kafka ({broker}), the registries and the gateway" if gateway else "the registries"
+    ) + scale.describe()
     try:
         with console.status(f"Starting {what}…"):
             stack.start()
@@ -66,6 +76,8 @@ def run_up(
             metrics=stack.metrics_addresses,
             pki_dir="" if insecure else str(stack.pki_dir),
             insecure=insecure,
+            store=stack.store.describe(),
+            gateways={n: stack.address(n) for n in stack.gateway_names},
         )
         state_file = write_state(stack.data_dir, state)
         try:
@@ -135,6 +147,9 @@ def print_listening(console: Console, stack: Stack, state_file: Path) -> None:
     table.add_column("listens on")
     table.add_column("metrics")
     table.add_column("log")
+    if stack.store.server is not None:
+        url = redacted(stack.store.server.url("postgres"))
+        table.add_row("postgres", url, "", str(stack.store.log_file))
     if stack.bootstrap_servers:
         broker_log = stack.broker.log_file if stack.broker is not None else None
         table.add_row("kafka", stack.bootstrap_servers, "", str(broker_log or ""))

@@ -9,11 +9,23 @@ Plain text is the explicit opt-out: a server process without the settings
 refuses to start unless `LIENTHONG_INSECURE=1` (`--insecure` on the CLI),
 and then says so loudly (`server_tls`). A client channel without settings is
 plain text: the code API's default, which the in-process tests use.
+
+Replicas: an address may list several `host:port` separated by commas (the
+M replicas of one registry, `lienthong up --replicas M`). The channel then
+reaches all of them through gRPC's own client-side `round_robin` policy: a
+subchannel per replica, each call to the next ready one, a replica that
+stops answering left out until it connects again. The hosts must be IP
+literals (gRPC's `ipv4:`/`ipv6:` targets): replicas on other hosts are
+named by their IP addresses; they share one identity, whose certificate
+must then carry every replica's IP
+(`python -m common.pki DIR population --host IP`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import ipaddress
+import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -40,6 +52,52 @@ INSECURE_WARNING = (
 )
 
 Options = Sequence[tuple[str, Any]]
+
+# Spread calls over every address the target resolves to (gRPC's default,
+# pick_first, would send them all to the first one that connects).
+ROUND_ROBIN_CONFIG = json.dumps({"loadBalancingConfig": [{"round_robin": {}}]})
+
+
+class BadAddress(ValueError):
+    """An address that names no host:port (or, for replicas, no IP literal)."""
+
+
+def _ip_literal(host: str) -> str | None:
+    """ipv4 or ipv6 for an IP literal host ([::1] brackets included), else None."""
+    try:
+        return f"ipv{ipaddress.ip_address(host.strip('[]')).version}"
+    except ValueError:
+        return None
+
+
+def target(address: str) -> tuple[str, list[tuple[str, Any]]]:
+    """The gRPC target and the channel options that reach `address`.
+
+    One host:port: itself, gRPC's defaults. Several, comma-separated: an
+    `ipv4:` (or `ipv6:`) target over all of them with the round_robin policy,
+    and the first address as the authority, so that the server certificates
+    (which name 127.0.0.1, localhost and the identity: common/pki.py) are
+    checked against a host name they carry, not the list itself."""
+    parts = [part.strip() for part in address.split(",")]
+    if len(parts) == 1:
+        return address, []
+    families = set()
+    for part in parts:
+        host, colon, port = part.rpartition(":")
+        family = _ip_literal(host) if colon else None
+        if family is None or not port.isdigit():
+            raise BadAddress(
+                f"replica address {part[:100]!r}: expected IP:PORT (several replicas are "
+                "listed by IP; for host names use one DNS name that resolves to all of them)"
+            )
+        families.add(family)
+    if len(families) > 1:
+        raise BadAddress(f"replica addresses mix IPv4 and IPv6: {address[:100]!r}")
+    options = [
+        ("grpc.service_config", ROUND_ROBIN_CONFIG),
+        ("grpc.default_authority", parts[0]),
+    ]
+    return f"{families.pop()}:{','.join(parts)}", options
 
 
 class TlsMisconfigured(ValueError):
@@ -107,12 +165,15 @@ def _resolve(tls: TlsSettings | None) -> TlsSettings | None:
 def channel(
     address: str, *, options: Options = (), tls: TlsSettings | None = FROM_ENV
 ) -> grpc.aio.Channel:
-    """An asyncio channel to `address`: mutual TLS under `tls` (default: this
+    """An asyncio channel to `address` (one host:port, or several replicas'
+    comma-separated: see `target`): mutual TLS under `tls` (default: this
     process's settings from the environment), plain text without."""
     settings = _resolve(tls)
+    where, balancing = target(address)
+    every = [*balancing, *options]
     if settings is None:
-        return grpc.aio.insecure_channel(address, options=list(options))
-    return grpc.aio.secure_channel(address, settings.channel_credentials(), options=list(options))
+        return grpc.aio.insecure_channel(where, options=every)
+    return grpc.aio.secure_channel(where, settings.channel_credentials(), options=every)
 
 
 def sync_channel(
@@ -120,9 +181,11 @@ def sync_channel(
 ) -> grpc.Channel:
     """The same as `channel`, blocking."""
     settings = _resolve(tls)
+    where, balancing = target(address)
+    every = [*balancing, *options]
     if settings is None:
-        return grpc.insecure_channel(address, options=list(options))
-    return grpc.secure_channel(address, settings.channel_credentials(), options=list(options))
+        return grpc.insecure_channel(where, options=every)
+    return grpc.secure_channel(where, settings.channel_credentials(), options=every)
 
 
 def insecure_allowed(environ: Mapping[str, str] | None = None) -> bool:

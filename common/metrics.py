@@ -38,6 +38,9 @@ log = structlog.get_logger("metrics")
 
 PORT_VARIABLE = "LIENTHONG_METRICS_PORT"
 HOST_VARIABLE = "LIENTHONG_METRICS_HOST"
+# The process's own name when it is one of several of a kind (population-2,
+# gateway-3: a registry's replicas, several gateways); else its kind's name.
+PROCESS_VARIABLE = "LIENTHONG_PROCESS_NAME"
 DEFAULT_HOST = "127.0.0.1"
 
 # From a millisecond (a lookup by key) to the call deadline's order (10 s).
@@ -169,7 +172,8 @@ def from_env(process: str, env: Mapping[str, str] | None = None) -> CallMetrics 
     if _Served.observer is None:
         registry = process_registry()
         about = Info("lienthong_process", "Which process serves these metrics.", registry=registry)
-        about.info({"process": process})
+        named = (os.environ if env is None else env).get(PROCESS_VARIABLE, "").strip()
+        about.info({"process": named[:64] or process})
         observer = CallMetrics(registry)
         server = serve(registry, settings.host, settings.port)
         log.info("serving metrics", address=f"http://{settings.host}:{server.server_port}/metrics")

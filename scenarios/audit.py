@@ -1,6 +1,6 @@
 """What the registries themselves recorded for a replay: dossiers lost and
-effects made twice, counted from the agencies' own SQLite files, not from the
-gateway's view of its dossiers.
+effects made twice, counted from the agencies' own records (their SQLite
+files or PostgreSQL databases), not from the gateway's view of its dossiers.
 
 A declaration that was accepted and should have completed is *lost* when any
 of its effects is missing: for a birth, the child's registration (found by the
@@ -30,8 +30,9 @@ from collections.abc import Callable, Collection, Iterable
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
+from common.database_url import is_postgres
 from scenarios.allowance_rule import allowance_vnd
 from scenarios.declarations import PlannedDeclaration
 
@@ -58,9 +59,27 @@ class AuditResult:
             found.append(key)
 
 
-def read_only(path: Path) -> sqlite3.Connection:
+class Records(Protocol):
+    """A read-only connection to a registry's records: sqlite3's, or psycopg's."""
+
+    def execute(self, query: str) -> Iterable[Any]: ...
+
+    def close(self) -> None: ...
+
+
+def read_only(location: str | Path) -> Records:
+    """The registry's SQLite file, or its PostgreSQL database (a URL), for reading only."""
+    if is_postgres(location):
+        import psycopg  # noqa: PLC0415  (only a PostgreSQL store needs the driver)
+
+        # Read only, in one snapshot (REPEATABLE READ): the counts of every
+        # table agree although the registries may still serve.
+        connection = psycopg.connect(str(location), connect_timeout=10)
+        connection.read_only = True
+        connection.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        return connection
     # mode=ro: the audit can run while the registries still serve.
-    return sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    return sqlite3.connect(f"file:{location}?mode=ro", uri=True)
 
 
 class PopulationRecords(Protocol):
@@ -97,7 +116,7 @@ class PopulationFile:
     each table instead of a query per declaration (a national-year replay
     audits 40,000 declarations against 200,000 citizens)."""
 
-    def __init__(self, population: sqlite3.Connection) -> None:
+    def __init__(self, population: Records) -> None:
         self._children: dict[str, list[str]] = {}
         for certificate, person in population.execute(
             "SELECT birth_certificate_number, personal_id_number FROM citizens "
@@ -107,7 +126,9 @@ class PopulationFile:
         self._residences: dict[str, tuple[int, int]] = {
             str(person): (int(total), int(current))
             for person, total, current in population.execute(
-                "SELECT personal_id_number, COUNT(*), COALESCE(SUM(removed_on IS NULL), 0) "
+                # CASE, not SUM(boolean): the same SQL for SQLite and PostgreSQL.
+                "SELECT personal_id_number, COUNT(*), "
+                "COALESCE(SUM(CASE WHEN removed_on IS NULL THEN 1 ELSE 0 END), 0) "
                 "FROM residences GROUP BY personal_id_number"
             )
         }
@@ -134,7 +155,7 @@ class PopulationFile:
 class InsuranceFile:
     """Our social insurance registry's own file, read once in bulk."""
 
-    def __init__(self, insurance: sqlite3.Connection) -> None:
+    def __init__(self, insurance: Records) -> None:
         self._insured: dict[str, bool] = {
             str(person): bool(died)
             for person, died in insurance.execute(
@@ -286,10 +307,10 @@ def audit(
     declarations: Iterable[PlannedDeclaration],
     accepted: Collection[str],
     *,
-    population_db: Path,
-    insurance_db: Path,
+    population_db: str | Path,
+    insurance_db: str | Path,
 ) -> AuditResult:
-    """The audit against our registries' own files."""
+    """The audit against our registries' own records (SQLite files or PostgreSQL URLs)."""
     with (
         closing(read_only(population_db)) as population,
         closing(read_only(insurance_db)) as insurance,

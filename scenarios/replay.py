@@ -115,10 +115,10 @@ class ReplayTarget:
     agencies: dict[str, str]
     bootstrap_servers: str
     settled_topic: str
-    # agency name → its SQLite file, for the agencies that are ours; one
-    # plugged in from elsewhere (--agency) has none, and the audit says what
-    # it could not check without it.
-    databases: dict[str, Path]
+    # agency name → its SQLite file or PostgreSQL URL, for the agencies that
+    # are ours; one plugged in from elsewhere (--agency) has none, and the
+    # audit says what it could not check without it.
+    databases: Mapping[str, str | Path]
     # Every gateway's address (the first is `gateway`); submissions go to each
     # in turn and, when one does not answer, to the next, as a load balancer would.
     gateways: tuple[str, ...] = ()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
+
+from common.database_url import redacted
 from common.logging import configure_logging
 from common.server import run_registry
 from services.health.app import build
@@ -13,6 +16,8 @@ from services.health.config import load_config
 def main() -> None:
     config = load_config()
     configure_logging(service=config.name, verbose=config.verbose)
+    # A SQLite file or a PostgreSQL URL, its password never written out.
+    structlog.get_logger("store").info("opening", database=redacted(config.database))
     bindings, store = build(config.database, clock_tolerance=config.clock_tolerance)
     asyncio.run(
         run_registry(

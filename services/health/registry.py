@@ -8,9 +8,9 @@ one death notice per person, a certificate that names this mother.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Callable
 
+from common.database import Row
 from common.dates import past_day
 from common.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from common.identifiers import parse_personal_id
@@ -30,7 +30,7 @@ def _check_id(field: str, value: str) -> None:
 SeedRows = tuple[list[tuple[object, ...]], list[tuple[object, ...]], list[tuple[object, ...]]]
 
 
-def to_birth_certificate(row: sqlite3.Row) -> pb.BirthCertificate:
+def to_birth_certificate(row: Row) -> pb.BirthCertificate:
     return pb.BirthCertificate(
         certificate_number=row["certificate_number"],
         facility_code=row["facility_code"],
@@ -44,7 +44,7 @@ def to_birth_certificate(row: sqlite3.Row) -> pb.BirthCertificate:
     )
 
 
-def to_death_notice(row: sqlite3.Row) -> pb.DeathNotice:
+def to_death_notice(row: Row) -> pb.DeathNotice:
     return pb.DeathNotice(
         notice_number=row["notice_number"],
         facility_code=row["facility_code"],
@@ -54,6 +54,57 @@ def to_death_notice(row: sqlite3.Row) -> pb.DeathNotice:
         cause=row["cause"],
         work_accident_or_occupational_disease=bool(row["work_accident"]),
         issued_on=row["issued_on"],
+    )
+
+
+def seed_rows(batch: pb.SeedHospitalRecordsRequest, index: int, latest: dt.date) -> SeedRows:
+    """Check one batch beyond the contract and turn it into rows: dates
+    are real days, not after `latest`; a facility's province is in the table."""
+    for i, facility in enumerate(batch.facilities):
+        if not is_province(facility.province_code):
+            raise InvalidArgument.field(
+                f"batch[{index}].facilities[{i}].province_code",
+                f"{facility.province_code} is not a province code",
+            )
+    for i, birth in enumerate(batch.birth_certificates):
+        path = f"batch[{index}].birth_certificates[{i}]"
+        born = past_day(f"{path}.date_of_birth", birth.date_of_birth, latest)
+        if past_day(f"{path}.issued_on", birth.issued_on, latest) < born:
+            raise InvalidArgument.field(f"{path}.issued_on", "is before the date of birth")
+    for i, death in enumerate(batch.death_notices):
+        path = f"batch[{index}].death_notices[{i}]"
+        died = past_day(f"{path}.date_of_death", death.date_of_death, latest)
+        if past_day(f"{path}.issued_on", death.issued_on, latest) < died:
+            raise InvalidArgument.field(f"{path}.issued_on", "is before the date of death")
+    return (
+        [(f.code, f.name, f.province_code) for f in batch.facilities],
+        [
+            (
+                b.certificate_number,
+                b.facility_code,
+                b.mother_id_number,
+                b.mother_full_name,
+                b.child_sex,
+                b.date_of_birth,
+                b.time_of_birth,
+                b.birth_weight_grams,
+                b.issued_on,
+            )
+            for b in batch.birth_certificates
+        ],
+        [
+            (
+                d.notice_number,
+                d.facility_code,
+                d.deceased_id_number,
+                d.date_of_death,
+                d.time_of_death,
+                d.cause,
+                int(d.work_accident_or_occupational_disease),
+                d.issued_on,
+            )
+            for d in batch.death_notices
+        ],
     )
 
 
@@ -176,55 +227,26 @@ class HospitalRegistry:
             )
         )
 
-    def seed_rows(self, batch: pb.SeedHospitalRecordsRequest, index: int) -> SeedRows:
-        """Check one batch beyond the contract and turn it into rows: dates
-        are real days, not in the future; a facility's province is in the table."""
-        latest = self.latest()
-        for i, facility in enumerate(batch.facilities):
-            if not is_province(facility.province_code):
-                raise InvalidArgument.field(
-                    f"batch[{index}].facilities[{i}].province_code",
-                    f"{facility.province_code} is not a province code",
-                )
-        for i, birth in enumerate(batch.birth_certificates):
-            path = f"batch[{index}].birth_certificates[{i}]"
-            born = past_day(f"{path}.date_of_birth", birth.date_of_birth, latest)
-            if past_day(f"{path}.issued_on", birth.issued_on, latest) < born:
-                raise InvalidArgument.field(f"{path}.issued_on", "is before the date of birth")
-        for i, death in enumerate(batch.death_notices):
-            path = f"batch[{index}].death_notices[{i}]"
-            died = past_day(f"{path}.date_of_death", death.date_of_death, latest)
-            if past_day(f"{path}.issued_on", death.issued_on, latest) < died:
-                raise InvalidArgument.field(f"{path}.issued_on", "is before the date of death")
-        return (
-            [(f.code, f.name, f.province_code) for f in batch.facilities],
-            [
-                (
-                    b.certificate_number,
-                    b.facility_code,
-                    b.mother_id_number,
-                    b.mother_full_name,
-                    b.child_sex,
-                    b.date_of_birth,
-                    b.time_of_birth,
-                    b.birth_weight_grams,
-                    b.issued_on,
-                )
-                for b in batch.birth_certificates
-            ],
-            [
-                (
-                    d.notice_number,
-                    d.facility_code,
-                    d.deceased_id_number,
-                    d.date_of_death,
-                    d.time_of_death,
-                    d.cause,
-                    int(d.work_accident_or_occupational_disease),
-                    d.issued_on,
-                )
-                for d in batch.death_notices
-            ],
+    def seed(self, batches: list[SeedRows]) -> pb.SeedHospitalRecordsResponse:
+        """Load a stream whose batches passed seed_rows, in the unit of work:
+        the checks that need the whole stream or the store first. Raising
+        rolls the whole stream back."""
+        self.check_stream(batches)
+        added = [
+            self.store.seed_facilities(row for rows in batches for row in rows[0]),
+            self.store.seed_birth_certificates(row for rows in batches for row in rows[1]),
+            self.store.seed_death_notices(row for rows in batches for row in rows[2]),
+        ]
+        sent = [sum(len(rows[kind]) for rows in batches) for kind in range(3)]
+        # Fewer rows added than sent: some keys were already stored. Only
+        # then look whether they are replays or different records, so a
+        # clean seed pays nothing.
+        if added != sent:
+            conflict = self.stored_conflict(batches)
+            if conflict is not None:
+                raise conflict
+        return pb.SeedHospitalRecordsResponse(
+            facilities=added[0], birth_certificates=added[1], death_notices=added[2]
         )
 
     def check_stream(self, batches: list[SeedRows]) -> None:
@@ -268,9 +290,13 @@ class HospitalRegistry:
         """The first seeded record whose key the registry already holds for a
         different record; None if there is none. A replayed record is not a
         conflict."""
+        facilities_stored = self.store.facilities([str(f[0]) for b in batches for f in b[0]])
+        births_stored = self.store.birth_certificates([str(r[0]) for b in batches for r in b[1]])
+        deaths_stored = self.store.death_notices([str(r[0]) for b in batches for r in b[2]])
+        deaths_of = self.store.death_notices_for([str(r[2]) for b in batches for r in b[2]])
         for index, (facilities, births, deaths) in enumerate(batches):
             for i, facility in enumerate(facilities):
-                row = self.store.facility(str(facility[0]))
+                row = facilities_stored.get(str(facility[0]))
                 if row is not None and (row["name"], row["province_code"]) != facility[1:3]:
                     return AlreadyExists(
                         f"batch[{index}].facilities[{i}].code: "
@@ -278,7 +304,7 @@ class HospitalRegistry:
                         reason="FACILITY_CODE_TAKEN",
                     )
             for i, birth in enumerate(births):
-                row = self.store.birth_certificate(str(birth[0]))
+                row = births_stored.get(str(birth[0]))
                 if row is not None and tuple(row) != birth:
                     return AlreadyExists(
                         f"batch[{index}].birth_certificates[{i}].certificate_number: "
@@ -286,14 +312,14 @@ class HospitalRegistry:
                         reason="CERTIFICATE_NUMBER_TAKEN",
                     )
             for i, death in enumerate(deaths):
-                row = self.store.death_notice(str(death[0]))
+                row = deaths_stored.get(str(death[0]))
                 if row is not None and tuple(row) != death:
                     return AlreadyExists(
                         f"batch[{index}].death_notices[{i}].notice_number: "
                         "the registry already has another death notice under this number",
                         reason="NOTICE_NUMBER_TAKEN",
                     )
-                row = self.store.death_notice_for(str(death[2]))
+                row = deaths_of.get(str(death[2]))
                 if row is not None and row["notice_number"] != death[0]:
                     return AlreadyExists(
                         f"batch[{index}].death_notices[{i}].deceased_id_number: "

@@ -1,82 +1,94 @@
-"""gRPC face of the hospital registry: decode, run once, encode."""
+"""gRPC face of the hospital registry: decode, run once, encode.
+
+Each call is one unit of work (common.database): the rules get a registry
+over that transaction's store, and run on a worker thread, never on the
+event loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
+from common.database import Connection, Database
 from common.idempotency import run_once
 from common.seeding import read_batches
-from common.sqlite import transaction
 from lienthong.health.v1 import health_pb2 as pb
 from lienthong.health.v1 import health_pb2_grpc as pb_grpc
-from services.health.registry import HospitalRegistry
+from services.health.registry import HospitalRegistry, SeedRows
 
 Context = grpc.aio.ServicerContext[Any, Any]
+ResponseT = TypeVar("ResponseT", bound=Message)
+# The rules over one unit of work's connection.
+RegistryFor = Callable[[Connection], HospitalRegistry]
+# One seed batch checked beyond the contract, as rows (no store needed).
+BatchRows = Callable[[pb.SeedHospitalRecordsRequest, int], SeedRows]
 
 
 class HealthRegistryServicer(pb_grpc.HealthRegistryServiceServicer):
-    def __init__(self, registry: HospitalRegistry) -> None:
+    def __init__(self, database: Database, registry: RegistryFor, seed_rows: BatchRows) -> None:
+        self.database = database
         self.registry = registry
-        self.conn = registry.store.conn
+        self.seed_rows = seed_rows
+
+    async def _once(
+        self,
+        method: str,
+        request: Any,
+        response_type: type[ResponseT],
+        decide: Callable[[HospitalRegistry], ResponseT],
+    ) -> ResponseT:
+        def work(conn: Connection) -> ResponseT:
+            registry = self.registry(conn)
+            return run_once(conn, method, request, response_type, lambda: decide(registry))
+
+        return await self.database.run(work)
+
+    async def _read(self, decide: Callable[[HospitalRegistry], ResponseT]) -> ResponseT:
+        # A read: no request id, nothing to run once; still off the loop.
+        return await self.database.run(lambda conn: decide(self.registry(conn)))
 
     async def IssueBirthCertificate(
         self, request: pb.IssueBirthCertificateRequest, context: Context
     ) -> pb.IssueBirthCertificateResponse:
-        return run_once(
-            self.conn,
+        return await self._once(
             "IssueBirthCertificate",
             request,
             pb.IssueBirthCertificateResponse,
-            lambda: self.registry.issue_birth_certificate(request),
+            lambda registry: registry.issue_birth_certificate(request),
         )
 
     async def VerifyBirthCertificate(
         self, request: pb.VerifyBirthCertificateRequest, context: Context
     ) -> pb.VerifyBirthCertificateResponse:
-        return self.registry.verify_birth_certificate(request)
+        return await self._read(lambda registry: registry.verify_birth_certificate(request))
 
     async def IssueDeathNotice(
         self, request: pb.IssueDeathNoticeRequest, context: Context
     ) -> pb.IssueDeathNoticeResponse:
-        return run_once(
-            self.conn,
+        return await self._once(
             "IssueDeathNotice",
             request,
             pb.IssueDeathNoticeResponse,
-            lambda: self.registry.issue_death_notice(request),
+            lambda registry: registry.issue_death_notice(request),
         )
 
     async def VerifyDeathNotice(
         self, request: pb.VerifyDeathNoticeRequest, context: Context
     ) -> pb.VerifyDeathNoticeResponse:
-        return self.registry.verify_death_notice(request)
+        return await self._read(lambda registry: registry.verify_death_notice(request))
 
     async def GetFacility(
         self, request: pb.GetFacilityRequest, context: Context
     ) -> pb.GetFacilityResponse:
-        return self.registry.get_facility(request)
+        return await self._read(lambda registry: registry.get_facility(request))
 
     async def SeedHospitalRecords(
         self, request_iterator: AsyncIterator[pb.SeedHospitalRecordsRequest], context: Context
     ) -> pb.SeedHospitalRecordsResponse:
-        batches = await read_batches(request_iterator, self.registry.seed_rows)
-        self.registry.check_stream(batches)
-        added = [0, 0, 0]
-        sent = [sum(len(rows[kind]) for rows in batches) for kind in range(3)]
-        with transaction(self.conn):
-            for facilities, births, deaths in batches:
-                counts = self.registry.store.seed(facilities, births, deaths)
-                added = [a + c for a, c in zip(added, counts, strict=True)]
-            # Fewer rows added than sent: some keys were already stored. Only
-            # then look whether they are replays or different records, so a
-            # clean seed pays nothing; raising rolls everything back.
-            if added != sent:
-                conflict = self.registry.stored_conflict(batches)
-                if conflict is not None:
-                    raise conflict
-        return pb.SeedHospitalRecordsResponse(
-            facilities=added[0], birth_certificates=added[1], death_notices=added[2]
-        )
+        batches = await read_batches(request_iterator, self.seed_rows)
+        # One attempt: a refused seed would be refused again, at a seed's cost.
+        return await self.database.run(lambda conn: self.registry(conn).seed(batches), attempts=1)

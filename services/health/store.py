@@ -1,16 +1,22 @@
-"""The hospital registry's SQLite store: facilities, birth certificates, death notices."""
+"""The hospital registry's store: facilities, birth certificates, death notices
+and the counters behind their numbers, over SQLite or PostgreSQL
+(common.database).
+
+A HospitalStore reads and writes through the connection of one unit of work
+(one transaction), so a refused request leaves nothing behind.
+"""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import idempotency
-from common.sqlite import SEQUENCES_SCHEMA, next_serial, open_database
+from common import idempotency, sequences
+from common.bulk import insert_new
+from common.database import Connection, Database, Row, Schema, open_database
 
-SCHEMA = (
+SCHEMA = Schema.portable(
     """
 CREATE TABLE IF NOT EXISTS facilities (
     code          TEXT PRIMARY KEY,
@@ -39,7 +45,7 @@ CREATE TABLE IF NOT EXISTS death_notices (
     issued_on          TEXT NOT NULL
 );
 """
-    + SEQUENCES_SCHEMA
+    + sequences.SCHEMA
     + idempotency.SCHEMA
 )
 
@@ -53,41 +59,77 @@ DEATH_COLUMNS = (
 )
 
 
+FACILITY_COLUMNS = "code, name, province_code"
+# Keys per IN (...) list: well under SQLite's 32,766 bound parameters.
+IN_CHUNK = 500
+
+
+def open_store(location: Path | str) -> Database:
+    """The registry's database (a SQLite path or a PostgreSQL URL), its schema created."""
+    return open_database(location, SCHEMA)
+
+
 class HospitalStore:
-    def __init__(self, path: Path | str) -> None:
-        self.conn = open_database(path, SCHEMA)
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
-    def close(self) -> None:
-        self.conn.close()
-
-    def facility(self, code: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
-            "SELECT code, name, province_code FROM facilities WHERE code = ?", (code,)
+    def facility(self, code: str) -> Row | None:
+        row: Row | None = self.conn.execute(
+            f"SELECT {FACILITY_COLUMNS} FROM facilities WHERE code = ?", (code,)
         ).fetchone()
         return row
 
-    def birth_certificate(self, number: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
+    def birth_certificate(self, number: str) -> Row | None:
+        row: Row | None = self.conn.execute(
             f"SELECT {BIRTH_COLUMNS} FROM birth_certificates WHERE certificate_number = ?",
             (number,),
         ).fetchone()
         return row
 
-    def death_notice(self, number: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
+    def death_notice(self, number: str) -> Row | None:
+        row: Row | None = self.conn.execute(
             f"SELECT {DEATH_COLUMNS} FROM death_notices WHERE notice_number = ?", (number,)
         ).fetchone()
         return row
 
-    def death_notice_for(self, deceased_id_number: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
+    def death_notice_for(self, deceased_id_number: str) -> Row | None:
+        row: Row | None = self.conn.execute(
             f"SELECT {DEATH_COLUMNS} FROM death_notices WHERE deceased_id_number = ?",
             (deceased_id_number,),
         ).fetchone()
         return row
 
+    def facilities(self, codes: Sequence[str]) -> dict[str, Row]:
+        """The stored facilities among `codes`, by code."""
+        return self._rows("facilities", FACILITY_COLUMNS, "code", codes)
+
+    def birth_certificates(self, numbers: Sequence[str]) -> dict[str, Row]:
+        """The stored birth certificates among `numbers`, by number."""
+        return self._rows("birth_certificates", BIRTH_COLUMNS, "certificate_number", numbers)
+
+    def death_notices(self, numbers: Sequence[str]) -> dict[str, Row]:
+        """The stored death notices among `numbers`, by notice number."""
+        return self._rows("death_notices", DEATH_COLUMNS, "notice_number", numbers)
+
+    def death_notices_for(self, deceased_id_numbers: Sequence[str]) -> dict[str, Row]:
+        """The stored death notices of these people, by the deceased's ID number."""
+        return self._rows("death_notices", DEATH_COLUMNS, "deceased_id_number", deceased_id_numbers)
+
+    def _rows(self, table: str, columns: str, key: str, keys: Sequence[str]) -> dict[str, Row]:
+        # A query per chunk, not per key: a replayed seed would otherwise
+        # cost a round trip per record to a PostgreSQL server.
+        found: dict[str, Row] = {}
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start : start + IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for row in self.conn.execute(
+                f"SELECT {columns} FROM {table} WHERE {key} IN ({marks})", chunk
+            ):
+                found[row[key]] = row
+        return found
+
     def next_serial(self, name: str) -> int:
-        return next_serial(self.conn, name)
+        return sequences.next_serial(self.conn, name)
 
     def insert_birth_certificate(self, row: Sequence[Any]) -> None:
         self.conn.execute(
@@ -99,30 +141,15 @@ class HospitalStore:
             f"INSERT INTO death_notices ({DEATH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", row
         )
 
-    def seed(
-        self,
-        facilities: Sequence[Sequence[Any]],
-        births: Sequence[Sequence[Any]],
-        deaths: Sequence[Sequence[Any]],
-    ) -> tuple[int, int, int]:
-        """Insert rows whose keys are new; call inside a transaction. Returns rows added."""
-        counts = []
-        for sql, rows in (
-            (
-                "INSERT OR IGNORE INTO facilities (code, name, province_code) VALUES (?,?,?)",
-                facilities,
-            ),
-            (
-                f"INSERT OR IGNORE INTO birth_certificates ({BIRTH_COLUMNS}) "
-                "VALUES (?,?,?,?,?,?,?,?,?)",
-                births,
-            ),
-            (
-                f"INSERT OR IGNORE INTO death_notices ({DEATH_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)",
-                deaths,
-            ),
-        ):
-            before = self.conn.total_changes
-            self.conn.executemany(sql, rows)
-            counts.append(self.conn.total_changes - before)
-        return counts[0], counts[1], counts[2]
+    # Seeding: insert the rows whose keys are new (a key already stored
+    # keeps its row); each returns the rows added. Call in the unit of work.
+
+    def seed_facilities(self, rows: Iterable[Sequence[Any]]) -> int:
+        return insert_new(self.conn, "facilities", FACILITY_COLUMNS.split(", "), rows)
+
+    def seed_birth_certificates(self, rows: Iterable[Sequence[Any]]) -> int:
+        return insert_new(self.conn, "birth_certificates", BIRTH_COLUMNS.split(", "), rows)
+
+    def seed_death_notices(self, rows: Iterable[Sequence[Any]]) -> int:
+        # A notice number or a deceased already stored keeps its notice.
+        return insert_new(self.conn, "death_notices", DEATH_COLUMNS.split(", "), rows)

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
+import structlog
+
+from common.database_url import redacted
 from common.logging import configure_logging
 from common.server import run_registry
 from services.insurance.app import build
@@ -14,6 +17,8 @@ from services.insurance.config import load_config
 def main() -> None:
     config = load_config()
     configure_logging(service=config.name, verbose=config.verbose)
+    # A SQLite file or a PostgreSQL URL, its password never written out.
+    structlog.get_logger("store").info("opening", database=redacted(config.database))
     try:
         # Read before listening: a broken table must stop the start, not a settlement.
         base_salaries = load_table()

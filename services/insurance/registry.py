@@ -9,9 +9,9 @@ card per child, one funeral allowance per deceased, one date of death.
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 from collections.abc import Callable
 
+from common.database import Row
 from common.dates import first_day_of_next_month, parse_date, past_day
 from common.errors import (
     AlreadyExists,
@@ -42,7 +42,7 @@ def _not_after(field: str, value: str, limit: dt.date, what: str) -> dt.date:
     return day
 
 
-def to_card(row: sqlite3.Row) -> pb.HealthInsuranceCard:
+def to_card(row: Row) -> pb.HealthInsuranceCard:
     return pb.HealthInsuranceCard(
         social_insurance_number=row["social_insurance_number"],
         card_code=row["card_code"],
@@ -56,7 +56,7 @@ def to_card(row: sqlite3.Row) -> pb.HealthInsuranceCard:
     )
 
 
-def _validity(card: sqlite3.Row) -> coverage.Validity:
+def _validity(card: Row) -> coverage.Validity:
     """The stored card's dates: written by this registry, so well formed."""
     return coverage.Validity(
         valid_from=dt.date.fromisoformat(card["valid_from"]),
@@ -65,7 +65,7 @@ def _validity(card: sqlite3.Row) -> coverage.Validity:
     )
 
 
-def to_participant(row: sqlite3.Row, card: sqlite3.Row | None) -> pb.Participant:
+def to_participant(row: Row, card: Row | None) -> pb.Participant:
     return pb.Participant(
         social_insurance_number=row["social_insurance_number"],
         personal_id_number=row["personal_id_number"],
@@ -84,7 +84,7 @@ def to_participant(row: sqlite3.Row, card: sqlite3.Row | None) -> pb.Participant
     )
 
 
-def to_history(row: sqlite3.Row) -> funeral_allowance.InsuranceHistory:
+def to_history(row: Row) -> funeral_allowance.InsuranceHistory:
     return funeral_allowance.InsuranceHistory(
         compulsory_contribution_months=row["compulsory_contribution_months"],
         voluntary_contribution_months=row["voluntary_contribution_months"],
@@ -96,7 +96,7 @@ def to_history(row: sqlite3.Row) -> funeral_allowance.InsuranceHistory:
     )
 
 
-def to_allowance(row: sqlite3.Row) -> pb.FuneralAllowance:
+def to_allowance(row: Row) -> pb.FuneralAllowance:
     return pb.FuneralAllowance(
         personal_id_number=row["personal_id_number"],
         eligible=True,
@@ -143,6 +143,29 @@ def seed_row(participant: pb.Participant, latest: dt.date) -> tuple[object, ...]
     )
 
 
+SeedRows = Callable[[pb.SeedParticipantsRequest, int], list[tuple[object, ...]]]
+
+
+def seed_rows(
+    batch: pb.SeedParticipantsRequest, index: int, latest: dt.date
+) -> list[tuple[object, ...]]:
+    """Check one batch beyond the contract and turn it into rows; needs no store."""
+    rows = []
+    # Seeding loads hundreds of thousands of rows: the position is spelled
+    # out only for the one that is refused.
+    for i, participant in enumerate(batch.participants):
+        try:
+            rows.append(seed_row(participant, latest))
+        except InvalidArgument as error:
+            raise InvalidArgument(
+                [
+                    FieldViolation(f"batch[{index}].participants[{i}].{v.field}", v.description)
+                    for v in error.violations
+                ]
+            ) from None
+    return rows
+
+
 class InsuranceRegistry:
     def __init__(
         self,
@@ -162,7 +185,7 @@ class InsuranceRegistry:
         yet is refused, or a card or allowance would be dated in the future."""
         return past_day("requested_on", value, self.latest()) if value else self.today()
 
-    def _require_same_death(self, participant: sqlite3.Row, date_of_death: str) -> None:
+    def _require_same_death(self, participant: Row, date_of_death: str) -> None:
         """A person dies once: a second, different date is a conflict to resolve
         upstream (civil status), not something to overwrite here."""
         recorded = participant["date_of_death"]
@@ -366,23 +389,18 @@ class InsuranceRegistry:
             card=to_card(card) if card is not None else None,
         )
 
-    def seed_rows(self, batch: pb.SeedParticipantsRequest, index: int) -> list[tuple[object, ...]]:
-        """Check one batch beyond the contract and turn it into rows."""
-        rows = []
-        latest = self.latest()
-        # Seeding loads hundreds of thousands of rows: the position is spelled
-        # out only for the one that is refused.
-        for i, participant in enumerate(batch.participants):
-            try:
-                rows.append(seed_row(participant, latest))
-            except InvalidArgument as error:
-                raise InvalidArgument(
-                    [
-                        FieldViolation(f"batch[{index}].participants[{i}].{v.field}", v.description)
-                        for v in error.violations
-                    ]
-                ) from None
-        return rows
+    def seed(self, batches: list[list[tuple[object, ...]]]) -> int:
+        """Load a checked stream (check_stream) in the unit of work; returns
+        participants added. Raising rolls the whole stream back."""
+        added = self.store.seed(row for rows in batches for row in rows)
+        # Fewer rows added than sent: some numbers were already stored. Only
+        # then look whether they are replays or someone else's, so a clean
+        # seed pays nothing.
+        if added != sum(len(rows) for rows in batches):
+            conflict = self.stored_conflict(batches)
+            if conflict is not None:
+                raise conflict
+        return added
 
     @staticmethod
     def check_stream(batches: list[list[tuple[object, ...]]]) -> None:
@@ -409,18 +427,20 @@ class InsuranceRegistry:
         registry holds for another person, or who already holds another
         number; None if there is none. The same person with the same number
         is a replay, left as it was."""
+        holders = self.store.holders([str(row[0]) for rows in batches for row in rows])
+        numbers_held = self.store.numbers_held([str(row[1]) for rows in batches for row in rows])
         for index, rows in enumerate(batches):
             for i, row in enumerate(rows):
                 number, personal_id = str(row[0]), str(row[1])
-                holder = self.store.holder_of(number)
+                holder = holders.get(number)
                 if holder is not None and holder != personal_id:
                     return AlreadyExists(
                         f"batch[{index}].participants[{i}].social_insurance_number: "
                         "the registry already gave this number to another person",
                         reason="SOCIAL_INSURANCE_NUMBER_TAKEN",
                     )
-                found = self.store.participant(personal_id)
-                if found is not None and found["social_insurance_number"] != number:
+                held = numbers_held.get(personal_id)
+                if held is not None and held != number:
                     return AlreadyExists(
                         f"batch[{index}].participants[{i}].personal_id_number: "
                         "this person already has another social insurance number "

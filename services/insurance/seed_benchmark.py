@@ -1,12 +1,15 @@
 """How fast SeedParticipants loads: participants per second over real gRPC.
 
     python -m services.insurance.seed_benchmark                 # in-process registry
+    python -m services.insurance.seed_benchmark --database postgresql://user@host:5432/db
     python -m services.insurance.seed_benchmark --target 127.0.0.1:50052
 
-With no --target it starts a registry on 127.0.0.1:0 with a fresh SQLite file in
-a temporary folder, as the tests do. The batches are built before the clock
-starts, so the rate is the registry's (transfer, validation, one transaction),
-not the generator's. A second, replayed load shows the INSERT OR IGNORE path.
+With no --target it starts a registry on 127.0.0.1:0 over --database (a fresh
+SQLite file in a temporary folder by default, as the tests do; a PostgreSQL
+URL names an empty database to load into). The batches are built before the
+clock starts, so the rate is the registry's (transfer, validation, one
+transaction), not the generator's. A second, replayed load shows the path
+where every row is already stored (ON CONFLICT DO NOTHING).
 """
 
 from __future__ import annotations
@@ -58,13 +61,13 @@ async def load(target: str, batches: list[pb.SeedParticipantsRequest]) -> tuple[
         return response.participants, time.perf_counter() - started
 
 
-async def run(count: int, batch_size: int, target: str | None) -> None:
+async def run(count: int, batch_size: int, target: str | None, database: str | None) -> None:
     batches = participants(count, batch_size)
     with tempfile.TemporaryDirectory() as folder:
         store = None
         running = None
         if target is None:
-            bindings, store = build(Path(folder) / "insurance.sqlite3")
+            bindings, store = build(database or Path(folder) / "insurance.sqlite3")
             running = await start_registry(bindings)
             target = f"127.0.0.1:{running.port}"
         try:
@@ -86,8 +89,13 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=200_000)
     parser.add_argument("--batch-size", type=int, default=5_000)
     parser.add_argument("--target", help="host:port of a running registry (default: in-process)")
+    parser.add_argument(
+        "--database",
+        help="the in-process registry's store: a SQLite path or a PostgreSQL URL "
+        "(default: a fresh SQLite file in a temporary folder)",
+    )
     args = parser.parse_args()
-    asyncio.run(run(args.count, args.batch_size, args.target))
+    asyncio.run(run(args.count, args.batch_size, args.target, args.database))
 
 
 if __name__ == "__main__":

@@ -1,85 +1,99 @@
-"""gRPC face of the social security registry: decode, run once, encode."""
+"""gRPC face of the social security registry: decode, run once, encode.
+
+Each call is one unit of work (common.database): the rules get a registry
+over that transaction's store, and run on a worker thread, never on the
+event loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
 
 import grpc
+from google.protobuf.message import Message
 
+from common.database import Connection, Database
 from common.idempotency import run_once
 from common.seeding import read_batches
-from common.sqlite import transaction
 from lienthong.insurance.v1 import insurance_pb2 as pb
 from lienthong.insurance.v1 import insurance_pb2_grpc as pb_grpc
-from services.insurance.registry import InsuranceRegistry
+from services.insurance.registry import InsuranceRegistry, SeedRows
 
 Context = grpc.aio.ServicerContext[Any, Any]
+ResponseT = TypeVar("ResponseT", bound=Message)
+# The rules over one unit of work's connection.
+RegistryFor = Callable[[Connection], InsuranceRegistry]
 
 
 class InsuranceRegistryServicer(pb_grpc.InsuranceRegistryServiceServicer):
-    def __init__(self, registry: InsuranceRegistry) -> None:
+    def __init__(self, database: Database, registry: RegistryFor, seed_rows: SeedRows) -> None:
+        self.database = database
         self.registry = registry
-        self.conn = registry.store.conn
+        self.seed_rows = seed_rows
+
+    async def _once(
+        self,
+        method: str,
+        request: Any,
+        response_type: type[ResponseT],
+        decide: Callable[[InsuranceRegistry], ResponseT],
+    ) -> ResponseT:
+        def work(conn: Connection) -> ResponseT:
+            registry = self.registry(conn)
+            return run_once(conn, method, request, response_type, lambda: decide(registry))
+
+        return await self.database.run(work)
+
+    async def _read(self, decide: Callable[[InsuranceRegistry], ResponseT]) -> ResponseT:
+        # A read: no request id, nothing to run once; still off the loop.
+        return await self.database.run(lambda conn: decide(self.registry(conn)))
 
     async def IssueChildHealthInsuranceCard(
         self, request: pb.IssueChildHealthInsuranceCardRequest, context: Context
     ) -> pb.IssueChildHealthInsuranceCardResponse:
-        return run_once(
-            self.conn,
+        return await self._once(
             "IssueChildHealthInsuranceCard",
             request,
             pb.IssueChildHealthInsuranceCardResponse,
-            lambda: self.registry.issue_child_health_insurance_card(request),
+            lambda registry: registry.issue_child_health_insurance_card(request),
         )
 
     async def SettleFuneralAllowance(
         self, request: pb.SettleFuneralAllowanceRequest, context: Context
     ) -> pb.SettleFuneralAllowanceResponse:
-        return run_once(
-            self.conn,
+        return await self._once(
             "SettleFuneralAllowance",
             request,
             pb.SettleFuneralAllowanceResponse,
-            lambda: self.registry.settle_funeral_allowance(request),
+            lambda registry: registry.settle_funeral_allowance(request),
         )
 
     async def EndCoverage(
         self, request: pb.EndCoverageRequest, context: Context
     ) -> pb.EndCoverageResponse:
-        return run_once(
-            self.conn,
+        return await self._once(
             "EndCoverage",
             request,
             pb.EndCoverageResponse,
-            lambda: self.registry.end_coverage(request),
+            lambda registry: registry.end_coverage(request),
         )
 
     async def GetParticipant(
         self, request: pb.GetParticipantRequest, context: Context
     ) -> pb.GetParticipantResponse:
-        return self.registry.get_participant(request)
+        return await self._read(lambda registry: registry.get_participant(request))
 
     async def CheckCoverage(
         self, request: pb.CheckCoverageRequest, context: Context
     ) -> pb.CheckCoverageResponse:
-        # A read: no request id, nothing to run once.
-        return self.registry.check_coverage(request)
+        return await self._read(lambda registry: registry.check_coverage(request))
 
     async def SeedParticipants(
         self, request_iterator: AsyncIterator[pb.SeedParticipantsRequest], context: Context
     ) -> pb.SeedParticipantsResponse:
-        batches = await read_batches(request_iterator, self.registry.seed_rows)
-        self.registry.check_stream(batches)
-        added = 0
-        with transaction(self.conn):
-            for rows in batches:
-                added += self.registry.store.seed(rows)
-            # Fewer rows added than sent: some numbers were already stored.
-            # Only then look whether they are replays or someone else's, so a
-            # clean seed pays nothing; raising rolls everything back.
-            if added != sum(len(rows) for rows in batches):
-                conflict = self.registry.stored_conflict(batches)
-                if conflict is not None:
-                    raise conflict
+        batches = await read_batches(request_iterator, self.seed_rows)
+        InsuranceRegistry.check_stream(batches)
+        # One attempt: a refused seed would be refused again, at a seed's cost.
+        added = await self.database.run(lambda conn: self.registry(conn).seed(batches), attempts=1)
         return pb.SeedParticipantsResponse(participants=added)

@@ -1,16 +1,22 @@
-"""The insurance registry's SQLite store: participants, cards, funeral allowances."""
+"""The insurance registry's store: participants, cards, funeral allowances and
+the counters behind their numbers, over SQLite or PostgreSQL (common.database).
+
+An InsuranceStore reads and writes through the connection of one unit of work
+(one transaction), so a refused request leaves nothing behind, and replicas
+over one PostgreSQL database see each other's committed rows.
+"""
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from common import idempotency
-from common.sqlite import SEQUENCES_SCHEMA, next_serial, open_database
+from common import idempotency, sequences
+from common.bulk import insert_new
+from common.database import Connection, Database, LostRace, Row, Schema, open_database
 
-SCHEMA = (
+SCHEMA = Schema.portable(
     """
 CREATE TABLE IF NOT EXISTS participants (
     social_insurance_number                 TEXT PRIMARY KEY,
@@ -53,7 +59,7 @@ CREATE TABLE IF NOT EXISTS funeral_allowances (
     bank_name                TEXT NOT NULL
 );
 """
-    + SEQUENCES_SCHEMA
+    + sequences.SCHEMA
     + idempotency.SCHEMA
 )
 
@@ -73,17 +79,25 @@ ALLOWANCE_COLUMNS = (
     "payment_method, bank_account, bank_name"
 )
 SERIAL_DIGITS = 8
+# Taken social insurance numbers read per query while looking for a free one:
+# a long run of seeded numbers is walked a chunk at a time, not loaded whole
+# (psycopg fetches a whole result at once; SQLite's cursor would be lazy).
+TAKEN_CHUNK = 1000
+# Keys per IN (...) list: well under SQLite's 32,766 bound parameters.
+IN_CHUNK = 500
+
+
+def open_store(location: Path | str) -> Database:
+    """The registry's database (a SQLite path or a PostgreSQL URL), its schema created."""
+    return open_database(location, SCHEMA)
 
 
 class InsuranceStore:
-    def __init__(self, path: Path | str) -> None:
-        self.conn = open_database(path, SCHEMA)
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
 
-    def close(self) -> None:
-        self.conn.close()
-
-    def participant(self, personal_id_number: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
+    def participant(self, personal_id_number: str) -> Row | None:
+        row: Row | None = self.conn.execute(
             f"SELECT {PARTICIPANT_COLUMNS} FROM participants WHERE personal_id_number = ?",
             (personal_id_number,),
         ).fetchone()
@@ -97,22 +111,50 @@ class InsuranceStore:
         ).fetchone()
         return None if row is None else str(row[0])
 
-    def card(self, social_insurance_number: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
+    def holders(self, numbers: Sequence[str]) -> dict[str, str]:
+        """Social insurance number -> the personal ID number holding it, for
+        those of `numbers` that are stored."""
+        return self._pairs("social_insurance_number", numbers)
+
+    def numbers_held(self, personal_ids: Sequence[str]) -> dict[str, str]:
+        """Personal ID number -> the social insurance number it holds, for
+        those of `personal_ids` that are stored."""
+        return {
+            person: number
+            for number, person in self._pairs("personal_id_number", personal_ids).items()
+        }
+
+    def _pairs(self, column: str, keys: Sequence[str]) -> dict[str, str]:
+        # A query per chunk, not per key: a replayed seed of 200,000 people
+        # would otherwise cost 400,000 round trips to a PostgreSQL server.
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), IN_CHUNK):
+            chunk = keys[start : start + IN_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            for number, person in self.conn.execute(
+                "SELECT social_insurance_number, personal_id_number FROM participants "
+                f"WHERE {column} IN ({marks})",
+                chunk,
+            ):
+                found[number] = person
+        return found
+
+    def card(self, social_insurance_number: str) -> Row | None:
+        row: Row | None = self.conn.execute(
             f"SELECT {CARD_COLUMNS} FROM cards WHERE social_insurance_number = ?",
             (social_insurance_number,),
         ).fetchone()
         return row
 
-    def funeral_allowance(self, personal_id_number: str) -> sqlite3.Row | None:
-        row: sqlite3.Row | None = self.conn.execute(
+    def funeral_allowance(self, personal_id_number: str) -> Row | None:
+        row: Row | None = self.conn.execute(
             f"SELECT {ALLOWANCE_COLUMNS} FROM funeral_allowances WHERE personal_id_number = ?",
             (personal_id_number,),
         ).fetchone()
         return row
 
     def next_serial(self, name: str) -> int:
-        return next_serial(self.conn, name)
+        return sequences.next_serial(self.conn, name)
 
     def new_social_insurance_number(self, prefix: str) -> str:
         """The next free `prefix` + 8-digit serial; call inside a transaction.
@@ -123,17 +165,27 @@ class InsuranceStore:
         moves past it so the next call starts there.
         """
         name = f"social_insurance_number:{prefix}"
+        # Under PostgreSQL the counter row stays locked until the transaction
+        # ends, so replicas numbering under one prefix take turns, and each
+        # scans the participants its predecessor committed.
         serial = self.next_serial(name)
-        taken = self.conn.execute(
-            "SELECT social_insurance_number FROM participants "
-            "WHERE social_insurance_number >= ? AND social_insurance_number <= ? "
-            "ORDER BY social_insurance_number",
-            (f"{prefix}{serial:0{SERIAL_DIGITS}d}", f"{prefix}{'9' * SERIAL_DIGITS}"),
-        )
-        for (number,) in taken:
-            if number != f"{prefix}{serial:0{SERIAL_DIGITS}d}":
-                break
-            serial += 1
+        last = f"{prefix}{'9' * SERIAL_DIGITS}"
+        while True:
+            candidate = f"{prefix}{serial:0{SERIAL_DIGITS}d}"
+            taken = self.conn.execute(
+                "SELECT social_insurance_number FROM participants "
+                "WHERE social_insurance_number >= ? AND social_insurance_number <= ? "
+                "ORDER BY social_insurance_number LIMIT ?",
+                (candidate, last, TAKEN_CHUNK),
+            ).fetchall()
+            for (number,) in taken:
+                if number != f"{prefix}{serial:0{SERIAL_DIGITS}d}":
+                    break
+                serial += 1
+            else:
+                if len(taken) == TAKEN_CHUNK:
+                    continue  # the whole chunk was one run of taken numbers: read on
+            break
         if serial >= 10**SERIAL_DIGITS:
             raise RuntimeError(f"no social insurance number left with prefix {prefix}")
         self.conn.execute("UPDATE sequences SET next = ? WHERE name = ?", (serial, name))
@@ -166,11 +218,18 @@ class InsuranceStore:
     def record_death(
         self, social_insurance_number: str, date_of_death: str, pension_stopped_from: str
     ) -> None:
-        self.conn.execute(
+        """Record the death the rules found not yet recorded (or recorded on
+        this same day). Guarded by that finding: if a replica recorded
+        another date since the rules read the row (READ COMMITTED), nothing
+        changes and the unit of work runs again, its rules then refusing the
+        second date."""
+        changed = self.conn.execute(
             "UPDATE participants SET date_of_death = ?, pension_stopped_from = ? "
-            "WHERE social_insurance_number = ?",
-            (date_of_death, pension_stopped_from, social_insurance_number),
-        )
+            "WHERE social_insurance_number = ? AND date_of_death IN ('', ?)",
+            (date_of_death, pension_stopped_from, social_insurance_number, date_of_death),
+        ).rowcount
+        if changed == 0:
+            raise LostRace(f"the death of {social_insurance_number} was recorded meanwhile")
 
     def end_card(self, social_insurance_number: str, status: int, ended_on: str) -> None:
         self.conn.execute(
@@ -178,13 +237,7 @@ class InsuranceStore:
             (status, ended_on, social_insurance_number),
         )
 
-    def seed(self, participants: Sequence[Sequence[Any]]) -> int:
-        """Insert participants whose numbers are new; call inside a transaction.
-        Returns rows added."""
-        before = self.conn.total_changes
-        self.conn.executemany(
-            f"INSERT OR IGNORE INTO participants ({PARTICIPANT_COLUMNS}) "
-            "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            participants,
-        )
-        return self.conn.total_changes - before
+    def seed(self, participants: Iterable[Sequence[Any]]) -> int:
+        """Insert participants whose numbers are new (a number or a personal ID
+        number already stored keeps its row). Returns rows added."""
+        return insert_new(self.conn, "participants", PARTICIPANT_COLUMNS.split(", "), participants)

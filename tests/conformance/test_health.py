@@ -1,25 +1,31 @@
 """The health kit against our hospital registry (in-process, real gRPC, a
-real SQLite file): ours passes every rule; a registry that verifies a birth
-certificate for any mother, and one whose ledger forgets, each fail the rules
-named for them."""
+real SQLite file, and once a real PostgreSQL database): ours passes every
+rule; a registry that verifies a birth certificate for any mother, and one
+whose ledger forgets, each fail the rules named for them."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from common.sqlite import transaction
+import pytest
+
 from conformance.contracts import CONTRACTS
 from conformance.runner import run
 from lienthong.health.v1 import health_pb2 as pb
 from services.health.app import build
 from services.health.servicer import HealthRegistryServicer
+from services.health.store import HospitalStore
 from tests.conformance.variants import failed, with_servicer
 
 RULES = CONTRACTS["health"].rules
 
 
-async def test_our_registry_passes_every_rule(start: Any) -> None:
-    registry = await start(build)
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+async def test_our_registry_passes_every_rule(
+    start: Any, engine: str, request: pytest.FixtureRequest
+) -> None:
+    database = request.getfixturevalue("postgres_url") if engine == "postgres" else None
+    registry = await start(build, database=database)
     assert failed(await run(registry.address, RULES)) == {}
 
 
@@ -29,13 +35,15 @@ class AnyMother(HealthRegistryServicer):
     async def VerifyBirthCertificate(
         self, request: pb.VerifyBirthCertificateRequest, context: Any
     ) -> pb.VerifyBirthCertificateResponse:
-        found = self.registry.store.birth_certificate(request.certificate_number)
+        found = await self.database.run(
+            lambda conn: HospitalStore(conn).birth_certificate(request.certificate_number)
+        )
         if found is not None:
             request = pb.VerifyBirthCertificateRequest(
                 certificate_number=request.certificate_number,
                 mother_id_number=found["mother_id_number"],
             )
-        return self.registry.verify_birth_certificate(request)
+        return await super().VerifyBirthCertificate(request, context)
 
 
 async def test_a_certificate_verified_for_any_mother_fails_the_mismatch_rule(start: Any) -> None:
@@ -53,8 +61,9 @@ class ForgetfulLedger(HealthRegistryServicer):
     async def IssueBirthCertificate(
         self, request: pb.IssueBirthCertificateRequest, context: Any
     ) -> pb.IssueBirthCertificateResponse:
-        with transaction(self.conn):
-            return self.registry.issue_birth_certificate(request)
+        return await self.database.run(
+            lambda conn: self.registry(conn).issue_birth_certificate(request)
+        )
 
 
 async def test_a_ledger_that_forgets_fails_the_repeat_rules(start: Any) -> None:

@@ -1,8 +1,9 @@
 """The insurance kit against our social security registry (in-process, real
-gRPC, a real SQLite file): ours passes every rule; a card valid one day too
-long, an allowance at today's base salary, a coverage lookup that covers one
-day past the card and one that answers a person without a card with an error
-each fail the rules named for them."""
+gRPC, a real SQLite file, and once a real PostgreSQL database): ours passes
+every rule; a card valid one day too long, an allowance at today's base
+salary, a coverage lookup that covers one day past the card and one that
+answers a person without a card with an error each fail the rules named for
+them."""
 
 from __future__ import annotations
 
@@ -26,8 +27,12 @@ from tests.conformance.variants import failed, with_servicer
 RULES = CONTRACTS["insurance"].rules
 
 
-async def test_our_registry_passes_every_rule(start: Any) -> None:
-    registry = await start(build)
+@pytest.mark.parametrize("engine", ["sqlite", "postgres"])
+async def test_our_registry_passes_every_rule(
+    start: Any, engine: str, request: pytest.FixtureRequest
+) -> None:
+    database = request.getfixturevalue("postgres_url") if engine == "postgres" else None
+    registry = await start(build, database=database)
     assert failed(await run(registry.address, RULES)) == {}
 
 

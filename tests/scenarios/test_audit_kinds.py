@@ -11,7 +11,7 @@ import pytest
 from lienthong.gateway.v1 import gateway_pb2 as gw
 from scenarios.audit import audit
 from scenarios.declarations import PlannedDeclaration
-from services.insurance.store import InsuranceStore
+from services.insurance.store import open_store as open_insurance_store
 from services.population.store import open_store
 
 
@@ -20,7 +20,7 @@ def registries(tmp_path: Path) -> dict[str, Path]:
     """Empty registries, with the registries' own schemas."""
     paths = {"population_db": tmp_path / "p.sqlite3", "insurance_db": tmp_path / "i.sqlite3"}
     open_store(paths["population_db"]).close()
-    InsuranceStore(paths["insurance_db"]).close()
+    open_insurance_store(paths["insurance_db"]).close()
     return paths
 
 

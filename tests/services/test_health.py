@@ -1,4 +1,5 @@
-"""The hospital registry over real gRPC on loopback, with a real SQLite file."""
+"""The hospital registry over real gRPC on loopback, with a real SQLite file
+or a real PostgreSQL database (every test using the `stub` fixture runs on both)."""
 
 from __future__ import annotations
 
@@ -34,9 +35,13 @@ async def seed(
     return response
 
 
-@pytest.fixture
-async def stub(start: Any) -> pb_grpc.HealthRegistryServiceAsyncStub:
-    registry = await start(build)
+@pytest.fixture(params=["sqlite", "postgres"])
+async def stub(
+    start: Any, request: pytest.FixtureRequest
+) -> pb_grpc.HealthRegistryServiceAsyncStub:
+    """The registry over each engine: its rules must not depend on which."""
+    database = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
+    registry = await start(build, database=database)
     stub: pb_grpc.HealthRegistryServiceAsyncStub = pb_grpc.HealthRegistryServiceStub(
         registry.channel
     )

@@ -1,4 +1,6 @@
-"""The social security registry over real gRPC on loopback, with a real SQLite file."""
+"""The social security registry over real gRPC on loopback, with a real SQLite
+file or a real PostgreSQL database (every test using the `stub` fixture, and
+the reopening test, runs on both)."""
 
 from __future__ import annotations
 
@@ -42,9 +44,19 @@ async def seed(stub: Any, *batches: pb.SeedParticipantsRequest) -> pb.SeedPartic
     return response
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the registry keeps its records, on each engine: its rules must
+    not depend on which."""
+    if request.param == "postgres":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return str(tmp_path / "insurance.sqlite3")
+
+
 @pytest.fixture
-async def stub(start: Any) -> pb_grpc.InsuranceRegistryServiceStub:
-    registry = await start(build_on_today)
+async def stub(start: Any, database: str) -> pb_grpc.InsuranceRegistryServiceStub:
+    registry = await start(build_on_today, database=database)
     stub: pb_grpc.InsuranceRegistryServiceStub = pb_grpc.InsuranceRegistryServiceStub(
         registry.channel
     )
@@ -681,8 +693,7 @@ async def test_seed_names_a_bad_field_by_batch_and_position(stub: Any) -> None:
         assert error.field_violations.keys() == {f"batch[0].participants[1].{field}"}
 
 
-async def test_acknowledged_data_survives_reopening(start: Any, tmp_path: Path) -> None:
-    database = tmp_path / "insurance.sqlite3"
+async def test_acknowledged_data_survives_reopening(start: Any, database: str) -> None:
     first = await start(build_on_today, database=database)
     stub = pb_grpc.InsuranceRegistryServiceStub(first.channel)
     await seed_deceased(stub, pensioner=True)
