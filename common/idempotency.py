@@ -22,15 +22,13 @@ again (LostRace) to return that answer.
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 from collections.abc import Callable
 from typing import TypeVar
 
 from google.protobuf.message import Message
 
-from common.database import Connection, LostRace, Row, SqliteConnection
+from common.database import Connection, LostRace, Row
 from common.errors import DomainError, InvalidArgument
-from common.sqlite import transaction
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS idempotent_requests (
@@ -52,30 +50,14 @@ def _fingerprint(method: str, request: Message) -> bytes:
 
 
 def run_once(
-    conn: Connection | sqlite3.Connection,
-    method: str,
-    request: Message,
-    response_type: type[ResponseT],
-    mutate: Callable[[], ResponseT],
-) -> ResponseT:
-    """Run `mutate` unless this request id was answered before; call inside
-    the unit of work (common.database), whose transaction the answer joins.
-
-    A bare sqlite3.Connection is still taken, in a transaction of its own,
-    until every registry runs on common.database."""
-    if isinstance(conn, sqlite3.Connection):
-        with transaction(conn):
-            return _run_once(SqliteConnection(conn), method, request, response_type, mutate)
-    return _run_once(conn, method, request, response_type, mutate)
-
-
-def _run_once(
     conn: Connection,
     method: str,
     request: Message,
     response_type: type[ResponseT],
     mutate: Callable[[], ResponseT],
 ) -> ResponseT:
+    """Run `mutate` unless this request id was answered before; call inside
+    the unit of work (common.database), whose transaction the answer joins."""
     request_id: str = getattr(request, "request_id")  # noqa: B009 - every mutating request has it
     fingerprint = _fingerprint(method, request)
     row = _answered(conn, request_id)

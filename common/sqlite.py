@@ -1,6 +1,6 @@
-"""SQLite connections handed out bare: what the registries not yet on
-common.database (insurance, health) still use. The pragmas and their reasons
-live in common.database.connect_sqlite; new code uses common.database."""
+"""SQLite connections handed out bare, with explicit transactions: what the
+gateway's SQLite store uses (the registries are on common.database). The
+pragmas and their reasons live in common.database.connect_sqlite."""
 
 from __future__ import annotations
 
@@ -10,9 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from common.database import connect_sqlite
-from common.sequences import SCHEMA as SEQUENCES_SCHEMA
 
-__all__ = ["SEQUENCES_SCHEMA", "next_serial", "open_database", "transaction"]
+__all__ = ["open_database", "transaction"]
 
 
 def open_database(path: Path | str, schema: str) -> sqlite3.Connection:
@@ -29,15 +28,3 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-def next_serial(conn: sqlite3.Connection, name: str) -> int:
-    """A per-name counter for document numbers; call inside a transaction so a
-    refused request gives its number back."""
-    conn.execute(
-        "INSERT INTO sequences (name, next) VALUES (?, 1) "
-        "ON CONFLICT(name) DO UPDATE SET next = next + 1",
-        (name,),
-    )
-    value: int = conn.execute("SELECT next FROM sequences WHERE name = ?", (name,)).fetchone()[0]
-    return value
