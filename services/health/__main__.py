@@ -6,6 +6,7 @@ import asyncio
 
 import structlog
 
+from common.database import DatabaseUnavailable
 from common.database_url import redacted
 from common.logging import configure_logging
 from common.server import run_registry
@@ -18,7 +19,10 @@ def main() -> None:
     configure_logging(service=config.name, verbose=config.verbose)
     # A SQLite file or a PostgreSQL URL, its password never written out.
     structlog.get_logger("store").info("opening", database=redacted(config.database))
-    bindings, store = build(config.database, clock_tolerance=config.clock_tolerance)
+    try:
+        bindings, store = build(config.database, clock_tolerance=config.clock_tolerance)
+    except DatabaseUnavailable as error:
+        raise SystemExit(f"cannot start: {error}") from None
     asyncio.run(
         run_registry(
             bindings,

@@ -6,6 +6,7 @@ import asyncio
 
 import structlog
 
+from common.database import DatabaseUnavailable
 from common.database_url import redacted
 from common.logging import configure_logging
 from common.server import run_registry
@@ -24,9 +25,12 @@ def main() -> None:
         base_salaries = load_table()
     except (OSError, ValueError) as error:
         raise SystemExit(f"cannot read the base salary table: {error}") from None
-    bindings, store = build(
-        config.database, base_salaries=base_salaries, clock_tolerance=config.clock_tolerance
-    )
+    try:
+        bindings, store = build(
+            config.database, base_salaries=base_salaries, clock_tolerance=config.clock_tolerance
+        )
+    except DatabaseUnavailable as error:
+        raise SystemExit(f"cannot start: {error}") from None
     asyncio.run(
         run_registry(
             bindings,
