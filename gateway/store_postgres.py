@@ -90,9 +90,13 @@ CREATE TABLE IF NOT EXISTS dossiers (
     body            BYTEA NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dossiers_waiting ON dossiers (state, supplement_due);
+-- applied_at: when the event was applied, by the server's clock, which every
+-- gateway shares; evidence of when work happened (a log line can be written
+-- late: a gateway frozen after its commit logs the batch once it runs again).
 CREATE TABLE IF NOT EXISTS processed_events (
-    event_id TEXT PRIMARY KEY,
-    caused   BYTEA NOT NULL
+    event_id   TEXT PRIMARY KEY,
+    caused     BYTEA NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
 );
 CREATE TABLE IF NOT EXISTS partition_owner (
     topic     TEXT NOT NULL,

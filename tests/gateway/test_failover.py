@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import grpc
+import psycopg
 import pytest
 
 from cli.stack import Stack
@@ -192,8 +193,11 @@ async def test_a_gateway_gone_for_good_has_its_partitions_moved_within_the_bound
 
 
 async def a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
-    stack: Stack, zombie: str
+    stack: Stack, zombie: str, applied_at: Callable[[str], float | None] | None = None
 ) -> None:
+    """`applied_at(event_id)`: when the saga store applied an event (epoch
+    seconds), where the store records it; a saga line logged after the wake
+    for an event applied before the freeze is a late report, not work."""
     await until(lambda: len(assigned(stack, zombie, after=0)) == len(EVERY_PARTITION), "joined", 60)
     channels = open_channels(stack)
     try:
@@ -243,6 +247,16 @@ async def a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
             for line in log_lines(stack, zombie)
             if line.get("event") == "partitions assigned" and at(line) > woken_at
         )
+
+        def applied_before(line: dict[str, object], moment: float) -> bool:
+            # A batch stored and checked before the freeze, its publication
+            # under way: the line comes after the wake, the work did not (the
+            # store's clock says when).
+            if applied_at is None or line.get("event") != "saga event":
+                return False
+            when = applied_at(str(line.get("event_id")))
+            return when is not None and when < moment
+
         # A batch the saga store refused is no work done: the fence stopped
         # it (its store call was under way, awaited, when the freeze came).
         meanwhile = [
@@ -251,6 +265,7 @@ async def a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
             if woken_at < at(line) < rejoined
             and line.get("logger") in ("steps", "saga")
             and line.get("event") != "saga store refused a stale owner"
+            and not applied_before(line, frozen_at)
         ]
         assert meanwhile == [], "the zombie worked partitions it had lost"
         assert births_recorded(stack, families) == (12, 12, 12)
@@ -278,10 +293,13 @@ async def test_a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
     await a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(stack, zombie)
 
 
+SAGA_DATABASE = "failover_saga"
+
+
 @pytest.fixture(scope="module")
 def postgres_stack(postgres_server: PostgresServer) -> Iterator[Stack]:
     """As `stack`, its gateways sharing a PostgreSQL saga store."""
-    database = postgres_server.create_database("failover_saga")
+    database = postgres_server.create_database(SAGA_DATABASE)
     with Stack(
         broker=broker_kind(),
         gateway_env={
@@ -296,11 +314,22 @@ def postgres_stack(postgres_server: PostgresServer) -> Iterator[Stack]:
 
 
 async def test_a_frozen_gateway_sharing_a_postgres_store_does_no_more_work_for_what_it_lost(
-    postgres_stack: Stack,
+    postgres_stack: Stack, postgres_server: PostgresServer
 ) -> None:
     # The SQLite variant's limit is gone: the frozen gateway holds row locks
     # of its own partitions' rows at most (for the session timeouts of
     # gateway/config.py), never the whole store, and the survivor's store
     # calls never block its event loop.
     zombie = postgres_stack.add_gateway()  # LIENTHONG_GATEWAY_DB: the same database
-    await a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(postgres_stack, zombie)
+
+    def applied_at(event_id: str) -> float | None:
+        with psycopg.connect(postgres_server.url(SAGA_DATABASE)) as conn:
+            row = conn.execute(
+                "SELECT extract(epoch FROM applied_at) FROM processed_events WHERE event_id = %s",
+                (event_id,),
+            ).fetchone()
+        return None if row is None else float(row[0])
+
+    await a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
+        postgres_stack, zombie, applied_at
+    )
