@@ -19,6 +19,7 @@ from common.access import AccessPolicy, PolicyError
 from common.channels import TlsSettings, server_tls
 from common.observers import observers_for
 from common.rpc import CallObserver, RegistryInterceptor
+from common.switch_interval import hand_over_often
 
 log = structlog.get_logger("server")
 
@@ -129,6 +130,7 @@ async def run_registry(
     `observers`, and names the process's message log. Mutual TLS and the
     access policy from its settings, or plain text only when
     LIENTHONG_INSECURE=1 says so (common.channels.server_tls)."""
+    hand_over_often()
     heard = [*observers, *observers_for(process)]
     tls = server_tls(process)
     running = await start_registry(bindings, host=host, port=port, observers=heard, tls=tls)

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 
 from common.logging import configure_logging
+from common.switch_interval import hand_over_often
 from gateway.app import run_gateway
 from gateway.config import GatewayConfig
 
 
 def main() -> None:
+    hand_over_often()  # its saga store runs on a thread beside the loop
     config = GatewayConfig.from_env()
     configure_logging(service="gateway", verbose=config.verbose)
     asyncio.run(run_gateway(config))
