@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Generic, TypeVar
 
 from google.protobuf.message import Message
 
-from common.database import Connection, LostRace, Row
+from common.database import DEFAULT_ATTEMPTS, Connection, Database, LostRace, Row
 from common.errors import DomainError, InvalidArgument
 
 SCHEMA = """
@@ -89,3 +89,39 @@ def _answered(conn: Connection, request_id: str) -> Row | None:
         "SELECT method, fingerprint, response FROM idempotent_requests WHERE request_id = ?",
         (request_id,),
     ).fetchone()
+
+
+RegistryT = TypeVar("RegistryT")
+T = TypeVar("T")
+
+
+class RegistryCalls(Generic[RegistryT]):
+    """A registry's RPCs as units of work (common.database): each call gets
+    the rules over that transaction's store (`registry_for`), on a worker
+    thread, never on the event loop. One piece for every registry's servicer."""
+
+    def __init__(self, database: Database, registry_for: Callable[[Connection], RegistryT]) -> None:
+        self.database = database
+        self.registry_for = registry_for
+
+    async def once(
+        self,
+        method: str,
+        request: Message,
+        response_type: type[ResponseT],
+        decide: Callable[[RegistryT], ResponseT],
+    ) -> ResponseT:
+        """A mutation, answered once per request id (`run_once`)."""
+
+        def work(conn: Connection) -> ResponseT:
+            registry = self.registry_for(conn)
+            return run_once(conn, method, request, response_type, lambda: decide(registry))
+
+        return await self.database.run(work)
+
+    async def run(self, decide: Callable[[RegistryT], T], *, attempts: int = DEFAULT_ATTEMPTS) -> T:
+        """A read (no request id, nothing to run once), or with attempts=1 a
+        seed stream, which cannot be read a second time."""
+        return await self.database.run(
+            lambda conn: decide(self.registry_for(conn)), attempts=attempts
+        )

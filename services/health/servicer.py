@@ -14,7 +14,7 @@ import grpc
 from google.protobuf.message import Message
 
 from common.database import Connection, Database
-from common.idempotency import run_once
+from common.idempotency import RegistryCalls
 from common.seeding import read_batches
 from lienthong.health.v1 import health_pb2 as pb
 from lienthong.health.v1 import health_pb2_grpc as pb_grpc
@@ -30,31 +30,13 @@ BatchRows = Callable[[pb.SeedHospitalRecordsRequest, int], SeedRows]
 
 class HealthRegistryServicer(pb_grpc.HealthRegistryServiceServicer):
     def __init__(self, database: Database, registry: RegistryFor, seed_rows: BatchRows) -> None:
-        self.database = database
-        self.registry = registry
+        self.calls = RegistryCalls(database, registry)
         self.seed_rows = seed_rows
-
-    async def _once(
-        self,
-        method: str,
-        request: Any,
-        response_type: type[ResponseT],
-        decide: Callable[[HospitalRegistry], ResponseT],
-    ) -> ResponseT:
-        def work(conn: Connection) -> ResponseT:
-            registry = self.registry(conn)
-            return run_once(conn, method, request, response_type, lambda: decide(registry))
-
-        return await self.database.run(work)
-
-    async def _read(self, decide: Callable[[HospitalRegistry], ResponseT]) -> ResponseT:
-        # A read: no request id, nothing to run once; still off the loop.
-        return await self.database.run(lambda conn: decide(self.registry(conn)))
 
     async def IssueBirthCertificate(
         self, request: pb.IssueBirthCertificateRequest, context: Context
     ) -> pb.IssueBirthCertificateResponse:
-        return await self._once(
+        return await self.calls.once(
             "IssueBirthCertificate",
             request,
             pb.IssueBirthCertificateResponse,
@@ -64,12 +46,12 @@ class HealthRegistryServicer(pb_grpc.HealthRegistryServiceServicer):
     async def VerifyBirthCertificate(
         self, request: pb.VerifyBirthCertificateRequest, context: Context
     ) -> pb.VerifyBirthCertificateResponse:
-        return await self._read(lambda registry: registry.verify_birth_certificate(request))
+        return await self.calls.run(lambda registry: registry.verify_birth_certificate(request))
 
     async def IssueDeathNotice(
         self, request: pb.IssueDeathNoticeRequest, context: Context
     ) -> pb.IssueDeathNoticeResponse:
-        return await self._once(
+        return await self.calls.once(
             "IssueDeathNotice",
             request,
             pb.IssueDeathNoticeResponse,
@@ -79,16 +61,16 @@ class HealthRegistryServicer(pb_grpc.HealthRegistryServiceServicer):
     async def VerifyDeathNotice(
         self, request: pb.VerifyDeathNoticeRequest, context: Context
     ) -> pb.VerifyDeathNoticeResponse:
-        return await self._read(lambda registry: registry.verify_death_notice(request))
+        return await self.calls.run(lambda registry: registry.verify_death_notice(request))
 
     async def GetFacility(
         self, request: pb.GetFacilityRequest, context: Context
     ) -> pb.GetFacilityResponse:
-        return await self._read(lambda registry: registry.get_facility(request))
+        return await self.calls.run(lambda registry: registry.get_facility(request))
 
     async def SeedHospitalRecords(
         self, request_iterator: AsyncIterator[pb.SeedHospitalRecordsRequest], context: Context
     ) -> pb.SeedHospitalRecordsResponse:
         batches = await read_batches(request_iterator, self.seed_rows)
         # One attempt: a refused seed would be refused again, at a seed's cost.
-        return await self.database.run(lambda conn: self.registry(conn).seed(batches), attempts=1)
+        return await self.calls.run(lambda registry: registry.seed(batches), attempts=1)

@@ -14,7 +14,7 @@ import grpc
 from google.protobuf.message import Message
 
 from common.database import Connection, Database
-from common.idempotency import run_once
+from common.idempotency import RegistryCalls
 from common.seeding import read_batches
 from lienthong.insurance.v1 import insurance_pb2 as pb
 from lienthong.insurance.v1 import insurance_pb2_grpc as pb_grpc
@@ -28,31 +28,13 @@ RegistryFor = Callable[[Connection], InsuranceRegistry]
 
 class InsuranceRegistryServicer(pb_grpc.InsuranceRegistryServiceServicer):
     def __init__(self, database: Database, registry: RegistryFor, seed_rows: SeedRows) -> None:
-        self.database = database
-        self.registry = registry
+        self.calls = RegistryCalls(database, registry)
         self.seed_rows = seed_rows
-
-    async def _once(
-        self,
-        method: str,
-        request: Any,
-        response_type: type[ResponseT],
-        decide: Callable[[InsuranceRegistry], ResponseT],
-    ) -> ResponseT:
-        def work(conn: Connection) -> ResponseT:
-            registry = self.registry(conn)
-            return run_once(conn, method, request, response_type, lambda: decide(registry))
-
-        return await self.database.run(work)
-
-    async def _read(self, decide: Callable[[InsuranceRegistry], ResponseT]) -> ResponseT:
-        # A read: no request id, nothing to run once; still off the loop.
-        return await self.database.run(lambda conn: decide(self.registry(conn)))
 
     async def IssueChildHealthInsuranceCard(
         self, request: pb.IssueChildHealthInsuranceCardRequest, context: Context
     ) -> pb.IssueChildHealthInsuranceCardResponse:
-        return await self._once(
+        return await self.calls.once(
             "IssueChildHealthInsuranceCard",
             request,
             pb.IssueChildHealthInsuranceCardResponse,
@@ -62,7 +44,7 @@ class InsuranceRegistryServicer(pb_grpc.InsuranceRegistryServiceServicer):
     async def SettleFuneralAllowance(
         self, request: pb.SettleFuneralAllowanceRequest, context: Context
     ) -> pb.SettleFuneralAllowanceResponse:
-        return await self._once(
+        return await self.calls.once(
             "SettleFuneralAllowance",
             request,
             pb.SettleFuneralAllowanceResponse,
@@ -72,7 +54,7 @@ class InsuranceRegistryServicer(pb_grpc.InsuranceRegistryServiceServicer):
     async def EndCoverage(
         self, request: pb.EndCoverageRequest, context: Context
     ) -> pb.EndCoverageResponse:
-        return await self._once(
+        return await self.calls.once(
             "EndCoverage",
             request,
             pb.EndCoverageResponse,
@@ -82,12 +64,12 @@ class InsuranceRegistryServicer(pb_grpc.InsuranceRegistryServiceServicer):
     async def GetParticipant(
         self, request: pb.GetParticipantRequest, context: Context
     ) -> pb.GetParticipantResponse:
-        return await self._read(lambda registry: registry.get_participant(request))
+        return await self.calls.run(lambda registry: registry.get_participant(request))
 
     async def CheckCoverage(
         self, request: pb.CheckCoverageRequest, context: Context
     ) -> pb.CheckCoverageResponse:
-        return await self._read(lambda registry: registry.check_coverage(request))
+        return await self.calls.run(lambda registry: registry.check_coverage(request))
 
     async def SeedParticipants(
         self, request_iterator: AsyncIterator[pb.SeedParticipantsRequest], context: Context
@@ -95,5 +77,5 @@ class InsuranceRegistryServicer(pb_grpc.InsuranceRegistryServiceServicer):
         batches = await read_batches(request_iterator, self.seed_rows)
         InsuranceRegistry.check_stream(batches)
         # One attempt: a refused seed would be refused again, at a seed's cost.
-        added = await self.database.run(lambda conn: self.registry(conn).seed(batches), attempts=1)
+        added = await self.calls.run(lambda registry: registry.seed(batches), attempts=1)
         return pb.SeedParticipantsResponse(participants=added)

@@ -14,7 +14,7 @@ import grpc
 from google.protobuf.message import Message
 
 from common.database import Connection, Database
-from common.idempotency import run_once
+from common.idempotency import RegistryCalls
 from common.seeding import read_batches
 from lienthong.population.v1 import population_pb2 as pb
 from lienthong.population.v1 import population_pb2_grpc as pb_grpc
@@ -31,27 +31,13 @@ SeedRows = Callable[[pb.SeedPopulationRequest, int], SeedBatch]
 
 class PopulationRegistryServicer(pb_grpc.PopulationRegistryServiceServicer):
     def __init__(self, database: Database, registry: RegistryFor, seed_rows: SeedRows) -> None:
-        self.database = database
-        self.registry = registry
+        self.calls = RegistryCalls(database, registry)
         self.seed_rows = seed_rows
-
-    async def _once(
-        self,
-        method: str,
-        request: Any,
-        response_type: type[ResponseT],
-        decide: Callable[[PopulationRegistry], ResponseT],
-    ) -> ResponseT:
-        def work(conn: Connection) -> ResponseT:
-            registry = self.registry(conn)
-            return run_once(conn, method, request, response_type, lambda: decide(registry))
-
-        return await self.database.run(work)
 
     async def RegisterBirth(
         self, request: pb.RegisterBirthRequest, context: Context
     ) -> pb.RegisterBirthResponse:
-        return await self._once(
+        return await self.calls.once(
             "RegisterBirth",
             request,
             pb.RegisterBirthResponse,
@@ -61,7 +47,7 @@ class PopulationRegistryServicer(pb_grpc.PopulationRegistryServiceServicer):
     async def RegisterPermanentResidence(
         self, request: pb.RegisterPermanentResidenceRequest, context: Context
     ) -> pb.RegisterPermanentResidenceResponse:
-        return await self._once(
+        return await self.calls.once(
             "RegisterPermanentResidence",
             request,
             pb.RegisterPermanentResidenceResponse,
@@ -71,7 +57,7 @@ class PopulationRegistryServicer(pb_grpc.PopulationRegistryServiceServicer):
     async def RemovePermanentResidence(
         self, request: pb.RemovePermanentResidenceRequest, context: Context
     ) -> pb.RemovePermanentResidenceResponse:
-        return await self._once(
+        return await self.calls.once(
             "RemovePermanentResidence",
             request,
             pb.RemovePermanentResidenceResponse,
@@ -81,7 +67,7 @@ class PopulationRegistryServicer(pb_grpc.PopulationRegistryServiceServicer):
     async def RegisterDeath(
         self, request: pb.RegisterDeathRequest, context: Context
     ) -> pb.RegisterDeathResponse:
-        return await self._once(
+        return await self.calls.once(
             "RegisterDeath",
             request,
             pb.RegisterDeathResponse,
@@ -91,16 +77,16 @@ class PopulationRegistryServicer(pb_grpc.PopulationRegistryServiceServicer):
     async def GetCitizen(
         self, request: pb.GetCitizenRequest, context: Context
     ) -> pb.GetCitizenResponse:
-        return await self.database.run(lambda conn: self.registry(conn).get_citizen(request))
+        return await self.calls.run(lambda registry: registry.get_citizen(request))
 
     async def GetHousehold(
         self, request: pb.GetHouseholdRequest, context: Context
     ) -> pb.GetHouseholdResponse:
-        return await self.database.run(lambda conn: self.registry(conn).get_household(request))
+        return await self.calls.run(lambda registry: registry.get_household(request))
 
     async def SeedPopulation(
         self, request_iterator: AsyncIterator[pb.SeedPopulationRequest], context: Context
     ) -> pb.SeedPopulationResponse:
         batches = await read_batches(request_iterator, self.seed_rows)
         # One attempt: a refused seed would be refused again, at a seed's cost.
-        return await self.database.run(lambda conn: self.registry(conn).seed(batches), attempts=1)
+        return await self.calls.run(lambda registry: registry.seed(batches), attempts=1)

@@ -35,7 +35,7 @@ class AnyMother(HealthRegistryServicer):
     async def VerifyBirthCertificate(
         self, request: pb.VerifyBirthCertificateRequest, context: Any
     ) -> pb.VerifyBirthCertificateResponse:
-        found = await self.database.run(
+        found = await self.calls.database.run(
             lambda conn: HospitalStore(conn).birth_certificate(request.certificate_number)
         )
         if found is not None:
@@ -61,9 +61,7 @@ class ForgetfulLedger(HealthRegistryServicer):
     async def IssueBirthCertificate(
         self, request: pb.IssueBirthCertificateRequest, context: Any
     ) -> pb.IssueBirthCertificateResponse:
-        return await self.database.run(
-            lambda conn: self.registry(conn).issue_birth_certificate(request)
-        )
+        return await self.calls.run(lambda registry: registry.issue_birth_certificate(request))
 
 
 async def test_a_ledger_that_forgets_fails_the_repeat_rules(start: Any) -> None:

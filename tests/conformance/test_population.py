@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 
 from common.errors import FailedPrecondition, NotFound
+from common.idempotency import RegistryCalls
 from conformance.contracts import CONTRACTS
 from conformance.runner import run
 from lienthong.population.v1 import population_pb2 as pb
 from services.population import rules
 from services.population.app import build
+from services.population.registry import PopulationRegistry
 from services.population.servicer import PopulationRegistryServicer
 from tests.conformance.variants import failed, with_servicer
 
@@ -61,11 +63,20 @@ async def test_a_wrong_century_digit_fails_the_century_rule(
     assert "G is '0', should be 2" in evidence
 
 
+class ForgetfulCalls(RegistryCalls[PopulationRegistry]):
+    async def once(self, method: str, request: Any, response_type: Any, decide: Any) -> Any:
+        return await self.run(decide)
+
+
 class ForgetfulLedger(PopulationRegistryServicer):
     """Every mutation runs afresh: no idempotency ledger."""
 
-    async def _once(self, method: str, request: Any, response_type: Any, decide: Any) -> Any:
-        return await self.database.run(lambda conn: decide(self.registry(conn)))
+    # A property wins over the attribute our servicer set: with_servicer
+    # swaps the class of an instance already built, so no __init__ runs.
+    @property
+    def calls(self) -> RegistryCalls[PopulationRegistry]:  # type: ignore[override]
+        ours: RegistryCalls[PopulationRegistry] = self.__dict__["calls"]
+        return ForgetfulCalls(ours.database, ours.registry_for)
 
 
 async def test_a_ledger_that_forgets_fails_the_idempotency_rules(start: Any) -> None:
