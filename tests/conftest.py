@@ -105,3 +105,12 @@ def postgres_url(postgres_server: PostgresServer, request: pytest.FixtureRequest
     url = postgres_server.create_database(name)
     yield url
     postgres_server.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where a store under test lives, once per engine: a SQLite file in the
+    test's own directory, or a new PostgreSQL database (`postgres_url`)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "store.sqlite3")
+    return str(request.getfixturevalue("postgres_url"))

@@ -8,7 +8,6 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -43,17 +42,9 @@ CREATE TABLE IF NOT EXISTS things (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "store.sqlite3")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
-def db(location: str) -> Iterator[Database]:
-    database = open_database(location, SCHEMA)
+def db(store_location: str) -> Iterator[Database]:
+    database = open_database(store_location, SCHEMA)
     yield database
     database.close()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-import pytest
 from prometheus_client import CollectorRegistry, Counter
 
 from gateway.events import Event
@@ -26,17 +25,10 @@ async def stored(store: SagaStore, dossier_id: str, state: pb.DossierState.Value
     await store.apply(PendingEvent(event_id, dossier_id, lambda _: (dossier, [])))
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "gateway.sqlite3")
-    return str(request.getfixturevalue("postgres_url"))
-
-
 async def test_dossiers_by_state_and_the_outbox_backlog_are_read_at_each_scrape(
-    location: str,
+    store_location: str,
 ) -> None:
-    store = await open_saga_store(location)
+    store = await open_saga_store(store_location)
     try:
         await stored(store, "birth-1", pb.DOSSIER_STATE_COMPLETED)
         await stored(store, "birth-2", pb.DOSSIER_STATE_COMPLETED)
@@ -54,7 +46,7 @@ async def test_dossiers_by_state_and_the_outbox_backlog_are_read_at_each_scrape(
         )
         registry = CollectorRegistry()
         # Scraped here on the loop; a gateway scrapes on its HTTP server's thread.
-        registry.register(StoreCollector(location))
+        registry.register(StoreCollector(store_location))
 
         def dossiers(state: str) -> float | None:
             return registry.get_sample_value("lienthong_dossiers", {"state": state})

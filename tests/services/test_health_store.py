@@ -7,7 +7,6 @@ whole)."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,17 +15,9 @@ from common.database import Connection, Database
 from services.health.store import HospitalStore, open_store
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "health.sqlite3")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
-def db(location: str) -> Iterator[Database]:
-    opened = open_store(location)
+def db(store_location: str) -> Iterator[Database]:
+    opened = open_store(store_location)
     yield opened
     opened.close()
 

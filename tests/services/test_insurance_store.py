@@ -9,7 +9,6 @@ The expected numbers are written out by hand."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,17 +18,9 @@ from services.insurance import store as insurance_store
 from services.insurance.store import InsuranceStore, open_store
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "insurance.sqlite3")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
-def db(location: str) -> Iterator[Database]:
-    opened = open_store(location)
+def db(store_location: str) -> Iterator[Database]:
+    opened = open_store(store_location)
     yield opened
     opened.close()
 

@@ -5,7 +5,6 @@ tmp_path) and PostgreSQL (a fresh database): personal ID serials, seeding
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -15,17 +14,9 @@ from services.population.seed import CitizenRow
 from services.population.store import PopulationStore, open_store
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def location(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "sqlite":
-        return str(tmp_path / "population.sqlite3")
-    url: str = request.getfixturevalue("postgres_url")
-    return url
-
-
 @pytest.fixture
-def db(location: str) -> Iterator[Database]:
-    opened = open_store(location)
+def db(store_location: str) -> Iterator[Database]:
+    opened = open_store(store_location)
     yield opened
     opened.close()
 
@@ -90,11 +81,11 @@ def test_a_refused_unit_of_work_gives_its_serial_back(db: Database) -> None:
     assert allocate(db, "001324") == 2
 
 
-def test_the_counter_survives_reopening(location: str) -> None:
-    first = open_store(location)
+def test_the_counter_survives_reopening(store_location: str) -> None:
+    first = open_store(store_location)
     assert allocate(first, "001324") == 1
     first.close()
-    again = open_store(location)
+    again = open_store(store_location)
     assert allocate(again, "001324") == 2
     again.close()
 
