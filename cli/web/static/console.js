@@ -227,7 +227,7 @@
     }
     page.positions.clear();
     const width = 760;
-    const height = 270;
+    const height = 285;
     const citizens = parties.filter((p) => p.kind === "citizen");
     const gateways = parties.filter((p) => p.kind === "gateway");
     const agencies = parties.filter((p) => p.kind === "agency");
@@ -240,7 +240,7 @@
     };
     column(citizens, 10, 150, 80);
     column(gateways, 240, 170, 80);
-    column(agencies, 500, 250, 84);
+    column(agencies, 500, 250, 86);
 
     const links = svg("g", { class: "links" });
     const nodes = svg("g", { class: "nodes" });
@@ -273,12 +273,14 @@
       node.append(svg("title", {}, party.label || party.name));
       node.append(svg("rect", { x: at.x, y: at.y, width: at.w, height: at.h, rx: 10 }));
       const x = at.x + 10;
-      const lines = party.kind === "agency" ? 3 : 2;
-      const top = at.y + at.h / 2 - (lines - 1) * 10 + 5;
+      const lines = party.kind === "agency" ? 4 : 2;
+      const gap = Math.min(19, (at.h - 8) / lines);
+      const top = at.y + at.h / 2 - ((lines - 1) * gap) / 2 + 5;
       node.append(svg("text", { class: "name", x, y: top }, clip(main, 24)));
-      node.append(svg("text", { class: "sub", x, y: top + 20 }, clip(sub || party.address || "", 30)));
+      node.append(svg("text", { class: "sub", x, y: top + gap }, clip(sub || party.address || "", 30)));
       if (party.kind === "agency") {
-        node.append(svg("text", { class: "status", x, y: top + 40 }, ""));
+        node.append(svg("text", { class: "status", x, y: top + 2 * gap }, ""));
+        node.append(svg("text", { class: "active", x, y: top + 3 * gap }, ""));
       }
       nodes.append(node);
     }
@@ -297,7 +299,9 @@
         for (const name of ["up", "down", "slow", "external"]) node.classList.toggle(name, status === name);
         node.classList.toggle("lit", active > 0);
         const line = node.querySelector(".status");
-        if (line) setText(line, `${statusWords(party)} · ${activeWords(party.name)}`);
+        if (line) setText(line, statusWords(party));
+        const steps = node.querySelector(".active");
+        if (steps) setText(steps, activeWords(party.name));
       }
       if (link) link.classList.toggle("busy", active > 0);
       summary.push(`${party.label || party.name}: ${statusWords(party)}, ${activeWords(party.name)}`);
@@ -775,7 +779,7 @@
     const fields = $("form-fields");
     const nodes = FORMS[kind].fields.map(([path, label, type]) => {
       const id = fieldId(kind, path);
-      const wrap = el("div", { class: "field" });
+      const wrap = el("div", { class: type === "checkbox" ? "field checkbox" : "field" });
       let input;
       if (type === "sex") {
         input = el("select", { id, name: path });
