@@ -77,7 +77,11 @@ async def test_the_demos_links_open_timelines_that_completed(
         steps = page.locator("#timeline tbody tr")
         # Birth and death each run at least three agencies' steps.
         assert await steps.count() >= 3
-        step_states = await page.locator("#timeline tbody td:nth-child(3)").all_inner_texts()
+        step_states = [
+            await state.get_attribute("data-step-state")
+            for state in await page.locator("#timeline [data-step-state]").all()
+        ]
+        assert len(step_states) == await steps.count()
         assert "RUNNING" not in step_states, step_states
         results = await page.locator("#dossier-results").inner_text()
         if procedure == "birth":

@@ -323,6 +323,8 @@
     const y1 = start.y + start.h / 2;
     const dot = svg("circle", { class: "pulse", cx: x1, cy: y1, r: 8 });
     $("parties").append(dot);
+    // Removed by a timer too: a hidden tab may never finish the animation.
+    setTimeout(() => dot.remove(), 1000);
     const animation = dot.animate(
       [{ transform: "translate(0px, 0px)" },
         { transform: `translate(${end.x - x1}px, ${end.y + end.h / 2 - y1}px)` }],
@@ -721,24 +723,31 @@
     );
     const body = $("timeline").querySelector("tbody");
     const rows = (detail.timeline || []).map((step) => {
+      // Three columns, so that the outcome (the longest) has room in the drawer.
       const row = el("tr");
-      row.append(
-        el("td", {}, words(step.step)),
-        el("td", {}, step.agency || ""),
-        el("td", { class: `state ${step.state}` }, step.state || ""),
-        el("td", {}, typeof step.elapsed_ms === "number" ? whole(step.elapsed_ms) : ""),
-        el("td", {}, step.attempts ? String(step.attempts) : ""),
-        el("td", {}, step.outcome || ""),
+      const what = el("td");
+      what.append(el("span", { class: "step" }, words(step.step)), el("span", { class: "agency" }, step.agency || ""));
+      const how = el("td");
+      const took = typeof step.elapsed_ms === "number" ? `${whole(step.elapsed_ms)} ms` : "";
+      const tries = step.attempts ? `${step.attempts} ${step.attempts === 1 ? "try" : "tries"}` : "";
+      how.append(
+        el("span", { class: `state ${step.state}`, "data-step-state": step.state || "" }, step.state || ""),
+        el("span", { class: "figures" }, [took, tries].filter(Boolean).join(" · ")),
       );
+      row.append(what, how, el("td", { class: "step-outcome" }, step.outcome || ""));
       return row;
     });
     if (!rows.length) {
       const row = el("tr");
-      row.append(el("td", { colspan: "6" }, "(no step yet)"));
+      row.append(el("td", { colspan: "3" }, "(no step yet)"));
       rows.push(row);
     }
     body.replaceChildren(...rows);
-    $("dossier-results").replaceChildren(...(detail.results || []).map((line) => el("li", {}, line.trim().replace(/^•\s*/, ""))));
+    // The results are `lienthong status`'s lines; each procedure's own line is
+    // shown under Procedures, so its bullet lines are left out here.
+    const results = (detail.results || []).filter(
+      (line) => !/^\s*•/.test(line) && line !== "Each procedure's own result:");
+    $("dossier-results").replaceChildren(...results.map((line) => el("li", {}, line.trim())));
     $("dossier-procedures").replaceChildren(...(detail.procedures || []).map((line) => el("li", {}, line)));
     if (detail.dossier_id) upsertDossier({
       dossier_id: detail.dossier_id, procedure: detail.procedure, state: detail.state,
