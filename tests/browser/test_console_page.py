@@ -174,7 +174,7 @@ async def test_the_keyboard_reaches_the_dossiers_and_the_forms(
     demo: Demo, page: Page, page_errors: list[str]
 ) -> None:
     await page.goto(demo.address)
-    await expect(page.locator("#dossiers button").first).to_be_visible(timeout=20_000)
+    await expect(page.locator("#dossiers [data-dossier]").first).to_be_visible(timeout=20_000)
     # Tab (only Tab) until a dossier of the list has the focus.
     focused = ""
     for _ in range(40):
