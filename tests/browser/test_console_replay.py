@@ -68,8 +68,13 @@ async def test_the_replay_panel_rises_while_it_runs_and_ends_with_none_lost(
         await page.wait_for_function(
             f"{figure('[data-state=COMPLETED] .count')} > {completed_before}", timeout=60_000
         )
-        # Steps light the agency they are at (from the stream's step events).
-        await expect(page.locator("#parties .node.lit").first).to_be_visible(timeout=60_000)
+        # Steps light the agency they are at (from the stream's step events),
+        # here halfway through the replay.
+        await page.wait_for_function(
+            f"{figure('#replay-settled')} * 2 >= {figure('#replay-planned')}"
+            " && document.querySelector('#parties .node.lit') !== null",
+            timeout=60_000,
+        )
         await page.screenshot(path=SHOTS / "console-replay-running.png")
         # The end, from the audit: big, green, in words.
         lost = page.locator("#replay-final [data-verdict='Lost']")

@@ -38,6 +38,7 @@
     REJECTED: "rejected",
   };
   const COUNTER_ORDER = Object.keys(STATE_WORDS);
+  let lastLatency = null;  // the overview's agency_latency_ms, kept between overviews
 
   // The main fields of each form: name = the dotted proto path inside the
   // declaration (what the API's violations name), label, input type. The rest
@@ -440,7 +441,7 @@
         : action === "outage" ? `${label} is down for ${body.seconds} s.`
           : `${label} answers ${body.milliseconds} ms slower for ${body.seconds} s.`;
       updateParties();
-      renderAgencies(null);
+      renderAgencies(lastLatency);
     } catch (error) {
       outcome.textContent = error.message;
     }
@@ -504,7 +505,7 @@
       button.setAttribute("aria-label", dossierLabel(row));
     }
     updateParties();
-    if (page.parties.length) renderAgencies(null);
+    if (page.parties.length) renderAgencies(lastLatency);
   }
 
   // ---- the step events: light the agencies --------------------------------
@@ -519,11 +520,10 @@
       page.active.set(step.agency, Math.max(0, count - 1));
     }
     updateParties();
+    renderAgencies(lastLatency);
   }
 
   // ---- the overview ---------------------------------------------------------
-
-  let lastLatency = null;
 
   function applyOverview(overview) {
     if (!overview) return;
