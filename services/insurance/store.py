@@ -231,6 +231,26 @@ class InsuranceStore:
         if changed == 0:
             raise LostRace(f"the death of {social_insurance_number} was recorded meanwhile")
 
+    def hold_living(self, social_insurance_number: str) -> None:
+        """Keep this participant from being recorded dead until the unit of
+        work ends, or find that they were meanwhile. A card issued on one
+        replica while another records the child's death would otherwise stay
+        ACTIVE: each transaction reads the other's row as it was (READ
+        COMMITTED), the death finds no card to end and the card finds no
+        death. FOR SHARE waits for a death being recorded, then re-reads the
+        row: if it no longer qualifies, the unit of work runs again and its
+        rules refuse the card; and a death recorded after this waits for the
+        card's commit, then ends it."""
+        if self.conn.dialect == "sqlite":
+            return  # BEGIN IMMEDIATE: one writer at a time already
+        held = self.conn.execute(
+            "SELECT 1 FROM participants "
+            "WHERE social_insurance_number = ? AND date_of_death = '' FOR SHARE",
+            (social_insurance_number,),
+        ).fetchone()
+        if held is None:
+            raise LostRace(f"the death of {social_insurance_number} was recorded meanwhile")
+
     def end_card(self, social_insurance_number: str, status: int, ended_on: str) -> None:
         self.conn.execute(
             "UPDATE cards SET status = ?, ended_on = ? WHERE social_insurance_number = ?",
