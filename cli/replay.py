@@ -452,7 +452,8 @@ def run_replay(
         for label, count in sorted(result.unexpected_outcomes.items()):
             console.print(f"  {count:,} × {escape(label)}", highlight=False)
     console.print(
-        f"Report: {escape(str(paths.markdown))}, {escape(str(paths.json))} and "
+        f"Report: {escape(str(paths.html))} (one file, opens offline), "
+        f"{escape(str(paths.markdown))}, {escape(str(paths.json))} and "
         f"{len(paths.plots)} plots in {escape(str(directory))}",
         highlight=False,
     )
