@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Locator, Page, Response, expect
+from playwright.async_api import Locator, Page, Response, Route, expect
 
 from tests.browser.console_process import ConsoleProcess
 
@@ -220,4 +220,47 @@ async def test_the_keyboard_reaches_the_dossiers_and_the_forms(
     else:
         pytest.fail("Tab never reached the submit button")
     assert len(reached) == fields
+    assert page_errors == []
+
+
+async def test_an_api_error_is_said_on_the_page_which_then_recovers(
+    demo: Demo, page: Page, page_errors: list[str]
+) -> None:
+    failing = f"{demo.address}/api/overview"
+
+    async def refuse(route: Route) -> None:
+        await route.fulfill(status=503, json={"message": "The gateway is not answering."})
+
+    await page.route(failing, refuse)
+    await page.goto(demo.address)
+    banner = page.locator("#api-error")
+    await expect(banner).to_contain_text("The gateway is not answering.", timeout=20_000)
+    await expect(page.get_by_role("button", name="Declare a birth")).to_be_visible()
+    await page.screenshot(path=SHOTS / "console-api-error.png")
+    # The page asks again on its own; once the overview answers, all is shown.
+    await page.unroute(failing, refuse)
+    await expect(banner).to_be_hidden(timeout=20_000)
+    await expect(page.locator("#parties [data-party]").first).to_be_visible()
+    assert [e for e in page_errors if "status of 503" not in e] == []
+
+
+async def test_an_agency_switch_slows_it_for_a_minute_and_restore_brings_it_back(
+    demo: Demo, page: Page, page_errors: list[str]
+) -> None:
+    await page.goto(demo.address)
+    # The agencies come from the overview: take the first the table lists.
+    row = page.locator("#agency-table tbody tr").first
+    await expect(row).to_be_visible(timeout=20_000)
+    status = row.locator(".status-cell")
+    await expect(status).to_contain_text("up")
+    await row.get_by_role("button", name=re.compile(r"^Add 800 ms to ")).click()
+    await expect(status).to_contain_text("SLOW +800 ms", timeout=20_000)
+    await expect(status).to_contain_text(re.compile(r"\d+ s left"))
+    name = await row.get_attribute("data-agency")
+    node = page.locator(f"#parties [data-party='{name}']")
+    await expect(node).to_contain_text("SLOW +800 ms")
+    await page.screenshot(path=SHOTS / "console-agency-slow.png")
+    await row.get_by_role("button", name=re.compile(r"^Restore ")).click()
+    await expect(status).to_contain_text("up", timeout=20_000)
+    await expect(status).not_to_contain_text("SLOW")
     assert page_errors == []
