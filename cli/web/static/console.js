@@ -412,7 +412,7 @@
       setText(row.querySelector(".active-cell"), String(page.active.get(party.name) || 0));
       const figures = (latency || {})[party.name];
       setText(row.querySelector(".latency-cell"), figures && figures.count
-        ? `${whole(figures.p50)} / ${whole(figures.p95)}`
+        ? `${whole(figures.p50)} / ${whole(figures.p95)} ms`
         : "–");
       const switchable = page.switches && party.status !== "external";
       for (const button of row.querySelectorAll("button")) {
