@@ -155,6 +155,29 @@ async def test_a_field_error_shows_beside_its_field_and_nothing_is_submitted(
     assert [e for e in page_errors if "status of 400" not in e] == []
 
 
+async def test_a_violation_of_a_field_without_an_input_is_in_the_forms_summary(
+    demo: Demo, page: Page, page_errors: list[str]
+) -> None:
+    # The form shows the main fields and sends the rest of the example as it
+    # came: here the example's ethnicity made longer than the contract's 50
+    # characters, a field the form has no input for.
+    async def longer_ethnicity(route: Route) -> None:
+        answer = await route.fetch()
+        people = await answer.json()
+        people["birth"]["declaration"]["ethnicity"] = "K" * 60
+        await route.fulfill(response=answer, json=people)
+
+    await page.route(f"{demo.address}/api/people", longer_ethnicity)
+    await open_form(page, demo.address, "birth")
+    await page.get_by_role("button", name="Submit the birth declaration").click()
+    summary = page.locator("#form-summary")
+    await expect(summary.locator("li")).to_contain_text("ethnicity", timeout=20_000)
+    form = page.locator("#declaration-form")
+    assert await form.locator("[aria-invalid='true']").count() == 0
+    await expect(page.locator("#dossier-panel")).to_be_hidden()
+    assert [e for e in page_errors if "status of 400" not in e] == []
+
+
 async def expect_message_beside(page: Page, field: Locator) -> None:
     """The field's own message: named by aria-describedby, visible, just below it."""
     described_by = await field.get_attribute("aria-describedby")
