@@ -283,6 +283,15 @@ async def test_an_agency_switch_slows_it_for_a_minute_and_restore_brings_it_back
     node = page.locator(f"#parties [data-party='{name}']")
     await expect(node).to_contain_text("SLOW +800 ms")
     await page.screenshot(path=SHOTS / "console-agency-slow.png")
+    # Even so, the main view fits the 1280×720 projector: nothing to scroll to.
+    fits = await page.evaluate(
+        """() => {
+          const bottom = (id) => document.getElementById(id).getBoundingClientRect().bottom;
+          const root = document.documentElement;
+          return [root.scrollWidth, root.scrollHeight, bottom("agency-table"), bottom("counters")];
+        }"""
+    )
+    assert fits[0] <= 1280 and fits[1] <= 720 and max(fits[2:]) <= 720, fits
     await row.get_by_role("button", name=re.compile(r"^Restore ")).click()
     await expect(status).to_contain_text("up", timeout=20_000)
     await expect(status).not_to_contain_text("SLOW")
