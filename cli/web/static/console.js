@@ -313,12 +313,11 @@
   }
 
   function pulse(agency) {
-    const from = page.positions.get("gateway") || [...page.positions.values()].find(Boolean);
     const party = page.parties.find((p) => p.name === agency);
     const gateway = page.parties.find((p) => p.kind === "gateway");
     const start = gateway && page.positions.get(gateway.name);
     const end = page.positions.get(agency);
-    if (!party || !start || !end || !from) return;
+    if (!party || !start || !end) return;
     if (window.matchMedia("(prefers-reduced-motion: reduce)").matches) return;
     const x1 = start.x + start.w;
     const y1 = start.y + start.h / 2;
@@ -543,7 +542,6 @@
       }
     }
     page.switches = overview.switches === true;
-    $("switches-heading").textContent = "Switches";
     if (overview.counters) renderCounters(overview.counters);
     if (overview.throughput) renderThroughput(overview.throughput);
     if (overview.agency_latency_ms) lastLatency = overview.agency_latency_ms;
