@@ -35,7 +35,7 @@ from common.logging import logging_configured
 
 BROKERS = ("embedded", "apache", "external", "docker")
 # Kinds of fault `replay --without` can leave out: Scenario has a field of each, plural.
-WITHOUT_CHOICES = ("gateway_kill", "agency_kill", "broker_restart", "outage")
+WITHOUT_CHOICES = ("gateway_kill", "agency_kill", "broker_restart", "database_restart", "outage")
 EXIT_INTERRUPTED = 130
 
 

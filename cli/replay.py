@@ -27,9 +27,10 @@ from cli.fresh_stack import fresh_stack
 from cli.memory import MemorySampler, own_pid
 from cli.scale import Scale
 from cli.stack import Stack
-from cli.store import GATEWAY_KIND
+from cli.store import GATEWAY_KIND, POSTGRES, SQLITE
 from common import channels
 from common.clock import SystemClock, vietnam_today
+from common.database_url import redacted
 from gateway.events import Topics
 from scenarios import replay as engine
 from scenarios.executions import count_executions, read_executions
@@ -59,6 +60,12 @@ class StackFaults:
 
     def start_broker(self) -> None:
         self.stack.start_broker_again()
+
+    def kill_database(self) -> None:
+        self.stack.kill_database()
+
+    def start_database(self) -> None:
+        self.stack.start_database_again()
 
     def set_latency(self, agency: str, milliseconds: float) -> None:
         self.stack.inject_latency(agency, milliseconds)
@@ -108,6 +115,23 @@ def check_broker(scenario: Scenario, broker: str, path: Path) -> None:
                 "event in flight)"
                 if broker == "embedded"
                 else "a broker this command does not run cannot be restarted by it)"
+            ),
+            code=EXIT_BAD_INPUT,
+        )
+
+
+def check_database(scenario: Scenario, scale: Scale | None, path: Path) -> None:
+    """A database restart needs a server this command runs (`--store postgres`):
+    SQLite files have no process to kill, and a given server is not ours."""
+    store = scale.store if scale is not None else SQLITE
+    if scenario.database_restarts and store != POSTGRES:
+        raise CliError(
+            f"{path}: database_restart: needs --store postgres, a PostgreSQL server this "
+            f"command runs (got --store {redacted(store)}: "
+            + (
+                "SQLite files have no server to kill)"
+                if store == SQLITE
+                else "a server this command does not run cannot be restarted by it)"
             ),
             code=EXIT_BAD_INPUT,
         )
@@ -419,6 +443,7 @@ def run_replay(
     )
     check_broker(scenario, broker, scenario_file)
     check_external(scenario, external or {}, scenario_file)
+    check_database(scenario, scale, scenario_file)
     directory = report_dir or Path("out") / scenario.name
     with fresh_stack(
         console,

@@ -52,6 +52,7 @@ from scenarios.chaos import (
     AGENCY_KILL,
     AGENCY_OUTAGE,
     BROKER_RESTART,
+    DATABASE_RESTART,
     GATEWAY_KILL,
     PlannedFault,
     plan_faults,
@@ -142,6 +143,12 @@ class AgencyFaults(Protocol):
     def kill_broker(self) -> None: ...
 
     def start_broker(self) -> None: ...
+
+    def kill_database(self) -> None:
+        """SIGKILL the stack's PostgreSQL server."""
+
+    def start_database(self) -> None:
+        """Start it again on its port and data; return once it accepts connections."""
 
     def set_latency(self, agency: str, milliseconds: float) -> None: ...
 
@@ -682,6 +689,8 @@ class _Run:
                     partial(faults.kill, planned.target),
                     partial(faults.start, planned.target),
                 )
+            elif planned.kind == DATABASE_RESTART:
+                down, up = faults.kill_database, faults.start_database
             else:
                 assert planned.kind == BROKER_RESTART
                 down, up = faults.kill_broker, faults.start_broker
