@@ -27,6 +27,8 @@ from common.agencies import agency
 from common.database_url import redacted
 from lienthong.gateway.v1 import gateway_pb2
 
+# The supervisor's name for the stack's own PostgreSQL server.
+DATABASE = "postgres"
 # How often `up` checks that its children are still alive.
 SUPERVISE_INTERVAL_SECONDS = 1.0
 
@@ -111,14 +113,42 @@ def _seed_example(console: Console, state: StackState) -> None:
     )
 
 
+class _StackAndDatabase:
+    """What `up` watches: its children and, with `--store postgres`, its own
+    PostgreSQL, started again on its port and data when it dies (the
+    processes' pools reconnect on their own; meanwhile their calls answer
+    UNAVAILABLE, which callers retry). The broker is not here: see
+    `_supervise`."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def component_names(self) -> list[str]:
+        names = list(self.stack.component_names())
+        return [DATABASE, *names] if self.stack.store.server is not None else names
+
+    def is_running(self, name: str) -> bool:
+        server = self.stack.store.server
+        if name == DATABASE and server is not None:
+            return server.is_running()
+        return self.stack.is_running(name)
+
+    def start_component(self, name: str) -> None:
+        if name == DATABASE:
+            self.stack.start_database_again()
+        else:
+            self.stack.start_component(name)
+
+
 def _supervise(console: Console, stack: Stack, state: StackState) -> int:
-    """Until Ctrl-C/SIGTERM (raised as KeyboardInterrupt): a registry or gateway
-    that dies is started again with backoff (cli/supervisor.py). The broker is
+    """Until Ctrl-C/SIGTERM (raised as KeyboardInterrupt): a registry, a gateway
+    or our PostgreSQL that dies is started again with backoff (cli/supervisor.py). The broker is
     not: the embedded one keeps its topics in memory, so a restart would lose
     every event in flight; its death stops the stack (exit 1)."""
     ticker = threading.Event()
     supervisor = Supervisor(
-        stack, say=lambda line: console.print(f"[yellow]{escape(line)}[/]", highlight=False)
+        _StackAndDatabase(stack),
+        say=lambda line: console.print(f"[yellow]{escape(line)}[/]", highlight=False),
     )
     while True:
         if supervisor.check():
