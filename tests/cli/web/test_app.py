@@ -24,7 +24,7 @@ from lienthong.gateway.v1 import gateway_pb2 as gw
 AGENCIES = ("health", "population", "insurance")
 
 
-class RpcFailure(grpc.RpcError, grpc.Call):  # type: ignore[misc]
+class RpcFailure(grpc.RpcError, grpc.Call):
     """A failed call as grpc raises it, with google.rpc details."""
 
     def __init__(self, code: grpc.StatusCode, message: str, violations: Any = ()) -> None:
@@ -55,8 +55,8 @@ class RpcFailure(grpc.RpcError, grpc.Call):  # type: ignore[misc]
     def is_active(self) -> bool:
         return False
 
-    def time_remaining(self) -> float | None:
-        return None
+    def time_remaining(self) -> float:
+        return 0.0
 
     def cancel(self) -> bool:
         return False
@@ -195,7 +195,9 @@ def test_a_dossier_in_the_words_of_lienthong_status(client: Any) -> None:
             "outcome": "registered",
         }
     ]
-    assert detail["results"] == ["Birth registered; the child's personal ID number is 001326000001."]
+    assert detail["results"] == [
+        "Birth registered; the child's personal ID number is 001326000001."
+    ]
 
 
 @pytest.mark.parametrize(
@@ -227,7 +229,10 @@ def test_people_gives_two_declarations(client: Any) -> None:
 def test_a_submission_with_a_key_from_the_content(client: Any) -> None:
     body = {"declaration": describe(EXAMPLE)["birth"]["declaration"]}
     answer = client.post("/api/declarations/birth", json=body)
-    assert answer.status_code == 200 and answer.json() == {"dossier_id": "d-1", "state": "COMPLETED"}
+    assert answer.status_code == 200 and answer.json() == {
+        "dossier_id": "d-1",
+        "state": "COMPLETED",
+    }
     client.post("/api/declarations/birth", json=body)
     keys = [key for _, key in client.gateway.submitted]
     assert keys[0] == keys[1] and keys[0].startswith("birth-")
@@ -315,7 +320,12 @@ def test_switches_take_down_slow_and_restore(client: Any) -> None:
         ("/api/agencies/health/outage", {"seconds": 601}, 400, "seconds"),
         ("/api/agencies/health/outage", {"seconds": "ten"}, 400, "seconds"),
         ("/api/agencies/health/latency", {"seconds": 5}, 400, "milliseconds"),
-        ("/api/agencies/health/latency", {"milliseconds": 30_001, "seconds": 5}, 400, "milliseconds"),
+        (
+            "/api/agencies/health/latency",
+            {"milliseconds": 30_001, "seconds": 5},
+            400,
+            "milliseconds",
+        ),
     ],
 )
 def test_switch_errors(client: Any, path: str, body: Any, status: int, field: str | None) -> None:

@@ -36,12 +36,22 @@ def wait_for(what: str, condition: Callable[[], Any], timeout: float = DEADLINE_
         threading.Event().wait(0.1)
 
 
+class Clock:
+    """The supervisor's: moved by hand past its restart pauses."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 @pytest.fixture
 def running() -> Iterator[tuple[Stack, WebConsole, Supervisor]]:
     holds = Holds()
     with Stack(broker="embedded") as stack:
         web = start_console(Console(quiet=True), stack, mode="up", port=0, holds=holds)
-        supervisor = Supervisor(stack, say=lambda line: None, holds=holds)
+        supervisor = Supervisor(stack, say=lambda line: None, clock=Clock(), holds=holds)
         try:
             yield stack, web, supervisor
         finally:
@@ -137,7 +147,11 @@ def test_the_console_submits_follows_counts_and_switches_over_a_real_stack(
         assert down.status_code == 202, down.text
         assert down.json()["status"] == "down" and down.json()["fault_until"]
         assert not stack.is_running("insurance")
-        assert supervisor.check() == []  # held: not started again by the supervisor
+        # Held: the supervisor does not start it again, even past its pauses.
+        assert isinstance(supervisor.clock, Clock)
+        for _ in range(3):
+            supervisor.clock.now += 100
+            assert supervisor.check() == []
         assert not stack.is_running("insurance")
 
         def insurance_status() -> str:

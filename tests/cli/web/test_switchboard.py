@@ -39,7 +39,7 @@ class FakeStack:
 
 @dataclass
 class Timers:
-    armed: list[tuple[float, Callable[[], None], "Timers.Handle"]] = field(default_factory=list)
+    armed: list[tuple[float, Callable[[], None], Timers.Handle]] = field(default_factory=list)
 
     @dataclass
     class Handle:
@@ -48,7 +48,7 @@ class Timers:
         def cancel(self) -> None:
             self.cancelled = True
 
-    def __call__(self, seconds: float, action: Callable[[], None]) -> "Timers.Handle":
+    def __call__(self, seconds: float, action: Callable[[], None]) -> Timers.Handle:
         handle = Timers.Handle()
         self.armed.append((seconds, action, handle))
         return handle
