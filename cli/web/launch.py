@@ -122,6 +122,13 @@ def start_console(
         background=background,
     )
     server = ConsoleServer(app)
+    serve(console, server, port, fall_back=fall_back)
+    return WebConsole(server, live, hub, switchboard)
+
+
+def serve(console: Console, server: ConsoleServer, port: int, *, fall_back: bool) -> None:
+    """Start `server` on `port`; a taken port is an error, or (`fall_back`)
+    a free port with a one-line note."""
     try:
         server.start(port)
     except PortTaken:
@@ -135,7 +142,6 @@ def start_console(
             f"Port {port} is taken; the console takes port {server.port} instead.",
             highlight=False,
         )
-    return WebConsole(server, live, hub, switchboard)
 
 
 def print_address(console: Console, address: str) -> None:
