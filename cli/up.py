@@ -22,10 +22,11 @@ from cli.stack import GATEWAY, Stack, StackError
 from cli.state import StackState, remove_state, write_state
 from cli.supervisor import Holds, Supervisor
 from cli.trust import warn_insecure
-from cli.web.launch import WebConsole, print_address, start_console
+from cli.web.launch import WebConsole, console_port_taken, print_address, start_console
 from common import channels
 from common.agencies import agency
 from common.database_url import redacted
+from common.processes import port_in_use
 from lienthong.gateway.v1 import gateway_pb2
 
 # How often `up` checks that its children are still alive.
@@ -57,6 +58,9 @@ def run_up(
         )
     except StackError as exc:
         raise CliError(str(exc), code=EXIT_BAD_INPUT) from None
+    if console_port and gateway and port_in_use(console_port):
+        # Said before a minute of starting processes, not after.
+        raise CliError(console_port_taken(console_port), code=EXIT_BAD_INPUT)
     if insecure:
         warn_insecure(console)
     what = (

@@ -126,6 +126,10 @@ def start_console(
     return WebConsole(server, live, hub, switchboard)
 
 
+def console_port_taken(port: int) -> str:
+    return f"port {port} is taken: pass --console-port N, or --no-console"
+
+
 def serve(console: Console, server: ConsoleServer, port: int, *, fall_back: bool) -> None:
     """Start `server` on `port`; a taken port is an error, or (`fall_back`)
     a free port with a one-line note."""
@@ -133,10 +137,7 @@ def serve(console: Console, server: ConsoleServer, port: int, *, fall_back: bool
         server.start(port)
     except PortTaken:
         if not fall_back or port == 0:
-            raise CliError(
-                f"port {port} is taken: pass --console-port N, or --no-console",
-                code=EXIT_BAD_INPUT,
-            ) from None
+            raise CliError(console_port_taken(port), code=EXIT_BAD_INPUT) from None
         server.start(0)
         console.print(
             f"Port {port} is taken; the console takes port {server.port} instead.",
