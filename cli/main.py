@@ -82,6 +82,28 @@ def build_parser() -> argparse.ArgumentParser:
         help="run the three registries only (no Kafka, no gateway)",
     )
 
+    down = commands.add_parser(
+        "down",
+        parents=[common],
+        help="stop the stack a `lienthong up` runs (from another terminal or a script)",
+        description="Send the `lienthong up` named in DATA_DIR/stack.json a SIGTERM (as "
+        "Ctrl-C would) and wait until it has stopped every component. A stale stack.json "
+        "is removed. Exit 0 once nothing runs, 1 if it did not stop in time.",
+    )
+    down.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where stack.json is (default: $LIENTHONG_DATA_DIR or ./data)",
+    )
+    down.add_argument(
+        "--timeout",
+        type=float,
+        default=60.0,
+        metavar="SECONDS",
+        help="how long to wait for the stack to stop (default: 60)",
+    )
+
     demo = commands.add_parser(
         "demo",
         parents=[common],
@@ -479,6 +501,10 @@ def _dispatch(args: argparse.Namespace) -> int:
             scale=_scale(args),
             console_port=_console_port(args),
         )
+    if args.command == "down":
+        from cli.down import run_down  # noqa: PLC0415
+
+        return run_down(console, data_dir=args.data_dir, timeout_s=args.timeout)
     if args.command == "demo":
         from cli.demo import run_demo  # noqa: PLC0415
 

@@ -21,6 +21,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cli.checkout import checkout_commit
 from cli.errors import EXIT_BAD_INPUT, CliError
 from cli.fresh_stack import fresh_stack
 from cli.memory import MemorySampler, own_pid
@@ -35,6 +36,7 @@ from gateway.events import Topics
 from scenarios import replay as engine
 from scenarios.executions import count_executions, read_executions
 from scenarios.report import ReportPaths, write_report
+from scenarios.report_facts import MEMORY_HEADER, memory_rows
 from scenarios.scenario import Scenario, ScenarioError, load_scenario
 
 
@@ -415,15 +417,11 @@ def faults_table(result: engine.ReplayResult) -> Table:
 
 def memory_table(result: engine.ReplayResult) -> Table:
     table = Table(title="Memory (resident, MB)", title_justify="left")
-    for column in ("process", "after warm-up", "end", "peak", "growth"):
+    for column in MEMORY_HEADER:
         table.add_column(column, justify="left" if column == "process" else "right")
-    for name, sizes in result.memory_mb.items():
+    for name, after_warm_up, end, peak, growth in memory_rows(result.memory_mb):
         table.add_row(
-            name,
-            f"{sizes['after_warm_up_mb']:,.0f}",
-            f"{sizes['end_mb']:,.0f}",
-            f"{sizes['max_mb']:,.0f}",
-            f"{sizes['growth_mb']:+,.0f}",
+            str(name), f"{after_warm_up:,.0f}", f"{end:,.0f}", f"{peak:,.0f}", f"{growth:+,.0f}"
         )
     return table
 
@@ -462,7 +460,7 @@ def write(directory: Path, scenario: Scenario, result: engine.ReplayResult) -> R
         recorder=result.recorder,
         started_at=result.started_at,
         wall_seconds=result.wall_seconds,
-        extra=result.extra(),
+        extra={**result.extra(), "commit": checkout_commit()},
     )
 
 
@@ -534,7 +532,8 @@ def run_replay(
         for label, count in sorted(result.unexpected_outcomes.items()):
             console.print(f"  {count:,} × {escape(label)}", highlight=False)
     console.print(
-        f"Report: {escape(str(paths.markdown))}, {escape(str(paths.json))} and "
+        f"Report: {escape(str(paths.html))} (one file, opens offline), "
+        f"{escape(str(paths.markdown))}, {escape(str(paths.json))} and "
         f"{len(paths.plots)} plots in {escape(str(directory))}",
         highlight=False,
     )

@@ -2,7 +2,7 @@
 
 `LatencyRecorder` keeps HDR histograms (end to end, per step, per time window)
 and counts per window; `OutcomeCounts` says how the dossiers ended;
-`write_report` turns both into report.json, report.md and PNG plots.
+`write_report` turns both into report.json, report.md, report.html and PNG plots.
 """
 
 from __future__ import annotations
@@ -197,6 +197,7 @@ class OutcomeCounts:
 class ReportPaths:
     json: Path
     markdown: Path
+    html: Path
     plots: tuple[Path, ...]
 
 
@@ -229,15 +230,17 @@ def write_report(
     wall_seconds: float,
     extra: Mapping[str, Any] | None = None,
 ) -> ReportPaths:
-    """Write report.json, report.md and the plots into `directory` (created if needed).
+    """Write report.json, report.md, report.html and the plots into `directory`
+    (created if needed).
 
     `wall_seconds`: from the first submission until the last dossier ended (or the
     drain timeout); throughput_per_s is the dossiers that ended over it. `extra`
     adds top-level keys to report.json (the broker, the command line...).
     """
     # Imported here: matplotlib costs ~0.5 s, and only the report needs it.
+    from scenarios.report_html import render_html  # noqa: PLC0415
     from scenarios.report_markdown import render_markdown  # noqa: PLC0415
-    from scenarios.report_plots import draw_plots  # noqa: PLC0415
+    from scenarios.report_plots import draw_plots, plot_svgs  # noqa: PLC0415
 
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
@@ -274,4 +277,10 @@ def write_report(
     json_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n", "utf-8")
     markdown_path = out / "report.md"
     markdown_path.write_text(render_markdown(report), "utf-8")
-    return ReportPaths(json_path, markdown_path, tuple(plots))
+    # The plots drawn again as SVG, to sit inside the page: crisp at any size.
+    svgs = plot_svgs(
+        scenario=scenario, over_time=report["over_time"], latency_ms=report["latency_ms"]
+    )
+    html_path = out / "report.html"
+    html_path.write_text(render_html(report, svgs), "utf-8")
+    return ReportPaths(json_path, markdown_path, html_path, tuple(plots))

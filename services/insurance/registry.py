@@ -249,6 +249,7 @@ class InsuranceRegistry:
         else:
             # Someone already insured keeps their number for life.
             number = participant["social_insurance_number"]
+            self.store.hold_living(number)
         self.store.insert_card(
             (
                 number,

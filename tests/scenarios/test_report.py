@@ -13,6 +13,7 @@ from scenarios.faults import MISSING_FIELDS, MOTHER_ID_MISMATCH
 from scenarios.report import LatencyRecorder, OutcomeCounts, window_for, write_report
 from scenarios.report_markdown import render_markdown
 from scenarios.scenario import AgencyOutage, Phase, Scenario
+from tests.scenarios.report_samples import hand_report
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REQUIRED = (
@@ -195,3 +196,12 @@ def test_extra_cannot_overwrite_the_measurements(tmp_path: Path) -> None:
             wall_seconds=1.0,
             extra={"lost": 0},
         )
+
+
+def test_the_markdown_names_the_commit_the_memory_and_what_ended_unplanned() -> None:
+    report = hand_report(unexpected_outcomes={"COMPLETED -> REJECTED (population)": 3})
+    markdown = render_markdown(report)
+    assert "dossiers ended per second. Commit 985062f." in markdown
+    assert "**3 dossier(s) ended otherwise than planned** (listed below)." in markdown
+    assert "| COMPLETED -> REJECTED (population) | 3 |" in markdown
+    assert "| gateway | 81.5 | 84.0 | 86.2 | 2.50 |" in markdown

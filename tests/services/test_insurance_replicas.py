@@ -15,6 +15,7 @@ from collections.abc import Awaitable
 from typing import Any
 
 import grpc
+import psycopg
 import pytest
 
 from lienthong.insurance.v1 import insurance_pb2 as pb
@@ -217,3 +218,61 @@ async def test_one_date_of_death_when_two_reach_the_replicas_at_once(replicas: l
         }
     )
     assert stored == recorded
+
+
+async def test_no_card_stays_active_for_a_child_whose_death_another_replica_is_recording(
+    replicas: list[Any], postgres_url: str
+) -> None:
+    """The death is recorded by a transaction that has written the participant
+    row and not yet committed (another replica mid EndCoverage); the card
+    request must wait for it and then be refused, not slip a card in beside it."""
+    first = stubs(replicas)[0]
+    minor = pb.Participant(
+        social_insurance_number="0199990001",
+        personal_id_number=child(999),
+        full_name="Nguyễn Thị Mai",
+        date_of_birth="2024-03-10",
+    )
+    await seed(first, pb.SeedParticipantsRequest(participants=[minor]))
+    dying = await psycopg.AsyncConnection.connect(postgres_url)
+    watcher = await psycopg.AsyncConnection.connect(postgres_url, autocommit=True)
+    try:
+        await dying.execute(
+            "UPDATE participants SET date_of_death = '2024-03-20' WHERE personal_id_number = %s",
+            (child(999),),
+        )
+        issue = asyncio.ensure_future(
+            outcome(
+                first.IssueChildHealthInsuranceCard(card_request(personal_id_number=child(999)))
+            )
+        )
+
+        async def blocked() -> None:
+            # The card's transaction waits on the death's row lock.
+            while True:
+                cursor = await watcher.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                )
+                row = await cursor.fetchone()
+                if row is not None and row[0] > 0:
+                    return
+                await asyncio.sleep(0.02)
+
+        waiting = asyncio.ensure_future(blocked())
+        done, _ = await asyncio.wait(
+            {issue, waiting}, timeout=30, return_when=asyncio.FIRST_COMPLETED
+        )
+        waiting.cancel()
+        assert issue not in done, (
+            f"the card was answered before the death committed: {issue.result()}"
+        )
+        assert waiting in done, "the card request neither waited nor answered within 30 s"
+        await dying.commit()
+        assert await asyncio.wait_for(issue, 30) == "FAILED_PRECONDITION:PARTICIPANT_DECEASED"
+        cursor = await watcher.execute(
+            "SELECT count(*) FROM cards WHERE social_insurance_number = '0199990001'"
+        )
+        assert await cursor.fetchone() == (0,)
+    finally:
+        await dying.close()
+        await watcher.close()

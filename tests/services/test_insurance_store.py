@@ -65,6 +65,13 @@ def test_a_run_longer_than_one_read_is_walked_to_its_end(
     assert new_number(db) == "0100000013"
 
 
+def test_a_run_longer_than_the_growing_reads_is_walked_to_its_end(db: Database) -> None:
+    # 40 taken in a row: more than the first short read and its doublings.
+    seeded_numbers(db, *(f"01{n:08d}" for n in range(1, 41)), "0100000042")
+    assert new_number(db) == "0100000041"
+    assert new_number(db) == "0100000043"
+
+
 def test_a_refused_unit_of_work_gives_its_number_back(db: Database) -> None:
     def draw_then_refuse(conn: Connection) -> None:
         InsuranceStore(conn).new_social_insurance_number("01")
