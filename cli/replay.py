@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -42,18 +42,25 @@ from scenarios.scenario import Scenario, ScenarioError, load_scenario
 
 class StackFaults:
     """A scenario's outages, kills, broker restarts and added latency, done to
-    the stack's processes."""
+    the stack's processes; `observe(name, status, latency_ms)` is told each
+    one (the console shows the agency down, slow, up again)."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(
+        self, stack: Stack, observe: Callable[[str, str, float], None] | None = None
+    ) -> None:
         self.stack = stack
+        self.observe = observe or (lambda name, status, latency_ms: None)
 
     def stop(self, agency: str) -> None:
+        self.observe(agency, "down", 0)
         self.stack.stop_component(agency)
 
     def start(self, name: str) -> None:
         self.stack.start_component(name)
+        self.observe(name, "up", 0)
 
     def kill(self, name: str) -> None:
+        self.observe(name, "down", 0)
         self.stack.kill(name)
 
     def kill_broker(self) -> None:
@@ -64,6 +71,7 @@ class StackFaults:
 
     def set_latency(self, agency: str, milliseconds: float) -> None:
         self.stack.inject_latency(agency, milliseconds)
+        self.observe(agency, "slow" if milliseconds else "up", milliseconds)
 
 
 # The gateways log one line per step they run (gateway/executor.py) at INFO:
@@ -264,7 +272,7 @@ def _run_scenario(
                 scenario,
                 prepared,
                 target,
-                StackFaults(stack),
+                StackFaults(stack, web.observe_fault if web is not None else None),
                 on_progress=on_progress if show_progress or web is not None else None,
                 seeded=seeded,
             )

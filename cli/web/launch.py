@@ -73,6 +73,12 @@ class WebConsole:
             self._last_replay = moment
             self.hub.publish_threadsafe(self.live.set_replay(stats))
 
+    def observe_fault(self, name: str, status: str, latency_ms: float) -> None:
+        """A replay's scenario did this to a process (an agency's first
+        replica, a gateway: only agencies are shown)."""
+        if isinstance(self.switchboard, NoSwitches):
+            self.switchboard.observe(name, status, latency_ms)
+
     def stop(self) -> None:
         if isinstance(self.switchboard, StackSwitchboard):
             # Nothing stays down or slow because of the page once it is gone.

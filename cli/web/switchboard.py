@@ -225,22 +225,34 @@ class StackSwitchboard:
 
 
 class NoSwitches:
-    """During a replay the scenario schedules the faults; the page only watches."""
+    """During a replay the scenario schedules the faults; the page only
+    watches them (`observe`: the replay tells what it did)."""
 
     def __init__(self, agencies: Iterable[str], *, external: Iterable[str] = ()) -> None:
         self.agencies = tuple(agencies)
         self.external = frozenset(external)
+        self._lock = threading.Lock()
+        self._observed: dict[str, AgencySwitch] = {}
 
     @property
     def switches(self) -> bool:
         return False
+
+    def observe(self, agency: str, status: str, latency_ms: float = 0) -> None:
+        """The scenario stopped (down), started (up) or slowed (slow) an agency."""
+        if agency in self.agencies:
+            with self._lock:
+                self._observed[agency] = AgencySwitch(status, None, int(latency_ms))
 
     def state(self, agency: str) -> AgencySwitch:
         if agency not in self.agencies:
             raise UnknownAgency(
                 f"no agency named {agency[:40]!r} (the agencies: {', '.join(self.agencies)})"
             )
-        return AgencySwitch("external" if agency in self.external else "up")
+        if agency in self.external:
+            return AgencySwitch("external")
+        with self._lock:
+            return self._observed.get(agency, AgencySwitch("up"))
 
     def _refuse(self, agency: str) -> AgencySwitch:
         self.state(agency)

@@ -164,6 +164,7 @@ def make_client(*, replay: bool = False, external: tuple[str, ...] = ()) -> Iter
     with TestClient(app, raise_server_exceptions=False) as client:
         client.gateway = gateway
         client.stack = stack
+        client.switchboard = switchboard
         yield client
 
 
@@ -340,6 +341,14 @@ def test_switches_are_refused_during_a_replay_and_for_an_agency_run_elsewhere() 
         assert client.get("/api/overview").json()["switches"] is False
         answer = client.post("/api/agencies/health/outage", json={"seconds": 5})
         assert answer.status_code == 409 and "replay" in answer.json()["message"]
+        # The page still sees what the scenario does to an agency.
+        client.switchboard.observe("health", "down")
+        client.switchboard.observe("gateway-2", "down")  # not an agency: not shown
+        parties = {p["name"]: p for p in client.get("/api/overview").json()["parties"]}
+        assert parties["health"]["status"] == "down"
+        client.switchboard.observe("health", "slow", 800)
+        parties = {p["name"]: p for p in client.get("/api/overview").json()["parties"]}
+        assert (parties["health"]["status"], parties["health"]["latency_ms"]) == ("slow", 800)
     for client in make_client(external=("population",)):
         parties = {p["name"]: p for p in client.get("/api/overview").json()["parties"]}
         assert parties["population"]["status"] == "external"
