@@ -124,6 +124,9 @@ class Feed:
                 raise
             except KafkaError as error:
                 log.info("console feed: Kafka not reachable; trying again", error=str(error))
+            except Exception:
+                # The page must not go dark for good over one bad turn: said, and retried.
+                log.warning("console feed failed; reading again", exc_info=True)
             await asyncio.sleep(RETRY_SECONDS)
 
     async def _consume(self) -> None:
