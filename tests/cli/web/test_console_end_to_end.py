@@ -141,6 +141,13 @@ def test_the_console_submits_follows_counts_and_switches_over_a_real_stack(
         refused = client.post("/api/declarations/birth", json={"declaration": bad})
         assert refused.status_code == 400
         assert "mother_id_number" in [v["field"] for v in refused.json()["violations"]]
+        # A rule only the gateway knows (a real calendar day), named the same way.
+        bad = dict(birth, child_date_of_birth="2025-02-30")
+        refused = client.post("/api/declarations/birth", json={"declaration": bad})
+        assert refused.status_code == 400, refused.text
+        assert [v["field"] for v in refused.json()["violations"]] == ["child_date_of_birth"]
+        assert "AioRpcError" not in refused.json()["message"]
+        assert client.get("/api/dossiers/birth-0000000000000000").status_code == 404
 
         # Insurance down for 2 s: the supervisor leaves it down, then it is back.
         down = client.post("/api/agencies/insurance/outage", json={"seconds": 2})
