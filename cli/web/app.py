@@ -242,6 +242,10 @@ def build_app(
                     if now >= next_keepalive:
                         yield ": keepalive\n\n"
                         next_keepalive = now + KEEPALIVE_EVERY_S
+                # Stopping: what was published before (a replay's final stats) still goes out.
+                while not queue.empty():
+                    kind, data = queue.get_nowait()
+                    yield sse(kind, data)
             finally:
                 hub.unsubscribe(queue)
 
