@@ -89,6 +89,8 @@ def test_stop_returns_promptly_with_an_event_stream_open() -> None:
     reader = threading.Thread(target=listen, daemon=True)
     reader.start()
     assert opened.wait(10), "the stream did not open"
+    # Published just before the stop (a replay's final stats): still sent.
+    server.app.state.hub.publish_threadsafe([("replay", {"final": {"lost": 0}})])
     began = time.monotonic()
     server.stop()
     took = time.monotonic() - began
@@ -96,6 +98,7 @@ def test_stop_returns_promptly_with_an_event_stream_open() -> None:
     reader.join(5)
     assert not reader.is_alive()
     assert "event: overview" in lines
+    assert "event: replay" in lines
 
 
 def test_an_unexpected_error_is_a_500_sentence() -> None:
