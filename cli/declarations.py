@@ -22,6 +22,7 @@ from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import Message
 
 from common.errors import InvalidArgument
+from common.quoting import quote
 from common.rpc import validate_message
 from lienthong.gateway.v1 import gateway_pb2 as gw
 
@@ -69,9 +70,18 @@ class DeclarationError(Exception):
         return "\n".join([self.headline, *(f"  {p}" for p in self.problems)])
 
 
+class InvalidDeclaration(Exception):
+    """A document that is not a declaration of its kind; `what` says so in
+    words ("is not a valid birth declaration"), `problems` field by field."""
+
+    def __init__(self, what: str, problems: list[Problem]) -> None:
+        super().__init__(what)
+        self.what = what
+        self.problems = problems
+
+
 def read_declaration(path: Path, kind: str) -> Message:
     """Parse and check `path` as a `kind` ("birth" or "death") declaration."""
-    message_type = KINDS[kind]
     text = _read_text(path)
     try:
         document = json.loads(text)
@@ -81,7 +91,17 @@ def read_declaration(path: Path, kind: str) -> Message:
             f"{path} is not valid JSON",
             [Problem(f"line {exc.lineno}, column {exc.colno}", exc.msg)],
         ) from None
-    declaration = message_type()
+    try:
+        return check_declaration(document, kind)
+    except InvalidDeclaration as exc:
+        raise DeclarationError(path, f"{path} {exc.what}", exc.problems) from None
+
+
+def check_declaration(document: Any, kind: str) -> Message:
+    """A parsed JSON document as a `kind` declaration: its shape (field names,
+    JSON types, enum names), then the contract's protovalidate rules. Used
+    for files (`submit`) and for the console's forms alike."""
+    declaration = KINDS[kind]()
     problems = check_shape(document, declaration.DESCRIPTOR)
     if not problems:
         try:
@@ -90,13 +110,12 @@ def read_declaration(path: Path, kind: str) -> Message:
             # Whatever the shape check did not foresee: protobuf's own words.
             problems = [Problem("(document)", str(exc))]
     if problems:
-        raise DeclarationError(path, f"{path} is not a valid {kind} declaration", problems)
+        raise InvalidDeclaration(f"is not a valid {kind} declaration", problems)
     try:
         validate_message(declaration)
     except InvalidArgument as exc:
-        raise DeclarationError(
-            path,
-            f"{path} breaks the rules of a {kind} declaration",
+        raise InvalidDeclaration(
+            f"breaks the rules of a {kind} declaration",
             [Problem(v.field, v.description) for v in exc.violations],
         ) from None
     return declaration
@@ -217,7 +236,9 @@ def _check_enum(field: FieldDescriptor, value: Any, where: str, problems: list[P
         )
         hint = f" (did you mean {close[0]}?)" if close else ""
         problems.append(
-            Problem(where, f"unknown value {value!r}{hint}; one of: {', '.join(names[1:])}")
+            Problem(
+                where, f"unknown value {quote(repr(value))}{hint}; one of: {', '.join(names[1:])}"
+            )
         )
     elif _is_integer(value) and not isinstance(value, str):
         if int(value) not in {v.number for v in enum.values}:
@@ -255,7 +276,8 @@ def _json_type(value: Any) -> str:
     if isinstance(value, int | float):
         return f"the number {value}"
     if isinstance(value, str):
-        return f"the string {value!r}"
+        # A hand-edited file or a form: a long value is quoted cut short.
+        return f"the string {quote(repr(value))}"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, dict):

@@ -33,12 +33,19 @@ from cli.client import GatewayClient, WatchStream
 from cli.demo_data import TOKEN_LIMIT, DemoPopulation, demo_population
 from cli.errors import CliError, from_rpc
 from cli.fresh_stack import fresh_stack
-from cli.render import TERMINAL_STATES, dossier_state, result_lines, timeline_table
+from cli.render import (
+    TERMINAL_STATES,
+    dossier_state,
+    is_terminal,
+    result_lines,
+    timeline_table,
+)
 from cli.rpc_errors import describe
 from cli.scale import Scale
 from cli.seeding import seed
 from cli.state import client_tls, find_running_stack
 from cli.trust import show_access_refusal, warn_insecure
+from cli.web.launch import print_address, start_console
 from common import channels
 from common.clock import SystemClock, vietnam_today
 from common.message_log_verify import exchanges_of
@@ -59,6 +66,10 @@ class Target:
     # The stack's data directory, whose messages/ holds the servers' message
     # logs; None when not known (a stack.json without it).
     data_dir: Path | None = None
+    # The web console's address (http://127.0.0.1:8088), "" without one.
+    console: str = ""
+    # A console of the demo's own (its fresh stack's): kept up at the end if asked.
+    own_console: bool = False
 
 
 @contextlib.contextmanager
@@ -71,6 +82,7 @@ def _stack_for_demo(
     external: Mapping[str, str],
     insecure: bool,
     scale: Scale,
+    console_port: int | None,
 ) -> Iterator[Target]:
     # An agency plugged in with --agency, or a stack of another scale, needs
     # a stack that calls it: a new one.
@@ -86,18 +98,30 @@ def _stack_for_demo(
                 running.agencies,
                 f"the running stack (gateway {running.gateway})",
                 Path(running.data_dir) if running.data_dir else None,
+                console=running.console if console_port is not None else "",
             )
         return
     with fresh_stack(console, broker, external=external, insecure=insecure, scale=scale) as stack:
         # Kept, so that its message logs can be checked after the demo
         # (`lienthong audit verify DIR/messages`).
         stack.keep_data_dir = True
-        yield Target(
-            stack.gateway_address,
-            stack.agency_addresses,
-            f"a fresh stack in {stack.data_dir}",
-            stack.data_dir,
+        web = (
+            start_console(console, stack, mode="demo", port=console_port)
+            if console_port is not None
+            else None
         )
+        try:
+            yield Target(
+                stack.gateway_address,
+                stack.agency_addresses,
+                f"a fresh stack in {stack.data_dir}",
+                stack.data_dir,
+                console=web.address if web is not None else "",
+                own_console=web is not None,
+            )
+        finally:
+            if web is not None:
+                web.stop()
 
 
 def run_demo(
@@ -109,7 +133,12 @@ def run_demo(
     external: Mapping[str, str] | None = None,
     insecure: bool = False,
     scale: Scale | None = None,
+    console_port: int | None = None,
+    stay: bool | None = None,
 ) -> int:
+    """`console_port`: the web console's (0: a free port; None: no console).
+    `stay`: keep a fresh stack and its console up at the end until Ctrl-C
+    (None: when the console is on and stdout is a terminal)."""
     with _stack_for_demo(
         console,
         broker,
@@ -118,12 +147,32 @@ def run_demo(
         external=dict(external or {}),
         insecure=insecure,
         scale=scale or Scale(),
+        console_port=console_port,
     ) as target:
-        return _run(console, target)
+        outcome = _run(console, target)
+        stays = stay if stay is not None else is_terminal()
+        if target.own_console and stays:
+            _stay(console, target.console)
+        return outcome
+
+
+def _stay(console: Console, address: str) -> None:
+    """Until Ctrl-C or SIGTERM (KeyboardInterrupt): the audience may go on clicking."""
+    console.print(
+        f"The console stays at {escape(address)}; Ctrl-C stops the stack.", highlight=False
+    )
+    ticker = threading.Event()
+    try:
+        while True:
+            ticker.wait(1.0)
+    except KeyboardInterrupt:
+        return
 
 
 def _run(console: Console, target: Target) -> int:
     console.print(f"Using {escape(target.description)}.", highlight=False)
+    if target.console:
+        print_address(console, target.console)
     # Yesterday in Vietnam (the registries' calendar): recent enough for every
     # time limit, never a future day.
     yesterday = vietnam_today(SystemClock()) - dt.timedelta(days=1)
@@ -153,6 +202,9 @@ def _run(console: Console, target: Target) -> int:
         console.print(
             f"Submitted birth dossier {birth_id} and death dossier {death_id}.", highlight=False
         )
+        if target.console:
+            for dossier_id in (birth_id, death_id):
+                console.print(f"  {escape(target.console)}/#dossier={dossier_id}", highlight=False)
         titles = {
             birth_id: f"Birth of {people.birth.child_full_name} ({birth_id})",
             death_id: f"Death of Lê Văn Hùng ({death_id})",

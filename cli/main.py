@@ -35,8 +35,10 @@ from common.logging import logging_configured
 
 BROKERS = ("embedded", "apache", "external", "docker")
 # Kinds of fault `replay --without` can leave out: Scenario has a field of each, plural.
-WITHOUT_CHOICES = ("gateway_kill", "agency_kill", "broker_restart", "outage")
+WITHOUT_CHOICES = ("gateway_kill", "agency_kill", "broker_restart", "database_restart", "outage")
 EXIT_INTERRUPTED = 130
+# The web console's (cli/web/); `up`, `demo` and `replay` serve it.
+DEFAULT_CONSOLE_PORT = 8088
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="load the example population that scenarios/examples/*.json refer to",
     )
+    _add_console(up)
     up.add_argument(
         "--no-gateway",
         action="store_true",
@@ -119,6 +122,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--new-stack",
         action="store_true",
         help="start a fresh stack even if one is running",
+    )
+    _add_console(demo)
+    demo.add_argument(
+        "--stay",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="keep a fresh stack and its console up at the end until Ctrl-C (default: when "
+        "the console is on and stdout is a terminal)",
     )
 
     seed_demo = commands.add_parser(
@@ -257,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_broker(replay)
     _add_agency(replay)
     add_insecure(replay)
+    _add_console(replay)
     replay.add_argument(
         "--keep-stack",
         action="store_true",
@@ -349,6 +361,32 @@ def _day(text: str) -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a real date") from None
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text[:40]!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {value}")
+    return value
+
+
+def _add_console(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--console-port",
+        type=_port,
+        default=DEFAULT_CONSOLE_PORT,
+        metavar="N",
+        help=f"serve the web console on 127.0.0.1:N (default {DEFAULT_CONSOLE_PORT}; 0: any "
+        "free port)",
+    )
+    parser.add_argument("--no-console", action="store_true", help="no web console")
+
+
+def _console_port(args: argparse.Namespace) -> int | None:
+    return None if args.no_console else int(args.console_port)
 
 
 def _add_broker(parser: argparse.ArgumentParser) -> None:
@@ -461,6 +499,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             external=_agencies(args),
             insecure=args.insecure,
             scale=_scale(args),
+            console_port=_console_port(args),
         )
     if args.command == "down":
         from cli.down import run_down  # noqa: PLC0415
@@ -477,6 +516,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             external=_agencies(args),
             insecure=args.insecure,
             scale=_scale(args),
+            console_port=_console_port(args),
+            stay=args.stay,
         )
     if args.command == "seed-demo":
         from cli.seed_demo import run_seed_demo  # noqa: PLC0415
@@ -544,6 +585,7 @@ def _dispatch(args: argparse.Namespace) -> int:
             external=_agencies(args),
             insecure=args.insecure,
             scale=_scale(args, gateways=1),
+            console_port=_console_port(args),
         )
     if args.command == "bench":
         from cli.bench import run_bench  # noqa: PLC0415

@@ -85,6 +85,16 @@ def elapsed_ms(step: gw.Step, now_ms: int | None = None) -> int | None:
     return max(0, end - step.started_at.ToMilliseconds())
 
 
+def step_outcome(step: gw.Step) -> str:
+    """A step's outcome in words, its reason in brackets: the timeline's last column."""
+    outcome = step.outcome or ""
+    if step.reason:
+        outcome = f"{outcome} [{step.reason}]" if outcome else step.reason
+    if step.deadline_breached:
+        outcome = f"{outcome} (after its legal time limit)"
+    return outcome
+
+
 def timeline_table(dossier: gw.Dossier, *, title: str | None = None) -> Table:
     state = dossier_state(dossier.state)
     heading = title or f"{kind_name(dossier.kind)} dossier {dossier.dossier_id}"
@@ -104,11 +114,7 @@ def timeline_table(dossier: gw.Dossier, *, title: str | None = None) -> Table:
     now_ms = int(time.time() * 1000)
     for number, step in enumerate(dossier.timeline, start=1):
         took = elapsed_ms(step, now_ms)
-        outcome = step.outcome or ""
-        if step.reason:
-            outcome = f"{outcome} [{step.reason}]" if outcome else step.reason
-        if step.deadline_breached:
-            outcome = f"{outcome} (after its legal time limit)"
+        outcome = step_outcome(step)
         table.add_row(
             str(number),
             escape(step.name),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,12 @@ from cli.fresh_stack import fresh_stack
 from cli.memory import MemorySampler, own_pid
 from cli.scale import Scale
 from cli.stack import Stack
-from cli.store import GATEWAY_KIND
+from cli.store import GATEWAY_KIND, POSTGRES, SQLITE
+from cli.web.launch import WebConsole, print_address, start_console
+from cli.web.replay_stats import final_of, replay_stats
 from common import channels
 from common.clock import SystemClock, vietnam_today
+from common.database_url import redacted
 from gateway.events import Topics
 from scenarios import replay as engine
 from scenarios.executions import count_executions, read_executions
@@ -40,18 +43,25 @@ from scenarios.scenario import Scenario, ScenarioError, load_scenario
 
 class StackFaults:
     """A scenario's outages, kills, broker restarts and added latency, done to
-    the stack's processes."""
+    the stack's processes; `observe(name, status, latency_ms)` is told each
+    one (the console shows the agency down, slow, up again)."""
 
-    def __init__(self, stack: Stack) -> None:
+    def __init__(
+        self, stack: Stack, observe: Callable[[str, str, float], None] | None = None
+    ) -> None:
         self.stack = stack
+        self.observe = observe or (lambda name, status, latency_ms: None)
 
     def stop(self, agency: str) -> None:
+        self.observe(agency, "down", 0)
         self.stack.stop_component(agency)
 
     def start(self, name: str) -> None:
         self.stack.start_component(name)
+        self.observe(name, "up", 0)
 
     def kill(self, name: str) -> None:
+        self.observe(name, "down", 0)
         self.stack.kill(name)
 
     def kill_broker(self) -> None:
@@ -60,8 +70,15 @@ class StackFaults:
     def start_broker(self) -> None:
         self.stack.start_broker_again()
 
+    def kill_database(self) -> None:
+        self.stack.kill_database()
+
+    def start_database(self) -> None:
+        self.stack.start_database_again()
+
     def set_latency(self, agency: str, milliseconds: float) -> None:
         self.stack.inject_latency(agency, milliseconds)
+        self.observe(agency, "slow" if milliseconds else "up", milliseconds)
 
 
 # The gateways log one line per step they run (gateway/executor.py) at INFO:
@@ -108,6 +125,23 @@ def check_broker(scenario: Scenario, broker: str, path: Path) -> None:
                 "event in flight)"
                 if broker == "embedded"
                 else "a broker this command does not run cannot be restarted by it)"
+            ),
+            code=EXIT_BAD_INPUT,
+        )
+
+
+def check_database(scenario: Scenario, scale: Scale | None, path: Path) -> None:
+    """A database restart needs a server this command runs (`--store postgres`):
+    SQLite files have no process to kill, and a given server is not ours."""
+    store = scale.store if scale is not None else SQLITE
+    if scenario.database_restarts and store != POSTGRES:
+        raise CliError(
+            f"{path}: database_restart: needs --store postgres, a PostgreSQL server this "
+            f"command runs (got --store {redacted(store)}: "
+            + (
+                "SQLite files have no server to kill)"
+                if store == SQLITE
+                else "a server this command does not run cannot be restarted by it)"
             ),
             code=EXIT_BAD_INPUT,
         )
@@ -186,23 +220,40 @@ def _progress_bar(console: Console, planned: int) -> tuple[Progress, object]:
 
 
 def run_scenario(
-    console: Console, scenario: Scenario, stack: Stack, *, show_progress: bool = True
+    console: Console,
+    scenario: Scenario,
+    stack: Stack,
+    *,
+    show_progress: bool = True,
+    web: WebConsole | None = None,
 ) -> engine.ReplayResult:
     """Prepare, seed and replay `scenario` against a started stack (with as
     many gateways as the scenario asks for), under the CLI's identity in the
-    stack's PKI (seeding, submissions, the audit's reads)."""
+    stack's PKI (seeding, submissions, the audit's reads); `web`: a console
+    shown the replay's progress."""
     with channels.identity(stack.tls()):
-        return _run_scenario(console, scenario, stack, show_progress=show_progress)
+        return _run_scenario(console, scenario, stack, show_progress=show_progress, web=web)
 
 
 def _run_scenario(
-    console: Console, scenario: Scenario, stack: Stack, *, show_progress: bool
+    console: Console,
+    scenario: Scenario,
+    stack: Stack,
+    *,
+    show_progress: bool,
+    web: WebConsole | None,
 ) -> engine.ReplayResult:
     gateways = ensure_gateways(stack, scenario.gateways)
     with console.status(f"Generating {scenario.population:,} citizens and their declarations…"):
         prepared = engine.prepare(scenario, vietnam_today(SystemClock()))
     target = target_of(stack)
     planned = len(prepared.plan.declarations)
+    if web is not None:
+        web.replay(
+            replay_stats(
+                scenario.name, phase="seeding", planned=planned, duration_s=scenario.duration_s
+            )
+        )
     with console.status(f"Seeding the registries ({scenario.population:,} citizens)…"):
         seeded = asyncio.run(engine.seed(target, prepared))
     if show_progress:
@@ -215,6 +266,10 @@ def _run_scenario(
     last_line = [0.0]
 
     def on_progress(progress: engine.Progress) -> None:
+        if web is not None:
+            web.replay(stats_of(scenario, progress))
+        if not show_progress:
+            return
         in_flight = progress.accepted - progress.settled
         bar.update(
             task,  # type: ignore[arg-type]
@@ -241,8 +296,8 @@ def _run_scenario(
                 scenario,
                 prepared,
                 target,
-                StackFaults(stack),
-                on_progress=on_progress if show_progress else None,
+                StackFaults(stack, web.observe_fault if web is not None else None),
+                on_progress=on_progress if show_progress or web is not None else None,
                 seeded=seeded,
             )
         )
@@ -251,6 +306,22 @@ def _run_scenario(
     # No step line at all: the gateways logged at WARNING (not measured), not "none ran".
     result.executions = executions if executions.executions else None
     return result
+
+
+def stats_of(scenario: Scenario, progress: engine.Progress) -> dict[str, Any]:
+    """The console's ReplayStats from the replay's progress (cli/web/replay_stats.py)."""
+    return replay_stats(
+        scenario.name,
+        phase=progress.phase,
+        planned=progress.planned,
+        sent=progress.sent,
+        accepted=progress.accepted,
+        settled=progress.settled,
+        failed=progress.failed,
+        elapsed_s=progress.elapsed_s,
+        duration_s=progress.duration_s,
+        recent_ends=progress.recent_ends,
+    )
 
 
 def _pids(stack: Stack) -> dict[str, int | None]:
@@ -387,6 +458,32 @@ def memory_table(result: engine.ReplayResult) -> Table:
     return table
 
 
+def final_stats(scenario: Scenario, result: engine.ReplayResult, directory: Path) -> dict[str, Any]:
+    """The last ReplayStats: everything ended, and what the audit found."""
+    counts = result.counts
+    recorder = result.recorder.latency_ms()["end_to_end"]
+    stats = replay_stats(
+        scenario.name,
+        phase="done",
+        planned=counts.submitted,
+        sent=counts.submitted,
+        accepted=counts.submitted,
+        settled=counts.ended,
+        elapsed_s=result.wall_seconds,
+        duration_s=scenario.duration_s,
+    )
+    stats["latency_ms"] |= {name: recorder.get(name) for name in ("p50", "p95", "p99")}
+    stats["latency_ms"]["window_s"] = round(result.wall_seconds, 1)  # the whole replay's
+    stats["final"] = final_of(
+        lost=counts.lost,
+        duplicated=counts.duplicated_effects,
+        completed=counts.completed,
+        unexpected=sum(result.unexpected_outcomes.values()),
+        report_dir=str(directory),
+    )
+    return stats
+
+
 def write(directory: Path, scenario: Scenario, result: engine.ReplayResult) -> ReportPaths:
     return write_report(
         directory,
@@ -413,12 +510,15 @@ def run_replay(
     external: Mapping[str, str] | None = None,
     insecure: bool = False,
     scale: Scale | None = None,
+    console_port: int | None = None,
 ) -> int:
+    """`console_port`: the web console's (0: a free port; None: no console)."""
     scenario = leave_out(
         load(scenario_file, rate=rate, duration=duration, gateways=gateways), without
     )
     check_broker(scenario, broker, scenario_file)
     check_external(scenario, external or {}, scenario_file)
+    check_database(scenario, scale, scenario_file)
     directory = report_dir or Path("out") / scenario.name
     with fresh_stack(
         console,
@@ -429,7 +529,20 @@ def run_replay(
         insecure=insecure,
         scale=scale,
     ) as stack:
-        result = run_scenario(console, scenario, stack)
+        web = (
+            start_console(console, stack, mode="replay", port=console_port)
+            if console_port is not None
+            else None
+        )
+        try:
+            if web is not None:
+                print_address(console, web.address)
+            result = run_scenario(console, scenario, stack, web=web)
+            if web is not None:
+                web.replay(final_stats(scenario, result, directory))
+        finally:
+            if web is not None:
+                web.stop()
         counts = result.counts
         wrong = result.audit.wrong_amounts
         concurrent = result.concurrent_step_executions

@@ -33,11 +33,14 @@ class RpcFailure:
 
 
 def describe(error: grpc.RpcError) -> RpcFailure:
-    code = error.code() if isinstance(error, grpc.Call) else grpc.StatusCode.UNKNOWN
-    message = (error.details() if isinstance(error, grpc.Call) else None) or str(error)
+    # A blocking call's error is a grpc.Call; an asyncio one's (the web
+    # console's channel) an AioRpcError, which has the same accessors.
+    call = error if isinstance(error, grpc.Call | grpc.aio.AioRpcError) else None
+    code = call.code() if call is not None else grpc.StatusCode.UNKNOWN
+    message = (call.details() if call is not None else None) or str(error)
     reason = ""
     violations: list[tuple[str, str]] = []
-    status = rpc_status.from_call(error) if isinstance(error, grpc.Call) else None
+    status = rpc_status.from_call(call) if call is not None else None
     if status is not None:
         for detail in status.details:
             info = error_details_pb2.ErrorInfo()

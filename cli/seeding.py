@@ -91,11 +91,17 @@ SEEDERS: dict[str, Callable[[grpc.Channel, DemoPopulation], dict[str, int]]] = {
 }
 
 
-def seed(addresses: Mapping[str, str], people: DemoPopulation) -> SeedCounts:
-    """Seed every agency at its address (name → host:port); raises
-    grpc.RpcError if one refuses or is down."""
+def seed(
+    addresses: Mapping[str, str],
+    people: DemoPopulation,
+    *,
+    tls: channels.TlsSettings | None = channels.FROM_ENV,
+) -> SeedCounts:
+    """Seed every agency at its address (name → host:port), under `tls`
+    (default: this process's identity); raises grpc.RpcError if one refuses
+    or is down."""
     counts: dict[str, int] = {}
     for name in AGENCY_NAMES:
-        with channels.sync_channel(addresses[name]) as channel:
+        with channels.sync_channel(addresses[name], tls=tls) as channel:
             counts.update(SEEDERS[name](channel, people))
     return SeedCounts(**counts)

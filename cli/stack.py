@@ -467,6 +467,25 @@ class Stack:
         # Reaps the process; the launcher removes no data it was given.
         self.broker.stop()
 
+    # --- the database server (for chaos) -----------------------------------------
+
+    def kill_database(self) -> None:
+        """SIGKILL the stack's own PostgreSQL server, as a crash would; its
+        data directory stays (WAL replay on the next start)."""
+        if self.store.server is None:
+            raise StackError("this stack runs no database server of its own (--store postgres)")
+        self.store.server.kill()
+
+    def start_database_again(self) -> None:
+        """Start the killed server on its port and data; returns once it
+        accepts connections (the processes' pools reconnect on their own)."""
+        if self.store.server is None:
+            raise StackError("this stack runs no database server of its own (--store postgres)")
+        try:
+            self.store.server.start()
+        except Exception as exc:
+            raise StackError(f"PostgreSQL did not start again: {exc}") from exc
+
     def restart(self, name: str) -> None:
         self.stop_component(name)
         self.start_component(name)

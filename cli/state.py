@@ -44,6 +44,8 @@ class StackState:
     store: str = "sqlite"
     # name → host:port of every gateway process (`gateway` is the first).
     gateways: dict[str, str] = field(default_factory=dict)
+    # The web console's address (http://127.0.0.1:8088); "" without one.
+    console: str = ""
 
     def tls(self, identity: str = "lienthong-cli") -> TlsSettings | None:
         """The CLI's channels to this stack: `identity` from its PKI."""

@@ -11,6 +11,7 @@ and its real behaviour end to end (tests/cli/test_commands_end_to_end.py).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -26,6 +27,28 @@ class Supervised(Protocol):
 
     def start_component(self, name: str) -> None:
         """Start it again and wait until it serves; raises if it does not."""
+
+
+class Holds:
+    """Children stopped on purpose (the console's outage switch,
+    cli/web/switchboard.py): the supervisor leaves them down until released.
+    Thread-safe: the console holds from its own thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._held: set[str] = set()
+
+    def hold(self, name: str) -> None:
+        with self._lock:
+            self._held.add(name)
+
+    def release(self, name: str) -> None:
+        with self._lock:
+            self._held.discard(name)
+
+    def __contains__(self, name: object) -> bool:
+        with self._lock:
+            return name in self._held
 
 
 @dataclass(frozen=True)
@@ -55,6 +78,7 @@ class Supervisor:
     say: Callable[[str], None]
     policy: RestartPolicy = field(default_factory=RestartPolicy)
     clock: Callable[[], float] = time.monotonic
+    holds: Holds = field(default_factory=Holds)
     _records: dict[str, _Record] = field(default_factory=dict)
 
     def check(self) -> list[str]:
@@ -63,6 +87,11 @@ class Supervisor:
         restarted = []
         now = self.clock()
         for name in self.stack.component_names():
+            if name in self.holds:
+                # Down on purpose: its restart is whoever held it's; once
+                # released it is judged afresh (not as a failure of its own).
+                self._records[name] = _Record(started_at=now)
+                continue
             record = self._records.setdefault(name, _Record(started_at=now))
             if self.stack.is_running(name):
                 if record.failures and now - record.started_at >= self.policy.healthy_after_seconds:

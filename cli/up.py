@@ -20,13 +20,17 @@ from cli.scale import Scale
 from cli.seeding import seed
 from cli.stack import GATEWAY, Stack, StackError
 from cli.state import StackState, remove_state, write_state
-from cli.supervisor import Supervisor
+from cli.supervisor import Holds, Supervisor
 from cli.trust import warn_insecure
+from cli.web.launch import WebConsole, console_port_taken, print_address, start_console
 from common import channels
 from common.agencies import agency
 from common.database_url import redacted
+from common.processes import port_in_use
 from lienthong.gateway.v1 import gateway_pb2
 
+# The supervisor's name for the stack's own PostgreSQL server.
+DATABASE = "postgres"
 # How often `up` checks that its children are still alive.
 SUPERVISE_INTERVAL_SECONDS = 1.0
 
@@ -41,7 +45,9 @@ def run_up(
     external: Mapping[str, str] | None = None,
     insecure: bool = False,
     scale: Scale | None = None,
+    console_port: int | None = None,
 ) -> int:
+    """`console_port`: serve the web console there (0: a free port; None: none)."""
     scale = scale or Scale()
     try:
         stack = Stack(
@@ -54,6 +60,9 @@ def run_up(
         )
     except StackError as exc:
         raise CliError(str(exc), code=EXIT_BAD_INPUT) from None
+    if console_port and gateway and port_in_use(console_port):
+        # Said before a minute of starting processes, not after.
+        raise CliError(console_port_taken(console_port), code=EXIT_BAD_INPUT)
     if insecure:
         warn_insecure(console)
     what = (
@@ -64,7 +73,13 @@ def run_up(
             stack.start()
     except StackError as exc:
         raise CliError("could not start the stack", str(exc).splitlines()) from None
+    web: WebConsole | None = None
+    holds = Holds()
     try:
+        if console_port is not None and gateway:
+            web = start_console(
+                console, stack, mode="up", port=console_port, holds=holds, fall_back=False
+            )
         state = StackState(
             gateway=stack.addresses.get(GATEWAY, ""),
             agencies=stack.agency_addresses,
@@ -78,6 +93,7 @@ def run_up(
             insecure=insecure,
             store=stack.store.describe(),
             gateways={n: stack.address(n) for n in stack.gateway_names},
+            console=web.address if web is not None else "",
         )
         state_file = write_state(stack.data_dir, state)
         try:
@@ -85,8 +101,10 @@ def run_up(
                 if seed_demo:
                     _seed_example(console, state)
                 print_listening(console, stack, state_file)
+                if web is not None:
+                    print_address(console, web.address)
                 console.print("Press Ctrl-C to stop.", style="bold")
-                return _supervise(console, stack, state)
+                return _supervise(console, stack, state, holds)
         except KeyboardInterrupt:
             # Ctrl-C or SIGTERM is how `up` is meant to end once it serves
             # (whoever read "Press Ctrl-C" may signal at once): a clean stop, exit 0.
@@ -94,6 +112,8 @@ def run_up(
     finally:
         remove_state(stack.data_dir)
         with console.status("Stopping…"):
+            if web is not None:
+                web.stop()
             stack.stop()
         console.print("Stopped.")
 
@@ -111,14 +131,44 @@ def _seed_example(console: Console, state: StackState) -> None:
     )
 
 
-def _supervise(console: Console, stack: Stack, state: StackState) -> int:
-    """Until Ctrl-C/SIGTERM (raised as KeyboardInterrupt): a registry or gateway
-    that dies is started again with backoff (cli/supervisor.py). The broker is
+class _StackAndDatabase:
+    """What `up` watches: its children and, with `--store postgres`, its own
+    PostgreSQL, started again on its port and data when it dies (the
+    processes' pools reconnect on their own; meanwhile their calls answer
+    UNAVAILABLE, which callers retry). The broker is not here: see
+    `_supervise`."""
+
+    def __init__(self, stack: Stack) -> None:
+        self.stack = stack
+
+    def component_names(self) -> list[str]:
+        names = list(self.stack.component_names())
+        return [DATABASE, *names] if self.stack.store.server is not None else names
+
+    def is_running(self, name: str) -> bool:
+        server = self.stack.store.server
+        if name == DATABASE and server is not None:
+            return server.is_running()
+        return self.stack.is_running(name)
+
+    def start_component(self, name: str) -> None:
+        if name == DATABASE:
+            self.stack.start_database_again()
+        else:
+            self.stack.start_component(name)
+
+
+def _supervise(console: Console, stack: Stack, state: StackState, holds: Holds) -> int:
+    """Until Ctrl-C/SIGTERM (raised as KeyboardInterrupt): a registry, a gateway
+    or our PostgreSQL that dies is started again with backoff (cli/supervisor.py);
+    one the console's switches took down is held, not restarted. The broker is
     not: the embedded one keeps its topics in memory, so a restart would lose
     every event in flight; its death stops the stack (exit 1)."""
     ticker = threading.Event()
     supervisor = Supervisor(
-        stack, say=lambda line: console.print(f"[yellow]{escape(line)}[/]", highlight=False)
+        _StackAndDatabase(stack),
+        say=lambda line: console.print(f"[yellow]{escape(line)}[/]", highlight=False),
+        holds=holds,
     )
     while True:
         if supervisor.check():

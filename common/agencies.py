@@ -49,6 +49,8 @@ class Agency:
     default_port: int
     # How our implementation's process starts: `python -m <module>`.
     module: str
+    # Short, for a picture of the parties (the web console).
+    label: str = ""
 
     @property
     def env_prefix(self) -> str:
@@ -73,6 +75,7 @@ AGENCIES: tuple[Agency, ...] = (
         stub=population_pb2_grpc.PopulationRegistryServiceStub,
         default_port=50051,
         module="services.population",
+        label="Population registry (Ministry of Public Security)",
     ),
     Agency(
         name="insurance",
@@ -81,6 +84,7 @@ AGENCIES: tuple[Agency, ...] = (
         stub=insurance_pb2_grpc.InsuranceRegistryServiceStub,
         default_port=50052,
         module="services.insurance",
+        label="Social security (VSS)",
     ),
     Agency(
         name="health",
@@ -89,6 +93,7 @@ AGENCIES: tuple[Agency, ...] = (
         stub=health_pb2_grpc.HealthRegistryServiceStub,
         default_port=50053,
         module="services.health",
+        label="Hospital (health)",
     ),
 )
 

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaProducer
 from common.channels import server_tls
 from common.clock import Clock, clock_from_env
 from common.database_url import redacted
+from common.errors import Unavailable
 from common.metrics import process_registry
 from common.observers import observers_for
 from common.server import RunningRegistry, ServiceBinding, start_registry
@@ -93,7 +94,12 @@ async def sweep_supplement_windows(
     store still says the window has passed."""
     while True:
         now = clock.now()
-        expired = await store.expired_supplements(now)
+        try:
+            expired = await store.expired_supplements(now)
+        except Unavailable as error:
+            # The saga store away: the windows are still there next sweep.
+            log.warning("sweep skipped: saga store unavailable", error=error.message)
+            expired = []
         if expired:
             try:
                 await publish(

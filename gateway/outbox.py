@@ -28,6 +28,7 @@ from typing import Any
 
 import structlog
 
+from common.errors import Unavailable
 from gateway.backoff import BROKER_DOWN, Backoff
 from gateway.events import Event
 from gateway.store import OutboxRecord, SagaStore, StoreClosedError
@@ -186,7 +187,16 @@ class Outbox:
         self.backoff.reset()
         down_since: float | None = None
         while True:
-            done = await self.relay_once()
+            try:
+                done = await self.relay_once()
+            except Unavailable as error:
+                # The saga store away (its server restarting): what is stored
+                # stays stored, so wait and read again; a relay that ended
+                # here would take the whole gateway down with it.
+                delay = self.backoff.next()
+                log.warning("saga store unavailable", error=error.message, retry_in_s=delay)
+                await self._pause(delay)
+                continue
             if not done.due:
                 await self._pause(self.poll_seconds)
             elif done.published:

@@ -20,6 +20,8 @@ __all__ = [
     "AGENCY_OUTAGE",
     "BROKER",
     "BROKER_RESTART",
+    "DATABASE",
+    "DATABASE_RESTART",
     "GATEWAY_KILL",
     "PlannedFault",
     "plan_faults",
@@ -31,10 +33,13 @@ AGENCY_KILL = "agency_kill"  # SIGKILL, started again
 GATEWAY_KILL = "gateway_kill"  # SIGKILL, started again
 BROKER_RESTART = "broker_restart"  # SIGKILL, started again on its port and data
 BROKER = "kafka"
+DATABASE_RESTART = "database_restart"  # SIGKILL, started again on its port and data
+DATABASE = "postgres"
 # Dossiers sent while one of these is down wait for it by design (the saga
-# retries the agency; nothing moves without the broker); a gateway kill is
-# not among them: the other gateway is meant to carry on.
-_WAITING_KINDS = (AGENCY_OUTAGE, AGENCY_KILL, BROKER_RESTART)
+# retries the agency; nothing moves without the broker, nor without the
+# records); a gateway kill is not among them: the other gateway is meant to
+# carry on.
+_WAITING_KINDS = (AGENCY_OUTAGE, AGENCY_KILL, BROKER_RESTART, DATABASE_RESTART)
 
 
 @dataclass(frozen=True)
@@ -57,6 +62,10 @@ def plan_faults(scenario: Scenario) -> list[PlannedFault]:
     faults += [
         PlannedFault(BROKER_RESTART, BROKER, b.at_s, b.end_s) for b in scenario.broker_restarts
     ]
+    faults += [
+        PlannedFault(DATABASE_RESTART, DATABASE, d.at_s, d.end_s)
+        for d in scenario.database_restarts
+    ]
     rng = random.Random(f"{scenario.seed}/gateway-kills")
     names = scenario.gateway_names
     turn = 0
@@ -74,5 +83,5 @@ def plan_faults(scenario: Scenario) -> list[PlannedFault]:
 
 def waiting_windows(faults: list[PlannedFault]) -> list[tuple[float, float]]:
     """[at, end) of the faults whose dossiers wait by design: agency outages
-    and kills, broker restarts."""
+    and kills, broker and database restarts."""
     return [(f.at_s, f.end_s) for f in faults if f.kind in _WAITING_KINDS]

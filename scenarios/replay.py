@@ -17,6 +17,7 @@ import contextlib
 import datetime as dt
 import math
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from scenarios.chaos import (
     AGENCY_KILL,
     AGENCY_OUTAGE,
     BROKER_RESTART,
+    DATABASE_RESTART,
     GATEWAY_KILL,
     PlannedFault,
     plan_faults,
@@ -143,6 +145,12 @@ class AgencyFaults(Protocol):
 
     def start_broker(self) -> None: ...
 
+    def kill_database(self) -> None:
+        """SIGKILL the stack's PostgreSQL server."""
+
+    def start_database(self) -> None:
+        """Start it again on its port and data; return once it accepts connections."""
+
     def set_latency(self, agency: str, milliseconds: float) -> None: ...
 
 
@@ -200,6 +208,11 @@ class Prepared:
     seconds: float  # to generate it all
 
 
+# Ends kept for a live view's windows (the console's last 10 s): enough for
+# 5,000 dossiers a second; older ones go first, so memory stays bounded.
+RECENT_ENDS = 50_000
+
+
 @dataclass
 class Progress:
     planned: int
@@ -210,6 +223,11 @@ class Progress:
     elapsed_s: float = 0.0
     duration_s: float = 0.0
     phase: str = "replaying"
+    # (seconds from the start when it ended, end-to-end ms), the newest last:
+    # what a live view computes its recent percentiles and throughput from.
+    recent_ends: deque[tuple[float, float]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_ENDS)
+    )
 
 
 @dataclass
@@ -599,6 +617,7 @@ class _Run:
         )
         self.last_end = max(self.last_end, end)
         self.recorder.record_dossier(offset, end)
+        self.progress.recent_ends.append((end, max(0.0, (end - offset) * 1000)))
         self.ended_at.append(end)
         inside = any(begin <= offset < until for begin, until in self.waiting)
         record_ms(self.inside if inside else self.outside, (end - offset) * 1000)
@@ -682,6 +701,8 @@ class _Run:
                     partial(faults.kill, planned.target),
                     partial(faults.start, planned.target),
                 )
+            elif planned.kind == DATABASE_RESTART:
+                down, up = faults.kill_database, faults.start_database
             else:
                 assert planned.kind == BROKER_RESTART
                 down, up = faults.kill_broker, faults.start_broker
@@ -862,6 +883,9 @@ async def replay(
         for task in (listener, ticker, sender, *fault_tasks):
             task.cancel()
         await asyncio.gather(listener, ticker, sender, *fault_tasks, return_exceptions=True)
+    if on_progress is not None:
+        run.progress.phase = "auditing"
+        on_progress(run.progress)
     unfinished_states = await run.unfinished_states()
     audited = await audit_of(target, prepared.plan.declarations, set(run.dossier_of), run.children)
     counts, unexpected = run.counts(audited)

@@ -8,6 +8,7 @@ written lives here once, so the two cannot drift apart.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -146,6 +147,29 @@ class Verdict:
                 )
             )
         return tuple(checks)
+
+
+def started_words(report: Mapping[str, Any]) -> str:
+    """When the run started, to the second, in UTC (report.json keeps the
+    full ISO stamp)."""
+    raw = str(report["started_at"])
+    try:
+        stamp = dt.datetime.fromisoformat(raw)
+    except ValueError:
+        return raw
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone(dt.UTC)
+    return stamp.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def run_line(report: Mapping[str, Any]) -> str:
+    """The line under the title: start, wall time, throughput, commit."""
+    commit = report.get("commit")
+    return (
+        f"Started {started_words(report)}, {report['wall_seconds']:,.1f} s of wall time; "
+        f"{report['throughput_per_s']:,.2f} dossiers ended per second."
+        + (f" Commit {commit}." if commit else "")
+    )
 
 
 def verdict(report: Mapping[str, Any]) -> Verdict:

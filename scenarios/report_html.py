@@ -34,8 +34,10 @@ from scenarios.report_facts import (
     plot_name,
     procedure_rows,
     refusal_rows,
+    run_line,
     scenario_lines,
     shows_chaos,
+    started_words,
     unexpected_rows,
     verdict,
     waiting_latency_rows,
@@ -185,14 +187,10 @@ def render_html(report: Mapping[str, Any], svgs: Mapping[str, str]) -> str:
     """The page for a report dict; `svgs`: the plots' <svg> elements by plot name
     (a plot without one is named, not drawn)."""
     scenario = str(report["scenario"])
-    started = str(report["started_at"])
+    started = started_words(report)
     commit = report.get("commit")
     title = f"Replay report: {scenario}, {started}" + (f", commit {commit}" if commit else "")
-    meta = (
-        f"Started {started}, {report['wall_seconds']:,.1f} s of wall time; "
-        f"throughput {report['throughput_per_s']:,.2f} dossiers ended per second."
-        + (f" Commit {commit}." if commit else "")
-    )
+    meta = run_line(report)
     lines = scenario_lines(report["scenario_detail"])
     body = [
         _verdict(verdict(report)),

@@ -26,6 +26,7 @@ from scenarios.report_facts import (
     plot_caption,
     procedure_rows,
     refusal_rows,
+    run_line,
     scenario_lines,
     shows_chaos,
     unexpected_rows,
@@ -85,9 +86,7 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines = [
         f"# Replay report: {report['scenario']}",
         "",
-        f"Started {report['started_at']}, {report['wall_seconds']:,.1f} s of wall time; "
-        f"{report['throughput_per_s']:,.2f} dossiers ended per second."
-        + (f" Commit {report['commit']}." if report.get("commit") else ""),
+        run_line(report),
         "",
         _verdict(report),
         "",

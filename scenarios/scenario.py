@@ -25,6 +25,7 @@ __all__ = [
     "AgencyKill",
     "AgencyOutage",
     "BrokerRestart",
+    "DatabaseRestart",
     "GatewayKill",
     "Phase",
     "Scenario",
@@ -132,6 +133,16 @@ class BrokerRestart(_Window):
 
 
 @dataclass(frozen=True)
+class DatabaseRestart(_Window):
+    """The stack's PostgreSQL server is SIGKILLed at `at_s` and started again
+    on its port and data `duration_s` later (`--store postgres` only: a
+    server the stack runs; SQLite files have no process to kill)."""
+
+    at_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
 class GatewayKill:
     """A gateway SIGKILLed every `every_s` seconds from `from_s` until before
     `until_s`, each started again after a delay drawn (seeded) between
@@ -173,6 +184,7 @@ class Scenario:
     gateway_kills: tuple[GatewayKill, ...] = ()
     agency_kills: tuple[AgencyKill, ...] = ()
     broker_restarts: tuple[BrokerRestart, ...] = ()
+    database_restarts: tuple[DatabaseRestart, ...] = ()
 
     def __post_init__(self) -> None:
         # A read-only copy, so a frozen Scenario cannot change through its faults.
@@ -183,6 +195,7 @@ class Scenario:
         object.__setattr__(self, "gateway_kills", tuple(self.gateway_kills))
         object.__setattr__(self, "agency_kills", tuple(self.agency_kills))
         object.__setattr__(self, "broker_restarts", tuple(self.broker_restarts))
+        object.__setattr__(self, "database_restarts", tuple(self.database_restarts))
         check_gateway_kills(self.gateway_kills, self.gateways)
 
     @property
@@ -252,6 +265,10 @@ class Scenario:
             broker_restarts=tuple(
                 dataclasses.replace(b, at_s=b.at_s * k, duration_s=b.duration_s * k)
                 for b in self.broker_restarts
+            ),
+            database_restarts=tuple(
+                dataclasses.replace(d, at_s=d.at_s * k, duration_s=d.duration_s * k)
+                for d in self.database_restarts
             ),
             # The restart delay is the processes' own business, not the load's
             # shape: it stays, and check_gateway_kills refuses a squeeze below it.

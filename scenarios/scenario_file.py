@@ -19,6 +19,7 @@ from scenarios.scenario import (
     AgencyKill,
     AgencyOutage,
     BrokerRestart,
+    DatabaseRestart,
     GatewayKill,
     Phase,
     Scenario,
@@ -43,6 +44,7 @@ _TOP_KEYS = (
     "gateway_kill",
     "agency_kill",
     "broker_restart",
+    "database_restart",
 )
 # More gateway processes than this on one machine only measure the machine.
 MAX_GATEWAYS = 8
@@ -108,7 +110,12 @@ def parse_scenario(path: Path) -> Scenario:
         gateways=gateways,
         gateway_kills=_gateway_kills(top, duration, gateways),
         agency_kills=tuple(AgencyKill(k.agency, k.at_s, k.duration_s) for k in kills),
-        broker_restarts=_broker_restarts(top, duration),
+        broker_restarts=tuple(
+            BrokerRestart(at, down) for at, down in _restarts(top, "broker_restart", duration)
+        ),
+        database_restarts=tuple(
+            DatabaseRestart(at, down) for at, down in _restarts(top, "database_restart", duration)
+        ),
     )
 
 
@@ -210,20 +217,22 @@ def _no_overlap(top: Fields, windows: list[tuple[str, int, AgencyOutage | AddedL
             )
 
 
-def _broker_restarts(top: Fields, duration: float) -> tuple[BrokerRestart, ...]:
-    restarts: list[BrokerRestart] = []
-    for item in top.items("broker_restart"):
+def _restarts(top: Fields, key: str, duration: float) -> list[tuple[float, float]]:
+    """A process of the stack's own (the broker, the database server) killed
+    at `at_s` and started again `duration_s` later: (at, down) each."""
+    restarts: list[tuple[float, float]] = []
+    for item in top.items(key):
         item.expect("at_s", "duration_s")
         item.reject_unknown()
         at = item.number("at_s")
         if at >= duration:
             raise item.error("at_s", f"starts at {at:g} s, after the arrival ends ({duration:g} s)")
         down = item.number("duration_s", above_minimum=True)
-        restarts.append(BrokerRestart(at, down))
+        restarts.append((at, down))
     for (i, a), (j, b) in itertools.combinations(enumerate(restarts), 2):
-        if a.at_s < b.end_s and b.at_s < a.end_s:
-            raise ScenarioError(top.file, f"broker_restart[{j}]", f"overlaps broker_restart[{i}]")
-    return tuple(restarts)
+        if a[0] < b[0] + b[1] and b[0] < a[0] + a[1]:
+            raise ScenarioError(top.file, f"{key}[{j}]", f"overlaps {key}[{i}]")
+    return restarts
 
 
 def _gateway_kills(top: Fields, duration: float, gateways: int) -> tuple[GatewayKill, ...]:

@@ -87,3 +87,20 @@ def test_a_child_that_stayed_up_is_forgiven_its_past_failures() -> None:
     stack.running["health"] = False
     supervisor.check()
     assert said[-1] == "health stopped unexpectedly; starting it again in 1 s"
+
+
+def test_a_held_child_is_left_down_until_released_then_judged_afresh() -> None:
+    stack, clock, supervisor, said = supervised(insurance=True)
+    supervisor.check()
+    supervisor.holds.hold("insurance")
+    stack.running["insurance"] = False  # stopped on purpose (the console's outage switch)
+    for now in (1.0, 5.0, 60.0):
+        clock.now = now
+        assert supervisor.check() == []
+    assert stack.starts == [] and said == []
+    supervisor.holds.release("insurance")
+    clock.now = 61.0
+    assert supervisor.check() == []  # found dead now: the first pause, as a fresh failure
+    assert said == ["insurance stopped unexpectedly; starting it again in 1 s"]
+    clock.now = 62.0
+    assert supervisor.check() == ["insurance"]

@@ -10,7 +10,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
@@ -18,7 +18,7 @@ from aiokafka.errors import KafkaConnectionError, KafkaTimeoutError
 from gateway.backoff import Backoff, until_done
 from gateway.events import Event
 from gateway.outbox import Outbox
-from gateway.store import Announcement, SagaStore, open_saga_store
+from gateway.store import Announcement, SagaStore, open_saga_store, store_unavailable
 from lienthong.events.v1 import events_pb2 as ev
 from lienthong.gateway.v1 import gateway_pb2 as pb
 from tests.gateway.test_saga import MONDAY, birth_dossier
@@ -280,3 +280,35 @@ async def test_until_done_waits_with_backoff_while_the_broker_is_down() -> None:
 
     with pytest.raises(ValueError, match="not an outage"):
         await until_done("kafka", bug, Backoff(), sleep=sleep)
+
+
+class StoreAway:
+    """The saga store with its server gone for the first `failures` reads of
+    the relay (as store_postgres answers then: UNAVAILABLE)."""
+
+    def __init__(self, store: SagaStore, failures: int) -> None:
+        self.store = store
+        self.failures = failures
+
+    async def unpublished(self, **settings: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise store_unavailable()
+        return await self.store.unpublished(**settings)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+async def test_the_relay_waits_out_the_saga_store_gone_and_publishes_when_it_is_back(
+    store: SagaStore, relay_of: Callable[[Outbox], None]
+) -> None:
+    broker = FakeBroker()
+    away = StoreAway(store, failures=3)
+    outbox = quick_outbox(cast(SagaStore, away))
+    outbox.connect(broker.send)
+    event_id = await store_submission(store)
+    relay_of(outbox)
+    await eventually(lambda: nothing_unpublished(store))
+    assert away.failures == 0
+    assert broker.event_ids() == [event_id]

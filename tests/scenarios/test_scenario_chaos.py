@@ -12,6 +12,7 @@ from scenarios.chaos import (
     AGENCY_OUTAGE,
     BROKER,
     BROKER_RESTART,
+    DATABASE_RESTART,
     GATEWAY_KILL,
     plan_faults,
     waiting_windows,
@@ -19,6 +20,7 @@ from scenarios.chaos import (
 from scenarios.scenario import (
     AgencyKill,
     BrokerRestart,
+    DatabaseRestart,
     GatewayKill,
     ScenarioError,
     load_scenario,
@@ -45,6 +47,8 @@ outages:
   - {agency: insurance, at_s: 30, duration_s: 5}
 broker_restart:
   - {at_s: 45, duration_s: 3}
+database_restart:
+  - {at_s: 50, duration_s: 4}
 """
 )
 
@@ -63,6 +67,7 @@ def test_the_chaos_fields_are_read(tmp_path: Path) -> None:
     assert scenario.gateway_kills[0].kill_times() == [10, 20, 30]
     assert scenario.agency_kills == (AgencyKill("insurance", 20, 5),)
     assert scenario.broker_restarts == (BrokerRestart(45, 3),)
+    assert scenario.database_restarts == (DatabaseRestart(50, 4),)
 
 
 def test_defaults_one_gateway_no_chaos_and_kills_from_every_s_to_the_arrival_end(
@@ -102,9 +107,10 @@ def test_the_fault_plan_takes_gateways_in_turn_with_seeded_restart_delays(
         (AGENCY_KILL, "insurance", 20, 25),
         (AGENCY_OUTAGE, "insurance", 30, 35),
         (BROKER_RESTART, BROKER, 45, 48),
+        (DATABASE_RESTART, "postgres", 50, 54),
     ]
     # Gateway kills are not waiting windows: the other gateway carries on.
-    assert waiting_windows(plan) == [(20, 25), (30, 35), (45, 48)]
+    assert waiting_windows(plan) == [(20, 25), (30, 35), (45, 48), (50, 54)]
 
 
 def test_duration_scales_the_chaos_but_not_the_restart_delay(tmp_path: Path) -> None:
@@ -112,6 +118,7 @@ def test_duration_scales_the_chaos_but_not_the_restart_delay(tmp_path: Path) -> 
     assert half.gateway_kills == (GatewayKill(5, 1, 2, "round-robin", 5, 20),)
     assert half.agency_kills == (AgencyKill("insurance", 10, 2.5),)
     assert half.broker_restarts == (BrokerRestart(22.5, 1.5),)
+    assert half.database_restarts == (DatabaseRestart(25, 2),)
     with pytest.raises(ValueError, match="cannot wait 2 s to restart"):
         load_scenario(write(tmp_path, GOOD)).with_duration(10)
 
@@ -233,6 +240,16 @@ def test_more_gateways_on_the_command_line_and_a_named_gateway_that_would_not_ru
             "overlaps broker_restart[0]",
         ),
         ("broker_restart: {at_s: 10}\n", "broker_restart", "expected a list, got a mapping"),
+        (
+            "database_restart: [{at_s: 10, duration_s: 5}, {at_s: 12, duration_s: 5}]\n",
+            "database_restart[1]",
+            "overlaps database_restart[0]",
+        ),
+        (
+            "database_restart: [{at_s: 61, duration_s: 5}]\n",
+            "database_restart[0].at_s",
+            "starts at 61 s, after the arrival ends (60 s)",
+        ),
     ],
 )
 def test_a_wrong_chaos_field_is_named_with_its_path_and_problem(

@@ -1,0 +1,537 @@
+"""The console's Starlette application: the page's files and its JSON API.
+
+Built by `build_app` from its dependencies (the live state, the gateway, the
+example people, the agency switchboard, the mode), so every route is tested
+with stand-ins (tests/cli/web/test_app.py). The routes, described in
+cli/README.md ("The web console"):
+
+    GET  /                                  the page (static/index.html)
+    GET  /static/{path}                     its files
+    GET  /api/overview                      parties, counters, throughput, latency, recent
+    GET  /api/stream                        server-sent events: overview, dossier, step, replay
+    GET  /api/dossiers/{id}                 a dossier's timeline and results in words
+    GET  /api/dossiers/{id}/stream          ... at each change, then `end`
+    GET  /api/people                        a fresh family seeded, two declarations
+    POST /api/declarations/{birth|death}    submit one (field violations → 400)
+    POST /api/agencies/{name}/outage|latency|restore
+
+Every error is a status and `{"message": a sentence}` quoting at most about
+100 characters of what the client sent; never a traceback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import structlog
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import (
+    FileResponse,
+    HTMLResponse,
+    JSONResponse,
+    Response,
+    StreamingResponse,
+)
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from cli.declarations import KINDS, InvalidDeclaration, check_declaration, idempotency_key
+from cli.render import TERMINAL_STATES, dossier_state
+from cli.rpc_errors import describe
+from cli.web.dossiers import Gateway, dossier_detail
+from cli.web.hub import Hub, sse
+from cli.web.live import LiveState, iso
+from cli.web.people import People
+from cli.web.switchboard import (
+    MAX_MILLISECONDS,
+    MAX_SECONDS,
+    MIN_SECONDS,
+    Switchboard,
+    SwitchRefused,
+    UnknownAgency,
+)
+from common.agencies import agency as agency_of
+from common.quoting import cap, quote
+
+log = structlog.get_logger("cli.web")
+
+STATIC_DIR = Path(__file__).parent / "static"
+PLACEHOLDER = (
+    "<!doctype html><html lang=en><meta charset=utf-8><title>lienthong console</title>"
+    "<p>The console page is not built yet; its API is at <a href=/api/overview>/api/overview</a>."
+)
+OVERVIEW_EVERY_S = 1.0
+KEEPALIVE_EVERY_S = 15.0
+# A declaration is a few hundred bytes; a body beyond this is not one.
+MAX_BODY_BYTES = 1_000_000
+MAX_ID_LENGTH = 64  # the contract's GetDossierRequest.dossier_id
+MAX_KEY_LENGTH = 128  # ... and idempotency_key
+
+_HTTP_OF = {
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
+    grpc.StatusCode.OUT_OF_RANGE: 400,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.UNAUTHENTICATED: 403,
+    grpc.StatusCode.ALREADY_EXISTS: 409,
+    grpc.StatusCode.FAILED_PRECONDITION: 409,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+}
+
+
+class Problem(Exception):
+    """An answer other than 2xx: a status, a sentence, and field violations."""
+
+    def __init__(
+        self, status: int, message: str, violations: Sequence[tuple[str, str]] = ()
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.violations = list(violations)
+
+    def response(self) -> JSONResponse:
+        body: dict[str, Any] = {"message": cap(self.message)}
+        if self.violations:
+            body["violations"] = [
+                {"field": quote(field), "message": cap(text)} for field, text in self.violations
+            ]
+        return JSONResponse(body, status_code=self.status)
+
+
+def rpc_problem(error: grpc.RpcError, what: str, *, strip: str = "") -> Problem:
+    """A gateway's gRPC error as the page's: the status mapped, the sentence
+    `cli/rpc_errors.py: describe` reads, field violations with `strip` (the
+    request's own prefix, "declaration.") taken off."""
+    failure = describe(error)
+    status = _HTTP_OF.get(failure.code, 502)
+    if status == 503:
+        message = f"could not {what}: the gateway is not answering ({failure.message}); try again"
+    else:
+        message = f"could not {what}: {failure.message}"
+    violations = [(field.removeprefix(strip), text) for field, text in failure.field_violations]
+    return Problem(status, message, violations)
+
+
+def _party_of(name: str, address: str, switch: Any, active: int) -> dict[str, Any]:
+    table = agency_of(name)
+    return {
+        "name": name,
+        "label": table.label or table.title,
+        "kind": "agency",
+        "address": address,
+        "status": switch.status,
+        "fault_until": iso(switch.fault_until),
+        "latency_ms": switch.latency_ms,
+        "active_steps": active,
+    }
+
+
+class _RequestLog:
+    """One debug line per API request (status and time); the page's files unlogged."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        status = [0]
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                log.debug(
+                    "console request",
+                    method=scope["method"],
+                    path=scope["path"][:100],
+                    status=status[0],
+                )
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def build_app(
+    *,
+    live: LiveState,
+    gateway: Gateway,
+    people: People,
+    switchboard: Switchboard,
+    mode: str,
+    title: str = "lienthong",
+    gateway_address: str = "",
+    agency_addresses: Mapping[str, str] | None = None,
+    hub: Hub | None = None,
+    background: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
+    static_dir: Path = STATIC_DIR,
+) -> Starlette:
+    """`background`: coroutines run while the app serves (the Kafka feed),
+    cancelled at its end. `app.state.stopping` (a threading.Event) ends the
+    event streams promptly when the server stops."""
+    hub = hub or Hub()
+    addresses = dict(agency_addresses or {})
+    stopping = threading.Event()
+
+    def overview(*, recent: bool = True) -> dict[str, Any]:
+        data = live.snapshot(recent=recent)
+        active = data.pop("active_steps")
+        parties: list[dict[str, Any]] = [
+            {"name": "declarant", "label": "Declarant (citizen)", "kind": "citizen"},
+            {
+                "name": "gateway",
+                "label": "Gateway (one-stop shop)",
+                "kind": "gateway",
+                "address": gateway_address,
+            },
+        ]
+        for name in live.agencies:
+            parties.append(
+                _party_of(
+                    name, addresses.get(name, ""), switchboard.state(name), active.get(name, 0)
+                )
+            )
+        head = {"mode": mode, "title": title, "parties": parties}
+        tail = {"switches": switchboard.switches}
+        return head | data | tail
+
+    async def get_overview(request: Request) -> Response:
+        return JSONResponse(overview())
+
+    async def index(request: Request) -> Response:
+        page = static_dir / "index.html"
+        if page.is_file():
+            return FileResponse(page)
+        return HTMLResponse(PLACEHOLDER)
+
+    async def stream(request: Request) -> Response:
+        queue = hub.subscribe()
+        loop = asyncio.get_running_loop()
+
+        async def events() -> AsyncIterator[str]:
+            try:
+                yield sse("overview", overview(recent=False))
+                next_overview = loop.time() + OVERVIEW_EVERY_S
+                next_keepalive = loop.time() + KEEPALIVE_EVERY_S
+                while not stopping.is_set():
+                    wait = max(0.0, min(next_overview, next_keepalive) - loop.time())
+                    try:
+                        kind, data = await asyncio.wait_for(queue.get(), min(wait, 0.5))
+                        yield sse(kind, data)
+                    except TimeoutError:
+                        pass
+                    now = loop.time()
+                    if now >= next_overview:
+                        yield sse("overview", overview(recent=False))
+                        next_overview = now + OVERVIEW_EVERY_S
+                    if now >= next_keepalive:
+                        yield ": keepalive\n\n"
+                        next_keepalive = now + KEEPALIVE_EVERY_S
+                # Stopping: what was published before (a replay's final stats) still goes out.
+                while not queue.empty():
+                    kind, data = queue.get_nowait()
+                    yield sse(kind, data)
+            finally:
+                hub.unsubscribe(queue)
+
+        return _event_stream(events())
+
+    def dossier_id_of(request: Request) -> str:
+        dossier_id = str(request.path_params["dossier_id"])
+        if not 1 <= len(dossier_id) <= MAX_ID_LENGTH or not dossier_id.isprintable():
+            raise Problem(
+                400,
+                f"{quote(dossier_id)} is not a dossier id (at most {MAX_ID_LENGTH} "
+                "printable characters)",
+            )
+        return dossier_id
+
+    async def get_dossier(request: Request) -> Response:
+        dossier_id = dossier_id_of(request)
+        try:
+            dossier = await gateway.get(dossier_id)
+        except grpc.RpcError as error:
+            raise rpc_problem(error, f"read dossier {quote(dossier_id)}") from None
+        return JSONResponse(dossier_detail(dossier))
+
+    async def dossier_stream(request: Request) -> Response:
+        dossier_id = dossier_id_of(request)
+        try:
+            first = await gateway.get(dossier_id)
+        except grpc.RpcError as error:
+            raise rpc_problem(error, f"read dossier {quote(dossier_id)}") from None
+
+        async def events() -> AsyncIterator[str]:
+            yield sse("dossier", dossier_detail(first))
+            if first.state in _ENDED:
+                yield sse("end", {"dossier_id": dossier_id, "state": dossier_state(first.state)})
+                return
+            changes: asyncio.Queue[Any] = asyncio.Queue()
+            watcher = asyncio.create_task(_watch(gateway, dossier_id, changes, stopping))
+            try:
+                while not stopping.is_set():
+                    try:
+                        item = await asyncio.wait_for(changes.get(), 0.5)
+                    except TimeoutError:
+                        continue
+                    if item is None:
+                        return
+                    if isinstance(item, str):
+                        yield sse("error", {"message": item})
+                        return
+                    yield sse("dossier", dossier_detail(item))
+                    if item.state in _ENDED:
+                        yield sse(
+                            "end", {"dossier_id": dossier_id, "state": dossier_state(item.state)}
+                        )
+                        return
+            finally:
+                watcher.cancel()
+
+        return _event_stream(events())
+
+    async def get_people(request: Request) -> Response:
+        try:
+            return JSONResponse(await run_in_threadpool(people.fresh))
+        except grpc.RpcError as error:
+            raise rpc_problem(error, "seed a fresh family into the registries") from None
+
+    async def submit(request: Request) -> Response:
+        kind = str(request.path_params["kind"])
+        if kind not in KINDS:
+            raise Problem(404, f"no declaration of kind {quote(kind)} (birth or death)")
+        body = await _json_body(request)
+        if not isinstance(body, dict):
+            raise Problem(
+                400,
+                'the body must be a JSON object {"declaration": {...}, "idempotency_key": ...}, '
+                f"not {_json_kind(body)}",
+            )
+        unknown = sorted(set(body) - {"declaration", "idempotency_key"})
+        if unknown:
+            raise Problem(
+                400,
+                f"unknown field {quote(unknown[0])} in the body: it takes declaration and "
+                "idempotency_key",
+            )
+        if "declaration" not in body:
+            raise Problem(400, f"the body has no declaration (a {kind} declaration object)")
+        key = body.get("idempotency_key")
+        if key is not None and not (isinstance(key, str) and 1 <= len(key) <= MAX_KEY_LENGTH):
+            raise Problem(
+                400,
+                f"idempotency_key must be a string of 1 to {MAX_KEY_LENGTH} characters",
+                [("idempotency_key", f"must be a string of 1 to {MAX_KEY_LENGTH} characters")],
+            )
+        try:
+            declaration = check_declaration(body["declaration"], kind)
+        except InvalidDeclaration as exc:
+            fields = [(p.where, p.what) for p in exc.problems if p.where != "(document)"]
+            whole = [p.what for p in exc.problems if p.where == "(document)"]
+            raise Problem(
+                400,
+                f"the {kind} declaration {exc.what}" + (f": {whole[0]}" if whole else ""),
+                fields,
+            ) from None
+        chosen = key or idempotency_key(kind, declaration)
+        try:
+            dossier_id = await gateway.submit(kind, declaration, chosen)
+        except grpc.RpcError as error:
+            raise rpc_problem(
+                error, f"submit the {kind} declaration", strip="declaration."
+            ) from None
+        state = "RECEIVED"
+        with contextlib.suppress(grpc.RpcError):
+            # The same key again answers with its dossier, which may have moved on.
+            state = dossier_state((await gateway.get(dossier_id)).state)
+        return JSONResponse({"dossier_id": dossier_id, "state": state})
+
+    async def switch(request: Request) -> Response:
+        name = str(request.path_params["name"])
+        action = str(request.path_params["action"])
+        if action not in ("outage", "latency", "restore"):
+            raise Problem(404, f"no switch {quote(action)} (outage, latency or restore)")
+        try:
+            switchboard.state(name)
+            if not switchboard.switches:
+                raise SwitchRefused(
+                    "the switches are off during a replay: its scenario schedules the faults"
+                )
+            if action == "restore":
+                await run_in_threadpool(switchboard.restore, name)
+            else:
+                body = await _json_body(request, empty_ok=True)
+                if not isinstance(body, dict):
+                    raise Problem(400, f"the body must be a JSON object, not {_json_kind(body)}")
+                seconds = _number(body, "seconds", MIN_SECONDS, MAX_SECONDS, default=60)
+                if action == "outage":
+                    await run_in_threadpool(switchboard.take_down, name, seconds)
+                else:
+                    milliseconds = _number(body, "milliseconds", 0, MAX_MILLISECONDS, default=None)
+                    await run_in_threadpool(switchboard.slow_down, name, int(milliseconds), seconds)
+        except UnknownAgency as exc:
+            raise Problem(404, str(exc)) from None
+        except SwitchRefused as exc:
+            raise Problem(409, str(exc)) from None
+        snapshot = live.snapshot(recent=False)["active_steps"]
+        party = _party_of(
+            name, addresses.get(name, ""), switchboard.state(name), snapshot.get(name, 0)
+        )
+        return JSONResponse(party, status_code=202)
+
+    async def problem(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, Problem)
+        return exc.response()
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        words = {404: "nothing here", 405: "this method is not allowed here"}
+        where = quote(request.url.path)
+        return JSONResponse(
+            {"message": f"{words.get(exc.status_code, exc.detail)}: {where}"},
+            status_code=exc.status_code,
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error("console: unexpected error", path=request.url.path[:100], exc_info=exc)
+        return JSONResponse(
+            {"message": f"the console failed unexpectedly ({type(exc).__name__}); see its log"},
+            status_code=500,
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        hub.bind(asyncio.get_running_loop())
+        tasks = [asyncio.create_task(run()) for run in background]
+        try:
+            yield
+        finally:
+            stopping.set()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await gateway.close()
+
+    app = Starlette(
+        routes=[
+            Route("/", index),
+            Mount("/static", StaticFiles(directory=static_dir, check_dir=False), name="static"),
+            Route("/api/overview", get_overview),
+            Route("/api/stream", stream),
+            Route("/api/dossiers/{dossier_id:path}/stream", dossier_stream),
+            Route("/api/dossiers/{dossier_id:path}", get_dossier),
+            Route("/api/people", get_people),
+            Route("/api/declarations/{kind}", submit, methods=["POST"]),
+            Route(
+                "/api/agencies/{name}/{action:str}",
+                switch,
+                methods=["POST"],
+            ),
+        ],
+        exception_handlers={
+            Problem: problem,
+            HTTPException: http_error,
+            Exception: unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.stopping = stopping
+    app.state.hub = hub
+    app.state.live = live
+    return _with_request_log(app)
+
+
+def _with_request_log(app: Starlette) -> Starlette:
+    app.add_middleware(_RequestLog)
+    return app
+
+
+_ENDED = frozenset(TERMINAL_STATES)  # COMPLETED, COMPLETED_WITH_REFUSALS, REJECTED
+
+
+def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:
+    return StreamingResponse(
+        events,
+        media_type="text/event-stream",
+        # No proxy or browser holds an event back.
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _watch(
+    gateway: Gateway, dossier_id: str, changes: asyncio.Queue[Any], stopping: threading.Event
+) -> None:
+    """The dossier at each change, until it ends; a broken watch (a gateway
+    restarted) is resumed, as `lienthong demo` does."""
+    while not stopping.is_set():
+        try:
+            async for dossier in gateway.watch(dossier_id):
+                await changes.put(dossier)
+                if dossier.state in _ENDED:
+                    await changes.put(None)
+                    return
+        except grpc.RpcError as error:
+            failure = describe(error)
+            if failure.code == grpc.StatusCode.CANCELLED:
+                return
+            if not failure.unreachable:
+                await changes.put(f"watch failed: {failure.code.name}: {cap(failure.message)}")
+                return
+        await asyncio.sleep(0.5)
+
+
+async def _json_body(request: Request, *, empty_ok: bool = False) -> Any:
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise Problem(400, f"the body is {len(raw):,} bytes: more than a declaration can be")
+    if not raw.strip() and empty_ok:
+        return {}
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise Problem(400, "the body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise Problem(
+            400,
+            f"the body is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
+            f"{quote(raw.decode('utf-8', 'replace'))}",
+        ) from None
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return "a number"
+
+
+def _number(
+    body: dict[str, Any], name: str, low: float, high: float, *, default: float | None
+) -> float:
+    value = body.get(name, default)
+    if value is None:
+        raise Problem(400, f"{name} is required", [(name, "is required")])
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        said = f"must be a number from {low:g} to {high:g}"
+        raise Problem(400, f"{name} {said}, not {quote(json.dumps(value))}", [(name, said)])
+    return float(value)
