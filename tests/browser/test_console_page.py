@@ -112,6 +112,22 @@ async def test_a_birth_submitted_from_the_page_completes_with_the_childs_number(
     assert page_errors == []
 
 
+async def test_a_death_submitted_from_the_page_completes_with_its_registration(
+    demo: Demo, page: Page, page_errors: list[str]
+) -> None:
+    await open_form(page, demo.address, "death")
+    # The form sends the checkbox as a boolean: the allowance is claimed.
+    await expect(page.locator("[name='claim_funeral_allowance']")).to_be_checked()
+    await page.get_by_role("button", name="Submit the death declaration").click()
+    await expect(page.locator("#drawer-heading")).to_contain_text("Death dossier", timeout=20_000)
+    state = page.locator("#dossier-state [data-state]")
+    await expect(state).to_have_attribute("data-state", "COMPLETED", timeout=END_TIMEOUT_MS)
+    results = await page.locator("#dossier-results").inner_text()
+    assert re.search(r"Death registered on \d{4}-\d{2}-\d{2}", results), results
+    assert re.search(r"Funeral allowance \d{1,3}(,\d{3})+ VND", results), results
+    assert page_errors == []
+
+
 async def test_a_field_error_shows_beside_its_field_and_nothing_is_submitted(
     demo: Demo, page: Page, page_errors: list[str]
 ) -> None:
