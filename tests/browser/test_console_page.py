@@ -312,3 +312,26 @@ async def test_an_agency_switch_slows_it_for_a_minute_and_restore_brings_it_back
     await expect(status).to_contain_text("up", timeout=20_000)
     await expect(status).not_to_contain_text("SLOW")
     assert page_errors == []
+
+
+async def test_the_page_reconnects_to_its_stream_and_reads_the_overview_again(
+    demo: Demo, page: Page, page_errors: list[str]
+) -> None:
+    stream = f"{demo.address}/api/stream"
+
+    async def refuse(route: Route) -> None:
+        await route.abort("connectionrefused")
+
+    # The event stream is unreachable from the start: the page says so.
+    await page.route(stream, refuse)
+    await page.goto(demo.address)
+    connection = page.locator("#connection")
+    await expect(connection).to_have_text("Reconnecting…", timeout=20_000)
+    # Once it answers again, EventSource reconnects on its own and the page
+    # reads the whole overview again (the events it missed are in it).
+    async with page.expect_request(
+        lambda request: request.url == f"{demo.address}/api/overview", timeout=30_000
+    ):
+        await page.unroute(stream, refuse)
+    await expect(connection).to_have_text("Live", timeout=30_000)
+    assert [e for e in page_errors if "ERR_CONNECTION_REFUSED" not in e] == []
