@@ -335,3 +335,33 @@ async def test_the_page_reconnects_to_its_stream_and_reads_the_overview_again(
         await page.unroute(stream, refuse)
     await expect(connection).to_have_text("Live", timeout=30_000)
     assert [e for e in page_errors if "ERR_CONNECTION_REFUSED" not in e] == []
+
+
+async def test_a_replay_that_lost_dossiers_ends_red_and_says_so(
+    demo: Demo, page: Page, page_errors: list[str]
+) -> None:
+    # A real replay loses nothing (test_console_replay.py); the red end is
+    # shown here by putting a final verdict into the demo's real overview.
+    async def with_losses(route: Route) -> None:
+        answer = await route.fetch()
+        overview = await answer.json()
+        overview["replay"] = {
+            "scenario": "lossy", "phase": "done", "planned": 10, "sent": 10, "accepted": 10,
+            "settled": 8, "failed": 0, "in_flight": 0, "elapsed_s": 12.0, "duration_s": 10.0,
+            "throughput_per_s": 0.0, "latency_ms": {"p50": 80.0, "p95": 90.0, "p99": 95.0},
+            "final": {"lost": 2, "duplicated": 1, "completed": 8, "unexpected": 0,
+                      "report_dir": "out/lossy"},
+        }  # fmt: skip
+        await route.fulfill(response=answer, json=overview)
+
+    await page.route(f"{demo.address}/api/overview", with_losses)
+    await page.goto(demo.address)
+    lost = page.locator("#replay-final [data-verdict='Lost']")
+    await expect(lost).to_contain_text("Lost 2", timeout=20_000)
+    await expect(lost).to_contain_text("LOST")
+    await expect(lost).to_have_class("verdict bad")
+    duplicated = page.locator("#replay-final [data-verdict='Duplicated']")
+    await expect(duplicated).to_contain_text("Duplicated 1")
+    await expect(duplicated).to_contain_text("DUPLICATED")
+    await expect(duplicated).to_have_class("verdict bad")
+    assert page_errors == []
