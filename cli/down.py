@@ -13,7 +13,6 @@ since belong to someone else: `down` signals it only if it still is a
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import time
@@ -25,6 +24,7 @@ from rich.markup import escape
 
 from cli.errors import CliError
 from cli.state import STATE_FILE, default_data_dir, read_state, remove_state
+from common.processes import pid_alive
 
 POLL_SECONDS = 0.1
 
@@ -55,7 +55,7 @@ def run_down(
         return 0
     os.kill(state.pid, signal.SIGTERM)
     deadline = clock() + timeout_s
-    while is_alive(state.pid):
+    while pid_alive(state.pid):
         if clock() >= deadline:
             raise CliError(
                 f"`lienthong up` (process {state.pid}) did not stop within {timeout_s:g} s",
@@ -75,27 +75,10 @@ def _children(processes: dict[str, int]) -> str:
     return ", ".join(f"{name} {pid}" for name, pid in processes.items()) or "none recorded"
 
 
-def is_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # someone else's process: alive, and not ours to stop
-    # A zombie (exited, not yet reaped by its parent) is as good as gone.
-    with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        if fields and fields[0] == "Z":
-            return False
-    return True
-
-
 def is_up_process(pid: int) -> bool:
     """Whether `pid` is a running `lienthong up` (by its command line where
     /proc has it; elsewhere, alive is all we can tell)."""
-    if not is_alive(pid):
+    if not pid_alive(pid):
         return False
     try:
         raw = Path(f"/proc/{pid}/cmdline").read_bytes()

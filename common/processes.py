@@ -191,6 +191,25 @@ def listen_port(rng: random.Random | None = None) -> int:
     return free_port()
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs: not one that is gone, nor a
+    zombie (exited, not yet reaped by its parent, which may not be us).
+    Someone else's process we may not signal counts as running."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        if fields and fields[0] == "Z":
+            return False
+    return True
+
+
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
     """Whether something listens on the port. SO_REUSEADDR, as the brokers
     themselves bind (the JVM and tokio both set it): the sockets a stopped

@@ -30,6 +30,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from common.processes import pid_alive
 from databases.binaries import PostgresError
 
 USER_ENV_VAR = "LIENTHONG_POSTGRES_USER"
@@ -156,13 +157,7 @@ def _server_alive(cluster: Path) -> bool:
         pid = int((cluster / "postmaster.pid").read_text(encoding="ascii").split()[0])
     except (OSError, ValueError, IndexError):
         return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid_alive(pid)
 
 
 def sweep_orphans(root: Path) -> list[Path]:

@@ -12,11 +12,8 @@ from pathlib import Path
 import pytest
 
 from cli.state import STATE_FILE, StackState, write_state
-from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
-from common.processes import port_in_use
+from tests.cli.running import LIENTHONG, fixed_ports_taken, read_until, spawn
 from tests.processes import alive
-
-LIENTHONG = [sys.executable, "-m", "cli.main"]
 
 
 def env(tmp_path: Path) -> dict[str, str]:
@@ -75,30 +72,12 @@ def test_a_live_process_that_is_not_up_is_not_signalled(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_down_stops_a_running_up_and_everything_it_started(tmp_path: Path) -> None:
-    ports = [
-        port
-        for name in ("population", "insurance", "health")
-        for port in (DEFAULT_PORTS[name], DEFAULT_METRICS_PORTS[name])
-    ]
-    if any(port_in_use(port) for port in ports):
+    if fixed_ports_taken():
         pytest.skip("a default registry port is taken (a stack is running here)")
     data_dir = tmp_path / "up"
-    up = subprocess.Popen(
-        [*LIENTHONG, "up", "--no-gateway", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=env(tmp_path),
-        cwd=tmp_path,
-    )
+    up = spawn(["up", "--no-gateway", "--data-dir", str(data_dir)], cwd=tmp_path, env=env(tmp_path))
     try:
-        assert up.stdout is not None
-        seen = []
-        for line in up.stdout:
-            seen.append(line)
-            if "Press Ctrl-C to stop" in line:
-                break
-        assert up.poll() is None, "".join(seen)
+        read_until(up, "Press Ctrl-C to stop", [])
         state = json.loads((data_dir / STATE_FILE).read_text(encoding="utf-8"))
         children = list(state["processes"].values())
         assert len(children) == 3 and all(alive(pid) for pid in children)
@@ -111,7 +90,7 @@ def test_down_stops_a_running_up_and_everything_it_started(tmp_path: Path) -> No
         assert up.wait(timeout=5) == 0
         assert not (data_dir / STATE_FILE).exists()
         assert not any(alive(pid) for pid in children)
-        assert not any(port_in_use(port) for port in ports)
+        assert not fixed_ports_taken()
         # Nothing left to stop: a second `down` says so and succeeds.
         again = down(tmp_path, data_dir)
         assert again.returncode == 0 and "No stack is running" in again.stdout

@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,23 +14,10 @@ import grpc
 import pytest
 
 from common.channels import TlsSettings, sync_channel
-from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
-from common.processes import port_in_use
 from lienthong.population.v1 import population_pb2 as population_pb
 from lienthong.population.v1 import population_pb2_grpc as population_grpc
+from tests.cli.running import fixed_ports_taken, read_until, spawn
 from tests.processes import alive
-
-LIENTHONG = [sys.executable, "-m", "cli.main"]
-
-
-def lines_until(up: subprocess.Popen[str], marker: str, seen: list[str]) -> None:
-    """Read `up`'s output until a line holds `marker` (the test's timeout bounds it)."""
-    assert up.stdout is not None
-    for line in up.stdout:
-        seen.append(line)
-        if marker in line:
-            return
-    raise AssertionError(f"`up` ended before saying {marker!r}:\n{''.join(seen)}")
 
 
 def registry_answer(address: str, tls: TlsSettings) -> grpc.StatusCode:
@@ -53,25 +38,17 @@ def registry_answer(address: str, tls: TlsSettings) -> grpc.StatusCode:
 def test_up_starts_its_postgresql_again_and_the_registries_answer_from_it(
     tmp_path: Path, postgres_binaries: object
 ) -> None:
-    ports = [
-        port
-        for name in ("population", "insurance", "health")
-        for port in (DEFAULT_PORTS[name], DEFAULT_METRICS_PORTS[name])
-    ]
-    if any(port_in_use(port) for port in ports):
+    if fixed_ports_taken():
         pytest.skip("a default registry port is taken (a stack is running here)")
     data_dir = tmp_path / "up"
-    up = subprocess.Popen(
-        [*LIENTHONG, "up", "--no-gateway", "--store", "postgres", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=os.environ | {"LIENTHONG_DATA_DIR": str(tmp_path / "elsewhere")},
+    up = spawn(
+        ["up", "--no-gateway", "--store", "postgres", "--data-dir", str(data_dir)],
         cwd=tmp_path,
+        env=os.environ | {"LIENTHONG_DATA_DIR": str(tmp_path / "elsewhere")},
     )
     seen: list[str] = []
     try:
-        lines_until(up, "Press Ctrl-C to stop", seen)
+        read_until(up, "Press Ctrl-C to stop", seen)
         state = json.loads((data_dir / "stack.json").read_text(encoding="utf-8"))
         tls = TlsSettings.for_identity(Path(state["pki_dir"]), "lienthong-cli")
         population = state["agencies"]["population"]
@@ -81,8 +58,7 @@ def test_up_starts_its_postgresql_again_and_the_registries_answer_from_it(
         postmaster = int((data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
         os.kill(postmaster, signal.SIGKILL)
 
-        lines_until(up, "postgres is serving again", seen)
-        output = "".join(seen)
+        output = read_until(up, "postgres is serving again", seen)
         assert "postgres stopped unexpectedly; starting it again in 1 s" in output
         # The registries' pools drop their dead connections and make new ones:
         # answers from the database again, within a deadline.

@@ -9,37 +9,27 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
+from common.config import DEFAULT_PORTS
+from tests.cli.running import LIENTHONG, fixed_ports_taken, read_until, spawn
 from tests.cli.test_commands_end_to_end import cli_env, remove_kept_stack
 
-LIENTHONG = [sys.executable, "-m", "cli.main"]
+# Every component `up` starts on a fixed port (its metrics too).
+FIXED = tuple(DEFAULT_PORTS)
 
 
 @pytest.mark.kafka
 @pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_demo_prints_its_console_which_shows_both_dossiers_and_stays(tmp_path: Path) -> None:
-    demo = subprocess.Popen(
-        [*LIENTHONG, "demo", "--console-port", "0", "--stay"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(tmp_path),
-        cwd=tmp_path,
-    )
+    demo = spawn(["demo", "--console-port", "0", "--stay"], cwd=tmp_path, env=cli_env(tmp_path))
     seen: list[str] = []
     try:
-        assert demo.stdout is not None
-        for line in demo.stdout:
-            seen.append(line)
-            if "Ctrl-C stops the stack" in line:
-                break
-        output = "".join(seen)
+        output = read_until(demo, "Ctrl-C stops the stack", seen)
         assert demo.poll() is None, output
         address = re.search(r"Console: (http://127\.0\.0\.1:\d+)", output)
         assert address is not None, output
@@ -67,36 +57,20 @@ def test_demo_prints_its_console_which_shows_both_dossiers_and_stays(tmp_path: P
         remove_kept_stack("".join(seen))
 
 
-def default_ports_taken() -> bool:
-    from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS  # noqa: PLC0415
-    from common.processes import port_in_use  # noqa: PLC0415
-
-    return any(port_in_use(p) for p in [*DEFAULT_PORTS.values(), *DEFAULT_METRICS_PORTS.values()])
-
-
 @pytest.mark.kafka
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_up_serves_its_console_records_it_and_demo_against_it_prints_it(tmp_path: Path) -> None:
-    if default_ports_taken():
+    if fixed_ports_taken(FIXED):
         pytest.skip("a default port is taken (a stack is running here)")
     data_dir = tmp_path / "up"
-    up = subprocess.Popen(
-        [*LIENTHONG, "up", "--console-port", "0", "--data-dir", str(data_dir)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env=cli_env(tmp_path),
+    up = spawn(
+        ["up", "--console-port", "0", "--data-dir", str(data_dir)],
         cwd=tmp_path,
+        env=cli_env(tmp_path),
     )
-    seen: list[str] = []
     try:
-        assert up.stdout is not None
-        for line in up.stdout:
-            seen.append(line)
-            if "Press Ctrl-C to stop" in line:
-                break
-        output = "".join(seen)
+        output = read_until(up, "Press Ctrl-C to stop", [])
         address = re.search(r"Console: (http://127\.0\.0\.1:\d+)", output)
         assert address is not None, output
         base = address.group(1)
@@ -125,7 +99,7 @@ def test_up_serves_its_console_records_it_and_demo_against_it_prints_it(tmp_path
 
 
 def test_up_on_a_taken_console_port_says_so_and_starts_nothing(tmp_path: Path) -> None:
-    if default_ports_taken():
+    if fixed_ports_taken(FIXED):
         pytest.skip("a default port is taken (a stack is running here)")
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
@@ -143,4 +117,4 @@ def test_up_on_a_taken_console_port_says_so_and_starts_nothing(tmp_path: Path) -
     assert answer.returncode == 2, answer.stdout + answer.stderr
     assert f"port {port} is taken: pass --console-port N, or --no-console" in answer.stderr
     assert not (tmp_path / "up" / "stack.json").exists()
-    assert not default_ports_taken()
+    assert not fixed_ports_taken(FIXED)
