@@ -87,6 +87,11 @@ async def test_the_replay_panel_rises_while_it_runs_and_ends_with_none_lost(
         await expect(duplicated).to_have_class("verdict good")
         await page.screenshot(path=SHOTS / "console-replay-done.png")
         code = await asyncio.to_thread(process.process.wait, 120)
+        # The console ended with the replay: the page says so, and where the report is.
+        await expect(page.locator("#connection")).to_contain_text(
+            f"Replay ended; the console stopped with it (report: {report}/report.html)",
+            timeout=30_000,
+        )
     finally:
         process.stop()
     assert code == 0, process.output

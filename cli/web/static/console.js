@@ -572,6 +572,9 @@
   function applyReplay(stats) {
     if (!stats) return;
     $("replay").hidden = false;
+    // The replay's stack, and this console with it, stop once it has its
+    // verdict: the stream ending then is the end, not an outage.
+    if (stats.final) page.replayEnded = stats.final;
     const phase = stats.phase ? ` — ${stats.phase}` : "";
     const time = typeof stats.elapsed_s === "number"
       ? ` (${Math.round(stats.elapsed_s)} s${stats.duration_s ? ` of ${Math.round(stats.duration_s)} s` : ""})` : "";
@@ -944,6 +947,13 @@
       }
     };
     source.onerror = () => {
+      if (page.replayEnded) {
+        source.close();
+        const where = page.replayEnded.report_dir;
+        setConnection("Replay ended; the console stopped with it"
+          + (where ? ` (report: ${where}/report.html)` : ""), false);
+        return;
+      }
       page.streamDropped = true;
       setConnection("Reconnecting…", false);
       if (source.readyState === EventSource.CLOSED) {
