@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -41,19 +40,19 @@ from starlette.responses import (
     HTMLResponse,
     JSONResponse,
     Response,
-    StreamingResponse,
 )
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cli.declarations import KINDS, InvalidDeclaration, check_declaration, idempotency_key
-from cli.render import TERMINAL_STATES, dossier_state
-from cli.rpc_errors import describe
+from cli.render import dossier_state
 from cli.web.dossiers import Gateway, dossier_detail
-from cli.web.hub import Hub, sse
+from cli.web.hub import Hub
 from cli.web.live import LiveState, iso
 from cli.web.people import People
+from cli.web.problems import Problem, json_body, json_kind, number, rpc_problem
+from cli.web.streams import dossier_events, event_stream, live_events
 from cli.web.switchboard import (
     MAX_MILLISECONDS,
     MAX_SECONDS,
@@ -63,7 +62,7 @@ from cli.web.switchboard import (
     UnknownAgency,
 )
 from common.agencies import agency as agency_of
-from common.quoting import cap, quote
+from common.quoting import quote
 
 log = structlog.get_logger("cli.web")
 
@@ -72,59 +71,8 @@ PLACEHOLDER = (
     "<!doctype html><html lang=en><meta charset=utf-8><title>lienthong console</title>"
     "<p>The console page is not built yet; its API is at <a href=/api/overview>/api/overview</a>."
 )
-OVERVIEW_EVERY_S = 1.0
-KEEPALIVE_EVERY_S = 15.0
-# A declaration is a few hundred bytes; a body beyond this is not one.
-MAX_BODY_BYTES = 1_000_000
 MAX_ID_LENGTH = 64  # the contract's GetDossierRequest.dossier_id
 MAX_KEY_LENGTH = 128  # ... and idempotency_key
-
-_HTTP_OF = {
-    grpc.StatusCode.NOT_FOUND: 404,
-    grpc.StatusCode.INVALID_ARGUMENT: 400,
-    grpc.StatusCode.OUT_OF_RANGE: 400,
-    grpc.StatusCode.UNAVAILABLE: 503,
-    grpc.StatusCode.DEADLINE_EXCEEDED: 503,
-    grpc.StatusCode.PERMISSION_DENIED: 403,
-    grpc.StatusCode.UNAUTHENTICATED: 403,
-    grpc.StatusCode.ALREADY_EXISTS: 409,
-    grpc.StatusCode.FAILED_PRECONDITION: 409,
-    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
-}
-
-
-class Problem(Exception):
-    """An answer other than 2xx: a status, a sentence, and field violations."""
-
-    def __init__(
-        self, status: int, message: str, violations: Sequence[tuple[str, str]] = ()
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.violations = list(violations)
-
-    def response(self) -> JSONResponse:
-        body: dict[str, Any] = {"message": cap(self.message)}
-        if self.violations:
-            body["violations"] = [
-                {"field": quote(field), "message": cap(text)} for field, text in self.violations
-            ]
-        return JSONResponse(body, status_code=self.status)
-
-
-def rpc_problem(error: grpc.RpcError, what: str, *, strip: str = "") -> Problem:
-    """A gateway's gRPC error as the page's: the status mapped, the sentence
-    `cli/rpc_errors.py: describe` reads, field violations with `strip` (the
-    request's own prefix, "declaration.") taken off."""
-    failure = describe(error)
-    status = _HTTP_OF.get(failure.code, 502)
-    if status == 503:
-        message = f"could not {what}: the gateway is not answering ({failure.message}); try again"
-    else:
-        message = f"could not {what}: {failure.message}"
-    violations = [(field.removeprefix(strip), text) for field, text in failure.field_violations]
-    return Problem(status, message, violations)
 
 
 def _party_of(name: str, address: str, switch: Any, active: int) -> dict[str, Any]:
@@ -220,36 +168,9 @@ def build_app(
         return HTMLResponse(PLACEHOLDER)
 
     async def stream(request: Request) -> Response:
+        # Subscribed before the response starts: no change falls in between.
         queue = hub.subscribe()
-        loop = asyncio.get_running_loop()
-
-        async def events() -> AsyncIterator[str]:
-            try:
-                yield sse("overview", overview(recent=False))
-                next_overview = loop.time() + OVERVIEW_EVERY_S
-                next_keepalive = loop.time() + KEEPALIVE_EVERY_S
-                while not stopping.is_set():
-                    wait = max(0.0, min(next_overview, next_keepalive) - loop.time())
-                    try:
-                        kind, data = await asyncio.wait_for(queue.get(), min(wait, 0.5))
-                        yield sse(kind, data)
-                    except TimeoutError:
-                        pass
-                    now = loop.time()
-                    if now >= next_overview:
-                        yield sse("overview", overview(recent=False))
-                        next_overview = now + OVERVIEW_EVERY_S
-                    if now >= next_keepalive:
-                        yield ": keepalive\n\n"
-                        next_keepalive = now + KEEPALIVE_EVERY_S
-                # Stopping: what was published before (a replay's final stats) still goes out.
-                while not queue.empty():
-                    kind, data = queue.get_nowait()
-                    yield sse(kind, data)
-            finally:
-                hub.unsubscribe(queue)
-
-        return _event_stream(events())
+        return event_stream(live_events(hub, queue, lambda: overview(recent=False), stopping))
 
     def dossier_id_of(request: Request) -> str:
         dossier_id = str(request.path_params["dossier_id"])
@@ -275,35 +196,7 @@ def build_app(
             first = await gateway.get(dossier_id)
         except grpc.RpcError as error:
             raise rpc_problem(error, f"read dossier {quote(dossier_id)}") from None
-
-        async def events() -> AsyncIterator[str]:
-            yield sse("dossier", dossier_detail(first))
-            if first.state in _ENDED:
-                yield sse("end", {"dossier_id": dossier_id, "state": dossier_state(first.state)})
-                return
-            changes: asyncio.Queue[Any] = asyncio.Queue()
-            watcher = asyncio.create_task(_watch(gateway, dossier_id, changes, stopping))
-            try:
-                while not stopping.is_set():
-                    try:
-                        item = await asyncio.wait_for(changes.get(), 0.5)
-                    except TimeoutError:
-                        continue
-                    if item is None:
-                        return
-                    if isinstance(item, str):
-                        yield sse("error", {"message": item})
-                        return
-                    yield sse("dossier", dossier_detail(item))
-                    if item.state in _ENDED:
-                        yield sse(
-                            "end", {"dossier_id": dossier_id, "state": dossier_state(item.state)}
-                        )
-                        return
-            finally:
-                watcher.cancel()
-
-        return _event_stream(events())
+        return event_stream(dossier_events(gateway, dossier_id, first, stopping))
 
     async def get_people(request: Request) -> Response:
         try:
@@ -315,12 +208,12 @@ def build_app(
         kind = str(request.path_params["kind"])
         if kind not in KINDS:
             raise Problem(404, f"no declaration of kind {quote(kind)} (birth or death)")
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict):
             raise Problem(
                 400,
                 'the body must be a JSON object {"declaration": {...}, "idempotency_key": ...}, '
-                f"not {_json_kind(body)}",
+                f"not {json_kind(body)}",
             )
         unknown = sorted(set(body) - {"declaration", "idempotency_key"})
         if unknown:
@@ -375,14 +268,14 @@ def build_app(
             if action == "restore":
                 await run_in_threadpool(switchboard.restore, name)
             else:
-                body = await _json_body(request, empty_ok=True)
+                body = await json_body(request, empty_ok=True)
                 if not isinstance(body, dict):
-                    raise Problem(400, f"the body must be a JSON object, not {_json_kind(body)}")
-                seconds = _number(body, "seconds", MIN_SECONDS, MAX_SECONDS, default=60)
+                    raise Problem(400, f"the body must be a JSON object, not {json_kind(body)}")
+                seconds = number(body, "seconds", MIN_SECONDS, MAX_SECONDS, default=60)
                 if action == "outage":
                     await run_in_threadpool(switchboard.take_down, name, seconds)
                 else:
-                    milliseconds = _number(body, "milliseconds", 0, MAX_MILLISECONDS, default=None)
+                    milliseconds = number(body, "milliseconds", 0, MAX_MILLISECONDS, default=None)
                     await run_in_threadpool(switchboard.slow_down, name, int(milliseconds), seconds)
         except UnknownAgency as exc:
             raise Problem(404, str(exc)) from None
@@ -459,79 +352,3 @@ def build_app(
 def _with_request_log(app: Starlette) -> Starlette:
     app.add_middleware(_RequestLog)
     return app
-
-
-_ENDED = frozenset(TERMINAL_STATES)  # COMPLETED, COMPLETED_WITH_REFUSALS, REJECTED
-
-
-def _event_stream(events: AsyncIterator[str]) -> StreamingResponse:
-    return StreamingResponse(
-        events,
-        media_type="text/event-stream",
-        # No proxy or browser holds an event back.
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
-
-
-async def _watch(
-    gateway: Gateway, dossier_id: str, changes: asyncio.Queue[Any], stopping: threading.Event
-) -> None:
-    """The dossier at each change, until it ends; a broken watch (a gateway
-    restarted) is resumed, as `lienthong demo` does."""
-    while not stopping.is_set():
-        try:
-            async for dossier in gateway.watch(dossier_id):
-                await changes.put(dossier)
-                if dossier.state in _ENDED:
-                    await changes.put(None)
-                    return
-        except grpc.RpcError as error:
-            failure = describe(error)
-            if failure.code == grpc.StatusCode.CANCELLED:
-                return
-            if not failure.unreachable:
-                await changes.put(f"watch failed: {failure.code.name}: {cap(failure.message)}")
-                return
-        await asyncio.sleep(0.5)
-
-
-async def _json_body(request: Request, *, empty_ok: bool = False) -> Any:
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise Problem(400, f"the body is {len(raw):,} bytes: more than a declaration can be")
-    if not raw.strip() and empty_ok:
-        return {}
-    try:
-        return json.loads(raw)
-    except UnicodeDecodeError:
-        raise Problem(400, "the body is not UTF-8 text") from None
-    except json.JSONDecodeError as exc:
-        raise Problem(
-            400,
-            f"the body is not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}): "
-            f"{quote(raw.decode('utf-8', 'replace'))}",
-        ) from None
-
-
-def _json_kind(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true/false"
-    return "a number"
-
-
-def _number(
-    body: dict[str, Any], name: str, low: float, high: float, *, default: float | None
-) -> float:
-    value = body.get(name, default)
-    if value is None:
-        raise Problem(400, f"{name} is required", [(name, "is required")])
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        said = f"must be a number from {low:g} to {high:g}"
-        raise Problem(400, f"{name} {said}, not {quote(json.dumps(value))}", [(name, said)])
-    return float(value)
