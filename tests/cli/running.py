@@ -28,6 +28,21 @@ def spawn(arguments: Sequence[str], *, cwd: Path, env: Mapping[str, str]) -> sub
     )
 
 
+def run(
+    arguments: Sequence[str], *, cwd: Path, env: Mapping[str, str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """`lienthong ARGUMENTS` to its end (or the timeout), its output captured."""
+    return subprocess.run(
+        [*LIENTHONG, *arguments],
+        capture_output=True,
+        text=True,
+        env=dict(env),
+        cwd=cwd,
+        timeout=timeout,
+        check=False,
+    )
+
+
 def read_until(process: subprocess.Popen[str], marker: str, seen: list[str]) -> str:
     """Read lines into `seen` until one holds `marker` (the test's timeout
     bounds the wait); everything seen so far. Fails if the process ends first."""

@@ -10,12 +10,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-LIENTHONG = [sys.executable, "-m", "cli.main"]
+from tests.cli.running import run
 
 # The birth group's agency calls in the order its steps make them, written
 # out by hand from gateway/procedures.py and gateway/steps.py (the oracle).
@@ -35,14 +34,11 @@ def lienthong(tmp_path: Path, *args: str, timeout: float = 60) -> subprocess.Com
         "TMPDIR": str(tmp_path),
         "COLUMNS": "200",
     }
-    return subprocess.run(
-        [*LIENTHONG, *args],
-        capture_output=True,
-        text=True,
-        env=env,
+    return run(
+        args,
         cwd=tmp_path,
+        env=env,
         timeout=timeout,
-        check=False,
     )
 
 

@@ -25,9 +25,8 @@ from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
 from common.processes import listen_port, port_in_use
 from lienthong.population.v1 import population_pb2 as population_pb
 from lienthong.population.v1 import population_pb2_grpc as population_grpc
+from tests.cli.running import LIENTHONG, run
 from tests.processes import alive
-
-LIENTHONG = [sys.executable, "-m", "cli.main"]
 
 
 def cli_env(tmp_path: Path) -> dict[str, str]:
@@ -142,14 +141,11 @@ def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) 
 def test_demo_completes_a_birth_and_a_death(tmp_path: Path) -> None:
     if not (Path(__file__).resolve().parents[2] / "gateway" / "__main__.py").exists():
         pytest.skip("python -m gateway does not exist yet")
-    demo = subprocess.run(
-        [*LIENTHONG, "demo", "--broker", "embedded", "--new-stack"],
-        capture_output=True,
-        text=True,
-        env=cli_env(tmp_path),
+    demo = run(
+        ["demo", "--broker", "embedded", "--new-stack"],
         cwd=tmp_path,
+        env=cli_env(tmp_path),
         timeout=180,
-        check=False,
     )
     output = demo.stdout + demo.stderr
     remove_kept_stack(output)
@@ -189,14 +185,11 @@ def test_demo_runs_on_a_population_registry_plugged_in_from_elsewhere(tmp_path: 
         broker=None, registries=("population",), data_dir=tmp_path / "theirs", pki_dir=shared
     ) as theirs:
         address = theirs.address("population")
-        demo = subprocess.run(
-            [*LIENTHONG, "demo", "--broker", "embedded", "--agency", f"population={address}"],
-            capture_output=True,
-            text=True,
-            env=cli_env(tmp_path) | {"LIENTHONG_PKI_DIR": str(shared)},
+        demo = run(
+            ["demo", "--broker", "embedded", "--agency", f"population={address}"],
             cwd=tmp_path,
+            env=cli_env(tmp_path) | {"LIENTHONG_PKI_DIR": str(shared)},
             timeout=200,
-            check=False,
         )
         output = demo.stdout + demo.stderr
         remove_kept_stack(output)
@@ -215,14 +208,11 @@ def test_demo_runs_on_a_population_registry_plugged_in_from_elsewhere(tmp_path: 
 
 def test_a_plugged_in_agency_that_does_not_answer_is_named(tmp_path: Path) -> None:
     nobody = f"127.0.0.1:{listen_port()}"
-    demo = subprocess.run(
-        [*LIENTHONG, "demo", "--agency", f"insurance={nobody}"],
-        capture_output=True,
-        text=True,
-        env=cli_env(tmp_path),
+    demo = run(
+        ["demo", "--agency", f"insurance={nobody}"],
         cwd=tmp_path,
+        env=cli_env(tmp_path),
         timeout=120,
-        check=False,
     )
     output = demo.stdout + demo.stderr
     assert demo.returncode == 1, output
@@ -241,14 +231,11 @@ def test_a_plugged_in_agency_that_does_not_answer_is_named(tmp_path: Path) -> No
 def test_a_bad_agency_option_is_refused_with_the_reason(
     tmp_path: Path, value: str, problem: str
 ) -> None:
-    demo = subprocess.run(
-        [*LIENTHONG, "demo", "--agency", value],
-        capture_output=True,
-        text=True,
-        env=cli_env(tmp_path),
+    demo = run(
+        ["demo", "--agency", value],
         cwd=tmp_path,
+        env=cli_env(tmp_path),
         timeout=60,
-        check=False,
     )
     assert demo.returncode == 2, demo.stdout + demo.stderr
     assert problem in demo.stderr
@@ -258,14 +245,11 @@ def test_a_bad_agency_option_is_refused_with_the_reason(
 @pytest.mark.slow
 @pytest.mark.timeout(200)
 def test_demo_insecure_runs_in_plain_text_and_says_so(tmp_path: Path) -> None:
-    demo = subprocess.run(
-        [*LIENTHONG, "demo", "--broker", "embedded", "--new-stack", "--insecure"],
-        capture_output=True,
-        text=True,
-        env=cli_env(tmp_path),
+    demo = run(
+        ["demo", "--broker", "embedded", "--new-stack", "--insecure"],
         cwd=tmp_path,
+        env=cli_env(tmp_path),
         timeout=180,
-        check=False,
     )
     output = demo.stdout + demo.stderr
     assert demo.returncode == 0, output

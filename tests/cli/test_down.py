@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.state import STATE_FILE, StackState, write_state
-from tests.cli.running import LIENTHONG, fixed_ports_taken, read_until, spawn
+from tests.cli.running import fixed_ports_taken, read_until, run, spawn
 from tests.processes import alive
 
 
@@ -21,14 +21,11 @@ def env(tmp_path: Path) -> dict[str, str]:
 
 
 def down(tmp_path: Path, data_dir: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*LIENTHONG, "down", "--data-dir", str(data_dir), *extra],
-        capture_output=True,
-        text=True,
-        env=env(tmp_path),
+    return run(
+        ["down", "--data-dir", str(data_dir), *extra],
         cwd=tmp_path,
+        env=env(tmp_path),
         timeout=120,
-        check=False,
     )
 
 

@@ -8,14 +8,13 @@ import json
 import re
 import signal
 import socket
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from common.config import DEFAULT_PORTS
-from tests.cli.running import LIENTHONG, fixed_ports_taken, read_until, spawn
+from tests.cli.running import fixed_ports_taken, read_until, run, spawn
 from tests.cli.test_commands_end_to_end import cli_env, remove_kept_stack
 
 # Every component `up` starts on a fixed port (its metrics too).
@@ -77,14 +76,11 @@ def test_up_serves_its_console_records_it_and_demo_against_it_prints_it(tmp_path
         state = json.loads((data_dir / "stack.json").read_text(encoding="utf-8"))
         assert state["console"] == base
         assert httpx.get(f"{base}/api/overview", timeout=10).json()["mode"] == "up"
-        demo = subprocess.run(
-            [*LIENTHONG, "demo", "--data-dir", str(data_dir)],
-            capture_output=True,
-            text=True,
-            env=cli_env(tmp_path),
+        demo = run(
+            ["demo", "--data-dir", str(data_dir)],
             cwd=tmp_path,
+            env=cli_env(tmp_path),
             timeout=150,
-            check=False,
         )
         assert demo.returncode == 0, demo.stdout + demo.stderr
         assert f"Console: {base}" in demo.stdout
@@ -105,14 +101,11 @@ def test_up_on_a_taken_console_port_says_so_and_starts_nothing(tmp_path: Path) -
         holder.bind(("127.0.0.1", 0))
         holder.listen(1)
         port = holder.getsockname()[1]
-        answer = subprocess.run(
-            [*LIENTHONG, "up", "--console-port", str(port), "--data-dir", str(tmp_path / "up")],
-            capture_output=True,
-            text=True,
-            env=cli_env(tmp_path),
+        answer = run(
+            ["up", "--console-port", str(port), "--data-dir", str(tmp_path / "up")],
             cwd=tmp_path,
+            env=cli_env(tmp_path),
             timeout=120,
-            check=False,
         )
     assert answer.returncode == 2, answer.stdout + answer.stderr
     assert f"port {port} is taken: pass --console-port N, or --no-console" in answer.stderr
