@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import Any
 
 import grpc
 from google.rpc import error_details_pb2
@@ -39,3 +41,12 @@ def call_error(error: grpc.aio.AioRpcError) -> CallError:
             elif detail.Unpack(retry):
                 retry_delay = retry.retry_delay.ToTimedelta().total_seconds()
     return CallError(error.code(), error.details() or "", reason, fields, metadata, retry_delay)
+
+
+async def outcome(call: Awaitable[Any]) -> Any:
+    """The response, or the refusal as CODE:REASON (for calls sent at once)."""
+    try:
+        return await call
+    except grpc.aio.AioRpcError as error:
+        refusal = call_error(error)
+        return f"{refusal.code.name}:{refusal.reason}"

@@ -8,29 +8,18 @@ The expected numbers are written out by hand."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from typing import Any
 
-import grpc
 import pytest
 
 from lienthong.health.v1 import health_pb2 as pb
 from lienthong.health.v1 import health_pb2_grpc as pb_grpc
 from services.health.app import build
-from tests.grpc_errors import call_error
+from tests.grpc_errors import outcome
 from tests.services.test_health import HANOI_HOSPITAL, birth_request, seed
 
 BIRTHS = 40  # half sent to each replica
 DEATHS = 10  # each declared twice at once (two request ids), once on each replica
-
-
-async def outcome(call: Awaitable[Any]) -> Any:
-    """The response, or the refusal as CODE:REASON."""
-    try:
-        return await call
-    except grpc.aio.AioRpcError as error:
-        refusal = call_error(error)
-        return f"{refusal.code.name}:{refusal.reason}"
 
 
 @pytest.fixture

@@ -14,13 +14,12 @@ import asyncio
 from collections.abc import Awaitable
 from typing import Any
 
-import grpc
 import psycopg
 import pytest
 
 from lienthong.insurance.v1 import insurance_pb2 as pb
 from lienthong.insurance.v1 import insurance_pb2_grpc as pb_grpc
-from tests.grpc_errors import call_error
+from tests.grpc_errors import outcome
 from tests.services.test_insurance import build_on_today, card_request, seed, settle_request
 
 CHILDREN = 60  # distinct children, half sent to each replica
@@ -37,15 +36,6 @@ def child(n: int) -> str:
 def deceased(n: int) -> str:
     """A man born in 1950: 001 1 50 and a serial."""
     return f"001150{n:06d}"
-
-
-async def outcome(call: Awaitable[Any]) -> Any:
-    """The response, or the refusal as CODE:REASON."""
-    try:
-        return await call
-    except grpc.aio.AioRpcError as error:
-        refusal = call_error(error)
-        return f"{refusal.code.name}:{refusal.reason}"
 
 
 @pytest.fixture
