@@ -11,7 +11,7 @@ import shutil
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import pytest
+from tests.machine import found_or_skip
 
 # Where Debian's `chromium` package puts its launcher.
 DEBIAN_CHROMIUM = Path("/usr/bin/chromium")
@@ -46,9 +46,4 @@ def find_chromium(
 
 
 def chromium_or_skip(find: Callable[[], Path] = find_chromium) -> Path:
-    try:
-        return find()
-    except ChromiumNotFound as exc:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set and Chromium is missing: {exc}", pytrace=False)
-        pytest.skip(str(exc))
+    return found_or_skip(find, ChromiumNotFound, "Chromium")
