@@ -63,6 +63,7 @@ from cli.web.switchboard import (
 )
 from common.agencies import agency as agency_of
 from common.quoting import quote
+from lienthong.gateway.v1.gateway_pb2 import Dossier
 
 log = structlog.get_logger("cli.web")
 
@@ -182,20 +183,18 @@ def build_app(
             )
         return dossier_id
 
-    async def get_dossier(request: Request) -> Response:
-        dossier_id = dossier_id_of(request)
+    async def read_dossier(dossier_id: str) -> Dossier:
         try:
-            dossier = await gateway.get(dossier_id)
+            return await gateway.get(dossier_id)
         except grpc.RpcError as error:
             raise rpc_problem(error, f"read dossier {quote(dossier_id)}") from None
-        return JSONResponse(dossier_detail(dossier))
+
+    async def get_dossier(request: Request) -> Response:
+        return JSONResponse(dossier_detail(await read_dossier(dossier_id_of(request))))
 
     async def dossier_stream(request: Request) -> Response:
         dossier_id = dossier_id_of(request)
-        try:
-            first = await gateway.get(dossier_id)
-        except grpc.RpcError as error:
-            raise rpc_problem(error, f"read dossier {quote(dossier_id)}") from None
+        first = await read_dossier(dossier_id)
         return event_stream(dossier_events(gateway, dossier_id, first, stopping))
 
     async def get_people(request: Request) -> Response:
