@@ -57,6 +57,7 @@ from cli.web.switchboard import (
     MAX_MILLISECONDS,
     MAX_SECONDS,
     MIN_SECONDS,
+    SWITCHES_OFF,
     Switchboard,
     SwitchRefused,
     UnknownAgency,
@@ -261,9 +262,8 @@ def build_app(
         try:
             switchboard.state(name)
             if not switchboard.switches:
-                raise SwitchRefused(
-                    "the switches are off during a replay: its scenario schedules the faults"
-                )
+                # Before the body is read: a replay refuses any switch, well formed or not.
+                raise SwitchRefused(SWITCHES_OFF)
             if action == "restore":
                 await run_in_threadpool(switchboard.restore, name)
             else:

@@ -26,6 +26,7 @@ from cli.supervisor import Holds
 MIN_SECONDS = 1
 MAX_SECONDS = 600
 MAX_MILLISECONDS = 30_000
+SWITCHES_OFF = "the switches are off during a replay: its scenario schedules the faults"
 
 
 class SwitchRefused(Exception):
@@ -34,6 +35,13 @@ class SwitchRefused(Exception):
 
 class UnknownAgency(Exception):
     """No agency of that name: 404."""
+
+
+def check_known(agency: str, agencies: tuple[str, ...]) -> None:
+    if agency not in agencies:
+        raise UnknownAgency(
+            f"no agency named {agency[:40]!r} (the agencies: {', '.join(agencies)})"
+        )
 
 
 @dataclass(frozen=True)
@@ -210,10 +218,7 @@ class StackSwitchboard:
                     self.holds.release(name)
 
     def _known(self, agency: str) -> None:
-        if agency not in self.agencies:
-            raise UnknownAgency(
-                f"no agency named {agency[:40]!r} (the agencies: {', '.join(self.agencies)})"
-            )
+        check_known(agency, self.agencies)
 
     def _ours(self, agency: str) -> None:
         self._known(agency)
@@ -245,10 +250,7 @@ class NoSwitches:
                 self._observed[agency] = AgencySwitch(status, None, int(latency_ms))
 
     def state(self, agency: str) -> AgencySwitch:
-        if agency not in self.agencies:
-            raise UnknownAgency(
-                f"no agency named {agency[:40]!r} (the agencies: {', '.join(self.agencies)})"
-            )
+        check_known(agency, self.agencies)
         if agency in self.external:
             return AgencySwitch("external")
         with self._lock:
@@ -256,9 +258,7 @@ class NoSwitches:
 
     def _refuse(self, agency: str) -> AgencySwitch:
         self.state(agency)
-        raise SwitchRefused(
-            "the switches are off during a replay: its scenario schedules the faults"
-        )
+        raise SwitchRefused(SWITCHES_OFF)
 
     def take_down(self, agency: str, seconds: float) -> AgencySwitch:
         return self._refuse(agency)
