@@ -40,12 +40,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import math
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +52,7 @@ import grpc
 
 from common.processes import LOOPBACK, describe_exit, free_port, spawn, tail, terminate
 from scenarios.echo_server import FULL_METHOD
+from scenarios.report import nearest_rank
 
 DEFAULT_SECONDS = 5.0
 DEFAULT_CONCURRENCY = 32
@@ -224,8 +224,8 @@ async def echo_load(
         requests=len(latencies),
         seconds=elapsed,
         requests_per_s=len(latencies) / elapsed,
-        p50_ms=_percentile(latencies, 0.50) * 1000,
-        p99_ms=_percentile(latencies, 0.99) * 1000,
+        p50_ms=nearest_rank(latencies, 0.50) * 1000,
+        p99_ms=nearest_rank(latencies, 0.99) * 1000,
         concurrency=concurrency,
     )
 
@@ -240,13 +240,6 @@ async def _worker(
             window.latencies.append(time.perf_counter() - sent)
         if len(answer) != len(payload):
             raise BaselineError(f"echo answered {len(answer)} bytes for {len(payload)}")
-
-
-def _percentile(ordered: Sequence[float], fraction: float) -> float:
-    """Nearest rank; nan for no samples."""
-    if not ordered:
-        return math.nan
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 async def _sweep(target: str, seconds: float, payload_bytes: int, warmup_s: float) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +49,16 @@ def window_for(duration_s: float) -> float:
         if duration_s / window <= _MAX_WINDOWS:
             return float(window)
     return float(_WINDOW_CHOICES_S[-1])
+
+
+def nearest_rank(ordered: Sequence[float], fraction: float) -> float:
+    """The smallest sample with at least `fraction` of the samples at or
+    below it (nearest rank), from samples in ascending order; nan for none.
+    For small exact sets (the echo baseline, the console's windows); the
+    replay's own latencies go through an HDR histogram."""
+    if not ordered:
+        return math.nan
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
 
 
 def new_histogram(digits: int = _DIGITS) -> HdrHistogram:

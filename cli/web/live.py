@@ -27,11 +27,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cli.render import TERMINAL_STATES, dossier_state
+from scenarios.report import nearest_rank
+
 # The gateway contract's DossierState names without the prefix (cli/render.py: dossier_state).
 RECEIVED = "RECEIVED"
 IN_PROGRESS = "IN_PROGRESS"
 NEEDS_SUPPLEMENT = "NEEDS_SUPPLEMENT"
-ENDED_STATES = frozenset({"COMPLETED", "COMPLETED_WITH_REFUSALS", "REJECTED"})
+ENDED_STATES = frozenset(dossier_state(state) for state in TERMINAL_STATES)
 
 RECENT_SIZE = 50
 THROUGHPUT_WINDOW_S = 10
@@ -79,12 +82,6 @@ class _InFlight:
     row: DossierRow
     # step name → (agency, when its command was published)
     steps: dict[str, tuple[str, dt.datetime]] = field(default_factory=dict)
-
-
-def percentile(sorted_values: list[float], p: float) -> float:
-    """Nearest rank: the smallest value with at least p% of the values at or below it."""
-    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
-    return sorted_values[rank - 1]
 
 
 class LiveState:
@@ -266,8 +263,8 @@ class LiveState:
                 since = now - self.latency_window_s
                 values = sorted(ms for at, ms in self._latency[agency] if since <= at <= now)
                 latency[agency] = {
-                    "p50": round(percentile(values, 50), 1) if values else None,
-                    "p95": round(percentile(values, 95), 1) if values else None,
+                    "p50": round(nearest_rank(values, 0.50), 1) if values else None,
+                    "p95": round(nearest_rank(values, 0.95), 1) if values else None,
                     "count": len(values),
                     "window_s": self.latency_window_s,
                 }

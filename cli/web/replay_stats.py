@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from cli.web.live import percentile
+from scenarios.report import nearest_rank
 
 LATENCY_WINDOW_S = 10.0
 THROUGHPUT_WINDOW_S = 5.0
@@ -40,7 +40,7 @@ def replay_stats(
     latencies.sort()
 
     def rank(p: float) -> float | None:
-        return round(percentile(latencies, p), 1) if latencies else None
+        return round(nearest_rank(latencies, p / 100), 1) if latencies else None
 
     return {
         "scenario": scenario,
