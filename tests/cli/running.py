@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -61,3 +62,15 @@ def fixed_ports_taken(names: Sequence[str] = REGISTRIES) -> bool:
         for name in names
         for port in (DEFAULT_PORTS[name], DEFAULT_METRICS_PORTS[name])
     )
+
+
+def fixed_ports_stay_taken(names: Sequence[str] = REGISTRIES, within_s: float = 30.0) -> bool:
+    """Whether a fixed port is still taken after up to `within_s`: a stack an
+    earlier test stopped may still be letting its ports go (then the test
+    runs), a developer's own stack keeps them (then it is skipped)."""
+    deadline = time.monotonic() + within_s
+    while fixed_ports_taken(names):
+        if time.monotonic() >= deadline:
+            return True
+        time.sleep(0.2)
+    return False

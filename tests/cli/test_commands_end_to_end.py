@@ -21,11 +21,10 @@ import pytest
 
 from cli.stack import Stack
 from common.channels import TlsSettings
-from common.config import DEFAULT_METRICS_PORTS, DEFAULT_PORTS
-from common.processes import listen_port, port_in_use
+from common.processes import listen_port
 from lienthong.population.v1 import population_pb2 as population_pb
 from lienthong.population.v1 import population_pb2_grpc as population_grpc
-from tests.cli.running import LIENTHONG, run
+from tests.cli.running import LIENTHONG, fixed_ports_stay_taken, run
 from tests.processes import alive
 
 
@@ -42,12 +41,7 @@ def remove_kept_stack(output: str) -> None:
 
 
 def test_up_registries_serves_until_sigterm_then_leaves_nothing(tmp_path: Path) -> None:
-    ports = [
-        port
-        for name in ("population", "insurance", "health")
-        for port in (DEFAULT_PORTS[name], DEFAULT_METRICS_PORTS[name])
-    ]
-    if any(port_in_use(port) for port in ports):
+    if fixed_ports_stay_taken():
         pytest.skip("a default registry port is taken (a stack is running here)")
     data_dir = tmp_path / "up"
     up = subprocess.Popen(

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from cli.state import STATE_FILE, StackState, write_state
-from tests.cli.running import fixed_ports_taken, read_until, run, spawn
+from tests.cli.running import fixed_ports_stay_taken, fixed_ports_taken, read_until, run, spawn
 from tests.processes import alive
 
 
@@ -69,7 +69,7 @@ def test_a_live_process_that_is_not_up_is_not_signalled(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_down_stops_a_running_up_and_everything_it_started(tmp_path: Path) -> None:
-    if fixed_ports_taken():
+    if fixed_ports_stay_taken():
         pytest.skip("a default registry port is taken (a stack is running here)")
     data_dir = tmp_path / "up"
     up = spawn(["up", "--no-gateway", "--data-dir", str(data_dir)], cwd=tmp_path, env=env(tmp_path))

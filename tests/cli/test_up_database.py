@@ -16,7 +16,7 @@ import pytest
 from common.channels import TlsSettings, sync_channel
 from lienthong.population.v1 import population_pb2 as population_pb
 from lienthong.population.v1 import population_pb2_grpc as population_grpc
-from tests.cli.running import fixed_ports_taken, read_until, spawn
+from tests.cli.running import fixed_ports_stay_taken, read_until, spawn
 from tests.processes import alive
 
 
@@ -38,7 +38,7 @@ def registry_answer(address: str, tls: TlsSettings) -> grpc.StatusCode:
 def test_up_starts_its_postgresql_again_and_the_registries_answer_from_it(
     tmp_path: Path, postgres_binaries: object
 ) -> None:
-    if fixed_ports_taken():
+    if fixed_ports_stay_taken():
         pytest.skip("a default registry port is taken (a stack is running here)")
     data_dir = tmp_path / "up"
     up = spawn(

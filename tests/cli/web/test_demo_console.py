@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from common.config import DEFAULT_PORTS
-from tests.cli.running import fixed_ports_taken, read_until, run, spawn
+from tests.cli.running import fixed_ports_stay_taken, fixed_ports_taken, read_until, run, spawn
 from tests.cli.test_commands_end_to_end import cli_env, remove_kept_stack
 
 # Every component `up` starts on a fixed port (its metrics too).
@@ -60,7 +60,7 @@ def test_demo_prints_its_console_which_shows_both_dossiers_and_stays(tmp_path: P
 @pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_up_serves_its_console_records_it_and_demo_against_it_prints_it(tmp_path: Path) -> None:
-    if fixed_ports_taken(FIXED):
+    if fixed_ports_stay_taken(FIXED):
         pytest.skip("a default port is taken (a stack is running here)")
     data_dir = tmp_path / "up"
     up = spawn(
@@ -95,7 +95,7 @@ def test_up_serves_its_console_records_it_and_demo_against_it_prints_it(tmp_path
 
 
 def test_up_on_a_taken_console_port_says_so_and_starts_nothing(tmp_path: Path) -> None:
-    if fixed_ports_taken(FIXED):
+    if fixed_ports_stay_taken(FIXED):
         pytest.skip("a default port is taken (a stack is running here)")
     with socket.socket() as holder:
         holder.bind(("127.0.0.1", 0))
