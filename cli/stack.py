@@ -675,6 +675,12 @@ class Stack:
                 "LIENTHONG_STATIC_MEMBERSHIP": {True: "yes", False: "no", None: "probe"}[
                     self.broker.static_membership
                 ],
+                # Where the broker does not give a restarted member its place
+                # back (Tansu: ~3 s a join, everyone rebalanced), the saga
+                # store shares the partitions out (gateway/leases.py).
+                "LIENTHONG_GROUP_COORDINATION": (
+                    "store" if self.broker.static_membership is False else "kafka"
+                ),
             }
             | self._trust_env(GATEWAY, home)
         )

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -38,11 +39,13 @@ from gateway.kafka import (
     StoredIncarnations,
     ensure_topics,
     make_consumer,
+    make_plain_consumer,
     make_producer,
     publish,
     send_alone,
     static_membership_honoured,
 )
+from gateway.leases import LeasedConsumer, Roster
 from gateway.metrics import GatewayMetrics, register_gateway_collectors
 from gateway.outbox import Outbox
 from gateway.store import SagaStore, open_saga_store
@@ -141,6 +144,8 @@ class _Kafka:
 
     producer: AIOKafkaProducer | None = None
     consumers: list[PartitionedConsumer] = field(default_factory=list)
+    # Store-coordinated partitions: this process's beat (gateway/leases.py).
+    roster: Roster | None = None
 
     async def close(self, grace: float) -> None:
         # Bounded: with the broker away, a producer's flush or a consumer's
@@ -149,6 +154,9 @@ class _Kafka:
         # are published by the next start's relay.
         async def stop_all() -> None:
             await asyncio.gather(*(c.stop() for c in self.consumers), return_exceptions=True)
+            if self.roster is not None:
+                # Gone at once for the other members, not after a session.
+                await self.roster.leave()
             if self.producer is not None:
                 await self.producer.stop()
 
@@ -207,35 +215,62 @@ async def _connect_and_run(
         retry_cap_seconds=config.retry_cap_seconds,
         metrics=metrics,
     )
-    joining = await until_done(
-        f"kafka at {bootstrap} (group membership)",
-        lambda: membership(config, topics.deadletter),
-        backoff,
+    leased = config.coordination == "store"
+    joining = (
+        Membership(
+            session_timeout_ms=round(config.session_timeout_seconds * 1000),
+            handover_grace_seconds=config.handover_grace_seconds,
+        )
+        if leased
+        else await until_done(
+            f"kafka at {bootstrap} (group membership)",
+            lambda: membership(config, topics.deadletter),
+            backoff,
+        )
     )
     # Distinct per process even without an instance id: the owner's name in
-    # the saga store's partition claims.
-    owner = joining.instance_id or f"gateway-pid-{os.getpid()}"
+    # the saga store's partition claims (and, leased, of its leases).
+    owner = config.instance_id if leased else joining.instance_id
+    owner = owner or f"gateway-pid-{os.getpid()}"
+    if leased:
+        kafka.roster = Roster(store, owner, session_seconds=config.session_timeout_seconds)
+        await kafka.roster.beat_once()
 
     def incarnations(group_id: str) -> Incarnations | None:
         """Under dynamic membership, with an instance id configured (stable
         across restarts): rejoin each group as this gateway's previous member."""
-        if joining.instance_id is not None or config.instance_id is None:
+        if leased or joining.instance_id is not None or config.instance_id is None:
             return None
         return StoredIncarnations(store, config.instance_id, group_id)
 
-    def steps_consumer(
-        name: str, group_id: str, topic: str, fetch_max_wait_ms: int = config.fetch_max_wait_ms
-    ) -> PartitionedConsumer:
+    def group_consumer(
+        group_id: str, topics_read: list[str], max_poll_interval_ms: int, fetch_max_wait_ms: int
+    ) -> Callable[[], GroupConsumer]:
+        """The consumer for a group: the broker's group, or leases in the store."""
+
         def make() -> GroupConsumer:
+            if kafka.roster is not None:
+                return LeasedConsumer(
+                    make_plain_consumer(config.bootstrap_servers, fetch_max_wait_ms),
+                    kafka.roster,
+                    name=group_id,
+                    topics=topics_read,
+                )
             consumer: GroupConsumer = make_consumer(
                 config.bootstrap_servers,
                 group_id,
                 joining,
-                max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
+                max_poll_interval_ms=max_poll_interval_ms,
                 fetch_max_wait_ms=fetch_max_wait_ms,
             )
             return consumer
 
+        return make
+
+    def steps_consumer(
+        name: str, group_id: str, topic: str, fetch_max_wait_ms: int = config.fetch_max_wait_ms
+    ) -> PartitionedConsumer:
+        make = group_consumer(group_id, [topic], STEP_MAX_POLL_INTERVAL_MS, fetch_max_wait_ms)
         return PartitionedConsumer(
             name=name,
             consumer=make(),
@@ -253,22 +288,17 @@ async def _connect_and_run(
             metrics=metrics,
         )
 
-    def make_saga() -> GroupConsumer:
-        consumer: GroupConsumer = make_consumer(
-            config.bootstrap_servers,
-            topics.saga_group,
-            joining,
-            max_poll_interval_ms=SAGA_MAX_POLL_INTERVAL_MS,
-            fetch_max_wait_ms=config.fetch_max_wait_ms,
-        )
-        return consumer
+    saga_topics = [topics.dossiers, topics.step_outcomes]
+    make_saga = group_consumer(
+        topics.saga_group, saga_topics, SAGA_MAX_POLL_INTERVAL_MS, config.fetch_max_wait_ms
+    )
 
     consumers = [
         PartitionedConsumer(
             name="saga",
             consumer=make_saga(),
             remake=make_saga,
-            topics=[topics.dossiers, topics.step_outcomes],
+            topics=saga_topics,
             handle=worker.handle_batch,
             check=worker.check,
             producer=producer,
@@ -302,6 +332,8 @@ async def _connect_and_run(
         )
         kafka.consumers.append(consumer)
     tasks = [asyncio.create_task(c.run(), name=c.name) for c in consumers]
+    if kafka.roster is not None:
+        tasks.append(asyncio.create_task(kafka.roster.run(), name="roster"))
     tasks.append(asyncio.create_task(outbox.run(), name="outbox relay"))
     tasks.append(
         asyncio.create_task(

@@ -90,6 +90,10 @@ class GatewayConfig:
     # Whether the broker honours static membership: "yes", "no", or "probe"
     # (tried once at start, in a throwaway group).
     static_membership: str
+    # Who shares the partitions out among the gateways: "kafka" (the broker's
+    # consumer groups) or "store" (leases in the saga store, gateway/leases.py:
+    # for brokers slow to hand a restarted member its partitions back).
+    coordination: str
     # A member silent this long is dropped and its partitions move: the bound
     # on how long a gateway that is gone for good holds them.
     session_timeout_seconds: float
@@ -140,6 +144,7 @@ class GatewayConfig:
             static_membership=env_choice(
                 "LIENTHONG_STATIC_MEMBERSHIP", ("probe", "yes", "no"), "probe"
             ),
+            coordination=env_choice("LIENTHONG_GROUP_COORDINATION", ("kafka", "store"), "kafka"),
             session_timeout_seconds=env_float("LIENTHONG_GROUP_SESSION_TIMEOUT_SECONDS", 6.0),
             rebalance_timeout_seconds=env_float("LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS", 5.0),
             handover_grace_seconds=env_float("LIENTHONG_HANDOVER_GRACE_SECONDS", 1.0),

@@ -238,6 +238,18 @@ def make_consumer(
     )
 
 
+def make_plain_consumer(bootstrap: str, fetch_max_wait_ms: int = 500) -> AIOKafkaConsumer:
+    """A consumer without a group, for partitions leased in the saga store
+    (gateway/leases.py), which also keeps their offsets."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        fetch_max_wait_ms=fetch_max_wait_ms,
+    )
+
+
 async def static_membership_honoured(bootstrap: str, topic: str, *, within: float = 2.0) -> bool:
     """Whether the broker gives a restarted static member its partitions back
     at once. Both brokers accept group_instance_id on the wire (JoinGroup v5);

@@ -42,6 +42,7 @@ from common.database_url import is_postgres
 from common.errors import InvalidArgument, Unavailable
 from gateway.config import SessionTimeouts
 from gateway.events import EVENT_TYPES, Event
+from gateway.leases import LeaseStore
 from gateway.saga import TERMINAL
 from lienthong.events.v1 import events_pb2
 from lienthong.gateway.v1 import gateway_pb2 as pb
@@ -105,9 +106,10 @@ class StoreClosedError(Exception):
     """The store was closed (the process is stopping): nothing was done."""
 
 
-class SagaStore(Protocol):
+class SagaStore(LeaseStore, Protocol):
     """What the gateway keeps: dossiers, the events applied and what they
-    caused, the outbox, partition claims and consumer-group incarnations.
+    caused, the outbox, partition claims, consumer-group incarnations and
+    (LeaseStore) the partition leases of store-coordinated gateways.
     Every method is one transaction (or one read) and never blocks the loop."""
 
     async def submit(

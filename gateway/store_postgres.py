@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 
 import psycopg
@@ -110,6 +110,17 @@ CREATE TABLE IF NOT EXISTS group_member (
     group_id  TEXT NOT NULL,
     member_id TEXT NOT NULL,
     PRIMARY KEY (instance, group_id)
+);
+CREATE TABLE IF NOT EXISTS gateway_member (
+    instance TEXT PRIMARY KEY,
+    seen     DOUBLE PRECISION NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partition_lease (
+    topic       TEXT NOT NULL,
+    partition   INTEGER NOT NULL,
+    holder      TEXT,
+    next_offset BIGINT,
+    PRIMARY KEY (topic, partition)
 );
 CREATE TABLE IF NOT EXISTS supplements (
     dossier_id      TEXT NOT NULL,
@@ -404,6 +415,90 @@ class PostgresSagaStore:
                 )
             ).fetchone()
         return None if row is None else str(row[0])
+
+    # --- partition leases (gateway/leases.py) -----------------------------------------
+    # "Seen" is the server's clock, which every host shares.
+
+    async def beat(self, instance: str, within: float) -> list[str]:
+        async with self._connection() as conn:
+            await conn.execute(
+                "INSERT INTO gateway_member (instance, seen) "
+                "VALUES (%s, extract(epoch FROM clock_timestamp())) "
+                "ON CONFLICT (instance) DO UPDATE SET seen = EXCLUDED.seen",
+                (instance,),
+            )
+            rows = await (
+                await conn.execute(
+                    "SELECT instance FROM gateway_member "
+                    "WHERE seen >= extract(epoch FROM clock_timestamp()) - %s ORDER BY instance",
+                    (within,),
+                )
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
+    async def take(self, topic: str, partition: int, instance: str, within: float) -> bool:
+        async with self._connection() as conn:
+            row = await (
+                await conn.execute(
+                    "INSERT INTO partition_lease AS l (topic, partition, holder) "
+                    "VALUES (%s, %s, %s) ON CONFLICT (topic, partition) "
+                    "DO UPDATE SET holder = EXCLUDED.holder "
+                    "WHERE l.holder IS NULL OR l.holder = EXCLUDED.holder OR NOT EXISTS ("
+                    "SELECT 1 FROM gateway_member m WHERE m.instance = l.holder "
+                    "AND m.seen >= extract(epoch FROM clock_timestamp()) - %s) "
+                    "RETURNING l.holder",
+                    (topic, partition, instance, within),
+                )
+            ).fetchone()
+        return row is not None
+
+    async def held(self, instance: str) -> set[tuple[str, int]]:
+        async with self._connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT topic, partition FROM partition_lease WHERE holder = %s", (instance,)
+                )
+            ).fetchall()
+        return {(str(r[0]), int(r[1])) for r in rows}
+
+    async def give_up(self, partitions: Iterable[tuple[str, int]], instance: str) -> None:
+        async with self._connection() as conn, conn.cursor() as cursor:
+            await cursor.executemany(
+                "UPDATE partition_lease SET holder = NULL "
+                "WHERE topic = %s AND partition = %s AND holder = %s",
+                [(topic, partition, instance) for topic, partition in partitions],
+            )
+
+    async def leave(self, instance: str) -> None:
+        async with self._connection() as conn:
+            await conn.execute("DELETE FROM gateway_member WHERE instance = %s", (instance,))
+            await conn.execute(
+                "UPDATE partition_lease SET holder = NULL WHERE holder = %s", (instance,)
+            )
+
+    async def save_offsets(self, instance: str, offsets: Mapping[tuple[str, int], int]) -> bool:
+        saved = 0
+        async with self._connection() as conn:
+            for (topic, partition), offset in offsets.items():
+                cursor = await conn.execute(
+                    "UPDATE partition_lease SET next_offset = %s "
+                    "WHERE topic = %s AND partition = %s AND holder = %s",
+                    (offset, topic, partition, instance),
+                )
+                saved += cursor.rowcount
+        return saved == len(offsets)
+
+    async def offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        wanted = set(partitions)
+        async with self._connection() as conn:
+            rows = await (
+                await conn.execute(
+                    "SELECT topic, partition, next_offset FROM partition_lease "
+                    "WHERE next_offset IS NOT NULL"
+                )
+            ).fetchall()
+        found = {(str(r[0]), int(r[1])): int(r[2]) for r in rows}
+        return {p: o for p, o in found.items() if p in wanted}
 
     # --- applying events -------------------------------------------------------------
 

@@ -18,7 +18,7 @@ import asyncio
 import datetime as dt
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -83,6 +83,20 @@ CREATE TABLE IF NOT EXISTS group_member (
     group_id  TEXT NOT NULL,
     member_id TEXT NOT NULL,
     PRIMARY KEY (instance, group_id)
+);
+-- Store-coordinated partitions (gateway/leases.py): the gateway processes
+-- seen alive (seen: the host's wall clock), and who holds each partition's
+-- lease with the next offset to read there.
+CREATE TABLE IF NOT EXISTS gateway_member (
+    instance TEXT PRIMARY KEY,
+    seen     REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS partition_lease (
+    topic       TEXT NOT NULL,
+    partition   INTEGER NOT NULL,
+    holder      TEXT,
+    next_offset INTEGER,
+    PRIMARY KEY (topic, partition)
 );
 -- Supplements accepted, by the declarant's key (scoped to the dossier, as the
 -- supplement's event id is): a repeat is answered again, a key reused for a
@@ -347,6 +361,96 @@ class SqliteSagaStore:
 
     async def previous_member(self, instance: str, group_id: str) -> str | None:
         return await self._on_thread(self._previous_member, instance, group_id)
+
+    # --- partition leases (gateway/leases.py) -----------------------------------------
+
+    def _beat(self, instance: str, within: float) -> list[str]:
+        now = time.time()
+        with transaction(self.conn):
+            self.conn.execute(
+                "INSERT INTO gateway_member (instance, seen) VALUES (?, ?) "
+                "ON CONFLICT (instance) DO UPDATE SET seen = excluded.seen",
+                (instance, now),
+            )
+        rows = self.conn.execute(
+            "SELECT instance FROM gateway_member WHERE seen >= ? ORDER BY instance",
+            (now - within,),
+        ).fetchall()
+        return [str(r["instance"]) for r in rows]
+
+    async def beat(self, instance: str, within: float) -> list[str]:
+        return await self._on_thread(self._beat, instance, within)
+
+    def _take(self, topic: str, partition: int, instance: str, within: float) -> bool:
+        with transaction(self.conn):
+            row = self.conn.execute(
+                "INSERT INTO partition_lease (topic, partition, holder) VALUES (?, ?, ?) "
+                "ON CONFLICT (topic, partition) DO UPDATE SET holder = excluded.holder "
+                "WHERE partition_lease.holder IS NULL OR partition_lease.holder = excluded.holder "
+                "OR NOT EXISTS (SELECT 1 FROM gateway_member m "
+                "WHERE m.instance = partition_lease.holder AND m.seen >= ?) "
+                "RETURNING holder",
+                (topic, partition, instance, time.time() - within),
+            ).fetchone()
+        return row is not None
+
+    async def take(self, topic: str, partition: int, instance: str, within: float) -> bool:
+        return await self._on_thread(self._take, topic, partition, instance, within)
+
+    def _held(self, instance: str) -> set[tuple[str, int]]:
+        rows = self.conn.execute(
+            "SELECT topic, partition FROM partition_lease WHERE holder = ?", (instance,)
+        ).fetchall()
+        return {(str(r["topic"]), int(r["partition"])) for r in rows}
+
+    async def held(self, instance: str) -> set[tuple[str, int]]:
+        return await self._on_thread(self._held, instance)
+
+    def _give_up(self, partitions: list[tuple[str, int]], instance: str) -> None:
+        with transaction(self.conn):
+            self.conn.executemany(
+                "UPDATE partition_lease SET holder = NULL "
+                "WHERE topic = ? AND partition = ? AND holder = ?",
+                [(topic, partition, instance) for topic, partition in partitions],
+            )
+
+    async def give_up(self, partitions: Iterable[tuple[str, int]], instance: str) -> None:
+        await self._on_thread(self._give_up, list(partitions), instance)
+
+    def _leave(self, instance: str) -> None:
+        with transaction(self.conn):
+            self.conn.execute("DELETE FROM gateway_member WHERE instance = ?", (instance,))
+            self.conn.execute(
+                "UPDATE partition_lease SET holder = NULL WHERE holder = ?", (instance,)
+            )
+
+    async def leave(self, instance: str) -> None:
+        await self._on_thread(self._leave, instance)
+
+    def _save_offsets(self, instance: str, offsets: dict[tuple[str, int], int]) -> bool:
+        saved = 0
+        with transaction(self.conn):
+            for (topic, partition), offset in offsets.items():
+                saved += self.conn.execute(
+                    "UPDATE partition_lease SET next_offset = ? "
+                    "WHERE topic = ? AND partition = ? AND holder = ?",
+                    (offset, topic, partition, instance),
+                ).rowcount
+        return saved == len(offsets)
+
+    async def save_offsets(self, instance: str, offsets: Mapping[tuple[str, int], int]) -> bool:
+        return await self._on_thread(self._save_offsets, instance, dict(offsets))
+
+    def _offsets(self, partitions: set[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        rows = self.conn.execute(
+            "SELECT topic, partition, next_offset FROM partition_lease "
+            "WHERE next_offset IS NOT NULL"
+        ).fetchall()
+        found = {(str(r["topic"]), int(r["partition"])): int(r["next_offset"]) for r in rows}
+        return {p: o for p, o in found.items() if p in partitions}
+
+    async def offsets(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        return await self._on_thread(self._offsets, set(partitions))
 
     # --- applying events -------------------------------------------------------------
 
