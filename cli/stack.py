@@ -499,10 +499,11 @@ class Stack:
     ) -> str:
         """Start one more gateway process against the same broker and registries.
 
-        It gets its own port and, unless `database` is given (e.g. the first
-        gateway's, to share it), its own SQLite file, or under PostgreSQL the
-        gateways' shared database. Returns its name (gateway-2, gateway-3...),
-        usable with kill/stop_component/address.
+        It gets its own port and, unless `database` is given, the saga store
+        every gateway of the stack shares (the gateways share the dossiers and,
+        under store coordination, the partition leases: see gateway/leases.py).
+        Returns its name (gateway-2, gateway-3...), usable with
+        kill/stop_component/address.
         """
         if self.broker is None:
             raise StackError("a gateway needs the broker: start the stack with one")
@@ -511,7 +512,9 @@ class Stack:
             name = f"{GATEWAY}-{count + 1}"
         if name in self.components:
             raise StackError(f"there is already a component named {name}")
-        component = self._gateway_component(name, database=database, fixed_port=False)
+        component = self._gateway_component(
+            name, database=database or self.database(GATEWAY_KIND), fixed_port=False
+        )
         component.env.update(env or {})
         self.components[name] = component
         self.start_component(name)
@@ -675,14 +678,15 @@ class Stack:
                 "LIENTHONG_STATIC_MEMBERSHIP": {True: "yes", False: "no", None: "probe"}[
                     self.broker.static_membership
                 ],
-                # Where the broker does not give a restarted member its place
-                # back (Tansu: ~3 s a join, everyone rebalanced), the saga
-                # store shares the partitions out (gateway/leases.py).
-                "LIENTHONG_GROUP_COORDINATION": (
-                    "store" if self.broker.static_membership is False else "kafka"
-                ),
             }
             | self._trust_env(GATEWAY, home)
+        )
+        # Where the broker does not give a restarted member its place back
+        # (Tansu: ~3 s a join, everyone rebalanced), the saga store shares the
+        # partitions out (gateway/leases.py), unless the caller chose.
+        env.setdefault(
+            "LIENTHONG_GROUP_COORDINATION",
+            "store" if self.broker.static_membership is False else "kafka",
         )
         if self.broker.fetch_max_wait_ms is not None:
             # The broker's own fetch window (Tansu answers late within it), unless

@@ -462,10 +462,12 @@ class _HandOverBetweenBatches(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         await self.owner.claim(assigned)
         # Operators (and the scale-out test) see who owns what after a rebalance.
+        # All it holds now: a group assigns everything anew, leases add to it.
         log.info(
             "partitions assigned",
             consumer=self.owner.name,
-            partitions=len(assigned),
+            partitions=len(self.owner.consumer.assignment()),
+            new=len(assigned),
             static=self.owner.membership.instance_id is not None,
         )
         self.owner.joined.set()

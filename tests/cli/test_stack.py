@@ -74,10 +74,23 @@ def test_unknown_component_is_named() -> None:
         (
             BrokerKind.EMBEDDED,
             False,
-            {"LIENTHONG_STATIC_MEMBERSHIP": "no", "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS": "30"},
+            {
+                "LIENTHONG_STATIC_MEMBERSHIP": "no",
+                "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS": "30",
+                # Tansu keeps no restarted member's place: leases in the store.
+                "LIENTHONG_GROUP_COORDINATION": "store",
+            },
         ),
-        (BrokerKind.APACHE, True, {"LIENTHONG_STATIC_MEMBERSHIP": "yes"}),
-        (BrokerKind.EXTERNAL, None, {"LIENTHONG_STATIC_MEMBERSHIP": "probe"}),
+        (
+            BrokerKind.APACHE,
+            True,
+            {"LIENTHONG_STATIC_MEMBERSHIP": "yes", "LIENTHONG_GROUP_COORDINATION": "kafka"},
+        ),
+        (
+            BrokerKind.EXTERNAL,
+            None,
+            {"LIENTHONG_STATIC_MEMBERSHIP": "probe", "LIENTHONG_GROUP_COORDINATION": "kafka"},
+        ),
     ],
 )
 def test_the_stack_tells_its_gateways_what_their_broker_does(
@@ -87,7 +100,11 @@ def test_the_stack_tells_its_gateways_what_their_broker_does(
     static: bool | None,
     expected: dict[str, str],
 ) -> None:
-    for name in ("LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS", "LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS"):
+    for name in (
+        "LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS",
+        "LIENTHONG_GROUP_REBALANCE_TIMEOUT_SECONDS",
+        "LIENTHONG_GROUP_COORDINATION",
+    ):
         monkeypatch.delenv(name, raising=False)  # the stack copies its own environment
     stack = Stack(broker=kind.value, data_dir=tmp_path)
     stack.broker = RunningBroker(

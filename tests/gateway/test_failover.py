@@ -58,14 +58,21 @@ def settled_within(stack: Stack) -> float:
     return 15.0 if stack.broker_kind == "apache" else 30.0
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
+# Who shares the partitions out: the broker's consumer groups, or leases in
+# the saga store (gateway/leases.py; what the stack picks for the embedded
+# broker). Both run on the broker under test.
+COORDINATIONS = ["kafka", "store"]
+
+
+@pytest.fixture(scope="module", params=COORDINATIONS)
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
     with Stack(
         broker=broker_kind(),
         gateway_env={
             "LIENTHONG_RETRY_CAP_SECONDS": "0.5",
             "LIENTHONG_CALL_DEADLINE_SECONDS": "2",
             "LIENTHONG_GROUP_SESSION_TIMEOUT_SECONDS": str(SESSION_TIMEOUT),
+            "LIENTHONG_GROUP_COORDINATION": request.param,
         },
     ) as running:
         running.keep_data_dir = bool(os.environ.get("LIENTHONG_KEEP_TEST_DATA"))
@@ -296,10 +303,12 @@ async def test_a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
 SAGA_DATABASE = "failover_saga"
 
 
-@pytest.fixture(scope="module")
-def postgres_stack(postgres_server: PostgresServer) -> Iterator[Stack]:
-    """As `stack`, its gateways sharing a PostgreSQL saga store."""
-    database = postgres_server.create_database(SAGA_DATABASE)
+@pytest.fixture(scope="module", params=COORDINATIONS)
+def postgres_stack(
+    request: pytest.FixtureRequest, postgres_server: PostgresServer
+) -> Iterator[tuple[Stack, str]]:
+    """As `stack`, its gateways sharing a PostgreSQL saga store (its URL)."""
+    database = postgres_server.create_database(f"{SAGA_DATABASE}_{request.param}")
     with Stack(
         broker=broker_kind(),
         gateway_env={
@@ -307,29 +316,29 @@ def postgres_stack(postgres_server: PostgresServer) -> Iterator[Stack]:
             "LIENTHONG_CALL_DEADLINE_SECONDS": "2",
             "LIENTHONG_GROUP_SESSION_TIMEOUT_SECONDS": str(SESSION_TIMEOUT),
             "LIENTHONG_GATEWAY_DB": database,
+            "LIENTHONG_GROUP_COORDINATION": request.param,
         },
     ) as running:
         running.keep_data_dir = bool(os.environ.get("LIENTHONG_KEEP_TEST_DATA"))
-        yield running
+        yield running, database
 
 
 async def test_a_frozen_gateway_sharing_a_postgres_store_does_no_more_work_for_what_it_lost(
-    postgres_stack: Stack, postgres_server: PostgresServer
+    postgres_stack: tuple[Stack, str],
 ) -> None:
+    stack, database = postgres_stack
     # The SQLite variant's limit is gone: the frozen gateway holds row locks
     # of its own partitions' rows at most (for the session timeouts of
     # gateway/config.py), never the whole store, and the survivor's store
     # calls never block its event loop.
-    zombie = postgres_stack.add_gateway()  # LIENTHONG_GATEWAY_DB: the same database
+    zombie = stack.add_gateway()  # LIENTHONG_GATEWAY_DB: the same database
 
     def applied_at(event_id: str) -> float | None:
-        with psycopg.connect(postgres_server.url(SAGA_DATABASE)) as conn:
+        with psycopg.connect(database) as conn:
             row = conn.execute(
                 "SELECT extract(epoch FROM applied_at) FROM processed_events WHERE event_id = %s",
                 (event_id,),
             ).fetchone()
         return None if row is None else float(row[0])
 
-    await a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(
-        postgres_stack, zombie, applied_at
-    )
+    await a_frozen_gateway_does_no_more_work_for_the_partitions_it_lost(stack, zombie, applied_at)

@@ -322,6 +322,78 @@ async def test_a_closed_store_refuses_calls(backend: Backend) -> None:
         await store.load("birth-1")
 
 
+# --- partition leases (gateway/leases.py) -------------------------------------------------
+
+LEASED = "lienthong.step-commands.population"
+SESSION = 30.0  # seconds: long enough that no member goes stale by itself here
+
+
+async def test_members_beat_and_see_each_other_until_one_leaves(backend: Backend) -> None:
+    a, b = await backend.open(), await backend.open()
+    assert await a.beat("gateway-a", SESSION) == ["gateway-a"]
+    assert await b.beat("gateway-b", SESSION) == ["gateway-a", "gateway-b"]
+    await a.leave("gateway-a")
+    assert await b.beat("gateway-b", SESSION) == ["gateway-b"]
+
+
+async def test_a_lease_is_held_by_one_live_member_and_taken_back_by_its_own(
+    backend: Backend,
+) -> None:
+    a, b = await backend.open(), await backend.open()
+    await a.beat("gateway-a", SESSION)
+    await b.beat("gateway-b", SESSION)
+    assert await a.take(LEASED, 0, "gateway-a", SESSION)
+    assert not await b.take(LEASED, 0, "gateway-b", SESSION)  # a is alive
+    restarted = await backend.open()  # gateway-a again, after a kill
+    assert await restarted.take(LEASED, 0, "gateway-a", SESSION)
+    assert await b.held("gateway-b") == set()
+    assert await restarted.held("gateway-a") == {(LEASED, 0)}
+
+
+async def test_a_lease_given_up_or_left_is_free_for_the_next(backend: Backend) -> None:
+    a, b = await backend.open(), await backend.open()
+    await a.beat("gateway-a", SESSION)
+    await b.beat("gateway-b", SESSION)
+    assert await a.take(LEASED, 0, "gateway-a", SESSION)
+    assert await a.take(LEASED, 1, "gateway-a", SESSION)
+    await b.give_up([(LEASED, 0)], "gateway-b")  # not b's: nothing happens
+    assert not await b.take(LEASED, 0, "gateway-b", SESSION)
+    await a.give_up([(LEASED, 0)], "gateway-a")
+    assert await b.take(LEASED, 0, "gateway-b", SESSION)
+    await a.leave("gateway-a")
+    assert await b.take(LEASED, 1, "gateway-b", SESSION)
+    assert await b.held("gateway-b") == {(LEASED, 0), (LEASED, 1)}
+
+
+async def test_the_lease_of_a_member_not_seen_within_the_session_is_taken(
+    backend: Backend,
+) -> None:
+    a, b = await backend.open(), await backend.open()
+    await a.beat("gateway-a", SESSION)
+    assert await a.take(LEASED, 0, "gateway-a", SESSION)
+    deadline = time.monotonic() + WAIT_SECONDS
+    # With a 50 ms session, a's one beat goes stale almost at once.
+    while not await b.take(LEASED, 0, "gateway-b", 0.05):
+        assert time.monotonic() < deadline, "a stale member's lease was never taken"
+        await asyncio.sleep(0.01)
+    assert await a.held("gateway-a") == set()
+
+
+async def test_offsets_are_saved_only_by_the_holder(backend: Backend) -> None:
+    a, b = await backend.open(), await backend.open()
+    await a.beat("gateway-a", SESSION)
+    await b.beat("gateway-b", SESSION)
+    assert await a.take(LEASED, 0, "gateway-a", SESSION)
+    assert await b.take(LEASED, 1, "gateway-b", SESSION)
+    assert await a.save_offsets("gateway-a", {(LEASED, 0): 42})
+    assert not await a.save_offsets("gateway-a", {(LEASED, 0): 43, (LEASED, 1): 7})
+    assert await b.offsets([(LEASED, 0), (LEASED, 1), (LEASED, 2)]) == {(LEASED, 0): 43}
+    await a.give_up([(LEASED, 0)], "gateway-a")
+    assert not await a.save_offsets("gateway-a", {(LEASED, 0): 50})
+    assert await b.take(LEASED, 0, "gateway-b", SESSION)
+    assert await b.offsets([(LEASED, 0)]) == {(LEASED, 0): 43}  # kept across holders
+
+
 # --- two gateways, one database ----------------------------------------------------------
 
 
