@@ -59,3 +59,15 @@ async def test_an_unknown_broker_is_probed_once(
 def test_a_word_it_does_not_know_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(SystemExit, match="LIENTHONG_STATIC_MEMBERSHIP must be one of"):
         config(monkeypatch, "maybe")
+
+
+def test_coordination_is_the_brokers_groups_unless_the_store_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("LIENTHONG_GROUP_COORDINATION", raising=False)
+    assert config(monkeypatch, "yes").coordination == "kafka"
+    monkeypatch.setenv("LIENTHONG_GROUP_COORDINATION", "store")
+    assert config(monkeypatch, "no").coordination == "store"
+    monkeypatch.setenv("LIENTHONG_GROUP_COORDINATION", "zookeeper")
+    with pytest.raises(SystemExit, match="LIENTHONG_GROUP_COORDINATION must be one of"):
+        config(monkeypatch, "no")
