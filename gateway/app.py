@@ -193,7 +193,7 @@ async def _connect_and_run(
     topics = Topics.with_prefix(config.topic_prefix)
     backoff = Backoff(BROKER_BACKOFF_BASE_SECONDS, BROKER_BACKOFF_CAP_SECONDS)
     bootstrap = config.bootstrap_servers
-    await until_done(
+    partition_counts = await until_done(
         f"kafka at {bootstrap} (topics)",
         lambda: ensure_topics(bootstrap, topics.all(), config.partitions),
         backoff,
@@ -254,7 +254,7 @@ async def _connect_and_run(
                     make_plain_consumer(config.bootstrap_servers, fetch_max_wait_ms),
                     kafka.roster,
                     name=group_id,
-                    topics=topics_read,
+                    partitions={t: partition_counts[t] for t in topics_read},
                 )
             consumer: GroupConsumer = make_consumer(
                 config.bootstrap_servers,
@@ -423,8 +423,10 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
     )
     # The work never ends by itself: if it did, something failed.
     failed = work.done()
-    if failed and not work.cancelled() and work.exception():
-        log.error("gateway failed", error=repr(work.exception()))
+    if failed:
+        # Never silently: a cancellation from inside counts as a failure too.
+        why = "cancelled" if work.cancelled() else repr(work.exception())
+        log.error("gateway failed", error=why)
     log.info("stopping", grace_seconds=config.grace_seconds)
     await running.stop(config.grace_seconds)
     work.cancel()

@@ -279,9 +279,11 @@ async def static_membership_honoured(bootstrap: str, topic: str, *, within: floa
     return bool(second.assignment()) and rejoined_in < within
 
 
-async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> None:
-    """Create the topics that do not exist yet. Raises a KafkaError when the
-    broker cannot be reached (the caller waits and tries again)."""
+async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) -> dict[str, int]:
+    """Create the topics that do not exist yet; returns each topic's partition
+    count as the broker has it (a topic made before may have another). Raises
+    a KafkaError when the broker cannot be reached or cannot say yet (the
+    caller waits and tries again)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         await admin.start()
@@ -295,8 +297,17 @@ async def ensure_topics(bootstrap: str, topics: Sequence[str], partitions: int) 
             # Another gateway process may have created them first.
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(wanted)
+        described = {
+            str(t["topic"]): len(t["partitions"])
+            for t in await admin.describe_topics(list(topics))
+            if t.get("partitions")
+        }
     finally:
         await admin.close()
+    missing = [t for t in topics if t not in described]
+    if missing:
+        raise KafkaError(f"no partitions known yet for {', '.join(missing)}")
+    return described
 
 
 def make_producer(bootstrap: str, *, linger_ms: int = 5) -> AIOKafkaProducer:

@@ -154,8 +154,6 @@ class PlainConsumer(Protocol):
 
     async def stop(self) -> None: ...
 
-    def partitions_for_topic(self, topic: str) -> set[int] | None: ...
-
     def assign(self, partitions: list[TopicPartition]) -> None: ...
 
     async def getmany(
@@ -182,15 +180,15 @@ class LeasedConsumer:
         roster: Roster,
         *,
         name: str,
-        topics: Sequence[str],
+        partitions: Mapping[str, int],
     ) -> None:
         self.consumer = consumer
         self.roster = roster
         self.store = roster.store
         self.name = name
-        self.topics = list(topics)
-        # Partition counts of the topics, from the broker's metadata at start.
-        self.partition_counts: dict[str, int] = {}
+        # The topics read and their partition counts (gateway.kafka.ensure_topics).
+        self.topics = list(partitions)
+        self.partition_counts = dict(partitions)
         self.listener: ConsumerRebalanceListener | None = None
         self.held: set[TopicPartition] = set()
         self._all: set[TopicPartition] = set()
@@ -200,14 +198,7 @@ class LeasedConsumer:
     # --- GroupConsumer -----------------------------------------------------------
 
     async def start(self) -> None:
-        """Connect and learn the topics' partitions (a KafkaError while the
-        broker cannot say: the caller tries again)."""
         await self.consumer.start()
-        for topic in self.topics:
-            partitions = self.consumer.partitions_for_topic(topic)
-            if not partitions:
-                raise KafkaError(f"no partitions known for topic {topic} yet")
-            self.partition_counts[topic] = len(partitions)
 
     async def stop(self) -> None:
         if self._task is not None:

@@ -38,9 +38,6 @@ class FakeKafka:
     async def stop(self) -> None:
         return None
 
-    def partitions_for_topic(self, topic: str) -> set[int] | None:
-        return set(range(PARTITIONS)) if topic == TOPIC else None
-
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.assigned = list(partitions)
 
@@ -106,7 +103,9 @@ class Member:
         self.clock = Clock()
         self.roster = Roster(store, instance, session_seconds=session, monotonic=self.clock)
         self.kafka = FakeKafka()
-        self.consumer = LeasedConsumer(self.kafka, self.roster, name="steps", topics=[TOPIC])
+        self.consumer = LeasedConsumer(
+            self.kafka, self.roster, name="steps", partitions={TOPIC: PARTITIONS}
+        )
         self.listener = Listener(self.consumer)
 
     async def start(self) -> None:
