@@ -84,6 +84,10 @@ async def membership(config: GatewayConfig, probe_topic: str) -> Membership:
     )
 
 
+def _always_trusted() -> bool:
+    return True
+
+
 # While the broker is down at start: 0.5 s, 1 s, then every 2 s (see Backoff).
 BROKER_BACKOFF_BASE_SECONDS = 0.5
 BROKER_BACKOFF_CAP_SECONDS = 2.0
@@ -236,6 +240,10 @@ async def _connect_and_run(
         kafka.roster = Roster(store, owner, session_seconds=config.session_timeout_seconds)
         await kafka.roster.beat_once()
 
+    # Leased: a worker stops before its next agency call or publication once
+    # this process's beats are no longer recent (Lease.trusted).
+    trusted = kafka.roster.trusted if kafka.roster is not None else _always_trusted
+
     def incarnations(group_id: str) -> Incarnations | None:
         """Under dynamic membership, with an instance id configured (stable
         across restarts): rejoin each group as this gateway's previous member."""
@@ -286,6 +294,7 @@ async def _connect_and_run(
             incarnations=incarnations(group_id),
             group_id=group_id,
             metrics=metrics,
+            trusted=trusted,
         )
 
     saga_topics = [topics.dossiers, topics.step_outcomes]
@@ -309,6 +318,7 @@ async def _connect_and_run(
             incarnations=incarnations(topics.saga_group),
             group_id=topics.saga_group,
             metrics=metrics,
+            trusted=trusted,
         ),
         # A consumer (a group) per agency lane: a batch waiting out one
         # agency's outage holds up only that agency's partitions, and each

@@ -86,23 +86,38 @@ class LoopWatch:
             self.last_tick = now
 
 
+def _always() -> bool:
+    return True
+
+
 class Lease:
     """A worker's right to work its partition."""
 
-    def __init__(self, tp: TopicPartition, epoch: int, watch: LoopWatch) -> None:
+    def __init__(
+        self,
+        tp: TopicPartition,
+        epoch: int,
+        watch: LoopWatch,
+        trusted: Callable[[], bool] = _always,
+    ) -> None:
         self.tp = tp
         self.epoch = epoch
         self.watch = watch
+        # Whether whoever hands out the partitions still vouches for this
+        # process (store-coordinated: its beats are recent, gateway/leases.py).
+        # Read inline, as the watch is: the round that would let go may be
+        # stuck behind the very store call that stopped the beats.
+        self.trusted = trusted
         self.revoked = False
 
     @property
     def valid(self) -> bool:
-        return not self.revoked and self.watch.fresh()
+        return not self.revoked and self.watch.fresh() and self.trusted()
 
     def check(self) -> None:
         """Raise PartitionRevokedError unless still this process's to work:
         called before each agency call and each publication."""
-        if not self.watch.fresh():
+        if not self.watch.fresh() or not self.trusted():
             self.revoked = True
         if self.revoked:
             raise PartitionRevokedError(f"{self.tp.topic}/{self.tp.partition} epoch {self.epoch}")
@@ -503,8 +518,11 @@ class PartitionedConsumer:
         incarnations: Incarnations | None = None,
         group_id: str = "",
         metrics: GatewayMetrics | None = None,
+        trusted: Callable[[], bool] = _always,
     ) -> None:
         self.name = name
+        # Ends every lease at once when false (see Lease.trusted).
+        self.trusted = trusted
         # The consumer group, as the lag metric names it.
         self.group_id = group_id or name
         self.metrics = GatewayMetrics() if metrics is None else metrics
@@ -638,7 +656,7 @@ class PartitionedConsumer:
                         continue  # revoked since the fetch: the next owner reads it
                     worker = self.workers.get(tp)
                     if worker is None:
-                        lease = Lease(tp, self.epochs[tp], self.watch)
+                        lease = Lease(tp, self.epochs[tp], self.watch, self.trusted)
                         worker = _PartitionWorker(lease, self._process, self._batch_done)
                         self.workers[tp] = worker
                     worker.add(records)

@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -47,13 +48,24 @@ log = structlog.get_logger("leases")
 Partition = tuple[str, int]
 
 
+class ReplacedError(Exception):
+    """Another process took over this instance id (it joined after this one):
+    this process must not work any of the instance's partitions."""
+
+
 class LeaseStore(Protocol):
     """Members and partition leases, kept in the saga store (both
     implementations; tests/gateway/test_saga_store_contract.py)."""
 
-    async def beat(self, instance: str, within: float) -> list[str]:
-        """Record `instance` as alive now; the instances seen within `within`
-        seconds (this one included), sorted."""
+    async def beat(
+        self, instance: str, within: float, *, incarnation: str = "", joining: bool = True
+    ) -> list[str]:
+        """Record `instance` as alive now, as this `incarnation` (one process's
+        life); the instances seen within `within` seconds (this one
+        included), sorted. Joining (a process's first beat) takes the
+        instance over from any earlier incarnation, killed or not; a later
+        beat of an incarnation that was taken over raises ReplacedError, as
+        Kafka fences the older of two static members with one instance id."""
 
     async def take(self, topic: str, partition: int, instance: str, within: float) -> bool:
         """Hold the partition's lease if it is free, already this instance's,
@@ -99,20 +111,41 @@ class Roster:
         # recorded it at or after that moment.
         self.last_beat: float | None = None
         self._failing = False
+        # This process's life under the instance id: a second process started
+        # under the same id (a misconfiguration) takes it over, and this one
+        # then stops (ReplacedError).
+        self.incarnation = uuid.uuid4().hex
+        self._joined = False
+        self.replaced = False
 
     def trusted(self) -> bool:
         """Whether this process's leases are still its own to work: its last
         beat is recent enough that no other member may take them yet (half
         the session, leaving the other half for a batch to stop)."""
         return (
-            self.last_beat is not None
+            not self.replaced
+            and self.last_beat is not None
             and self._monotonic() - self.last_beat < self.session_seconds / 2
         )
 
     async def beat_once(self) -> bool:
+        if self.replaced:
+            return False
         sent = self._monotonic()
         try:
-            members = await self.store.beat(self.instance, self.session_seconds)
+            members = await self.store.beat(
+                self.instance,
+                self.session_seconds,
+                incarnation=self.incarnation,
+                joining=not self._joined,
+            )
+        except ReplacedError:
+            self.replaced = True
+            log.error(
+                "another gateway process took over this instance id; this one stops working",
+                instance=self.instance,
+            )
+            return False
         except Exception as error:  # the store away: said once per outage
             if not self._failing:
                 log.warning("beat failed", instance=self.instance, error=repr(error))
@@ -121,16 +154,23 @@ class Roster:
         if self._failing:
             log.info("beat recorded again", instance=self.instance)
         self._failing = False
+        self._joined = True
         self.members = members
         self.last_beat = sent
         return True
 
     async def run(self) -> None:
+        """Beat until stopped; raises ReplacedError once another process took
+        the instance over (the gateway then fails, loudly)."""
         while True:
             await self.beat_once()
+            if self.replaced:
+                raise ReplacedError(f"another gateway process runs as {self.instance}")
             await asyncio.sleep(self.beat_seconds)
 
     async def leave(self) -> None:
+        if self.replaced:
+            return  # the instance's row and leases are the other process's now
         with contextlib.suppress(Exception):
             await self.store.leave(self.instance)
 
@@ -205,7 +245,7 @@ class LeasedConsumer:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self.held:
+        if self.held and not self.roster.replaced:
             # PartitionedConsumer.stop() has released the workers and
             # committed: the next member may take these at once.
             with contextlib.suppress(Exception):

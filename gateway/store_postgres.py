@@ -55,6 +55,7 @@ from psycopg.rows import TupleRow
 from common.database_url import redacted
 from gateway.config import SessionTimeouts
 from gateway.events import Event
+from gateway.leases import ReplacedError
 from gateway.store import (
     OUTBOX_COLUMNS,
     Announcement,
@@ -112,8 +113,9 @@ CREATE TABLE IF NOT EXISTS group_member (
     PRIMARY KEY (instance, group_id)
 );
 CREATE TABLE IF NOT EXISTS gateway_member (
-    instance TEXT PRIMARY KEY,
-    seen     DOUBLE PRECISION NOT NULL
+    instance    TEXT PRIMARY KEY,
+    seen        DOUBLE PRECISION NOT NULL,
+    incarnation TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS partition_lease (
     topic       TEXT NOT NULL,
@@ -419,13 +421,24 @@ class PostgresSagaStore:
     # --- partition leases (gateway/leases.py) -----------------------------------------
     # "Seen" is the server's clock, which every host shares.
 
-    async def beat(self, instance: str, within: float) -> list[str]:
-        async with self._connection() as conn:
+    async def beat(
+        self, instance: str, within: float, *, incarnation: str = "", joining: bool = True
+    ) -> list[str]:
+        async with self._connection() as conn, conn.transaction():
+            row = await (
+                await conn.execute(
+                    "SELECT incarnation FROM gateway_member WHERE instance = %s FOR UPDATE",
+                    (instance,),
+                )
+            ).fetchone()
+            if row is not None and not joining and row[0] != incarnation:
+                raise ReplacedError(instance)
             await conn.execute(
-                "INSERT INTO gateway_member (instance, seen) "
-                "VALUES (%s, extract(epoch FROM clock_timestamp())) "
-                "ON CONFLICT (instance) DO UPDATE SET seen = EXCLUDED.seen",
-                (instance,),
+                "INSERT INTO gateway_member (instance, seen, incarnation) "
+                "VALUES (%s, extract(epoch FROM clock_timestamp()), %s) "
+                "ON CONFLICT (instance) DO UPDATE "
+                "SET seen = EXCLUDED.seen, incarnation = EXCLUDED.incarnation",
+                (instance, incarnation),
             )
             rows = await (
                 await conn.execute(

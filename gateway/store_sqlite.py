@@ -27,6 +27,7 @@ import structlog
 
 from common.sqlite import open_database, transaction
 from gateway.events import Event
+from gateway.leases import ReplacedError
 from gateway.store import (
     OUTBOX_COLUMNS,
     Announcement,
@@ -88,8 +89,9 @@ CREATE TABLE IF NOT EXISTS group_member (
 -- seen alive (seen: the host's wall clock), and who holds each partition's
 -- lease with the next offset to read there.
 CREATE TABLE IF NOT EXISTS gateway_member (
-    instance TEXT PRIMARY KEY,
-    seen     REAL NOT NULL
+    instance    TEXT PRIMARY KEY,
+    seen        REAL NOT NULL,
+    incarnation TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS partition_lease (
     topic       TEXT NOT NULL,
@@ -364,13 +366,19 @@ class SqliteSagaStore:
 
     # --- partition leases (gateway/leases.py) -----------------------------------------
 
-    def _beat(self, instance: str, within: float) -> list[str]:
+    def _beat(self, instance: str, within: float, incarnation: str, joining: bool) -> list[str]:
         now = time.time()
         with transaction(self.conn):
+            row = self.conn.execute(
+                "SELECT incarnation FROM gateway_member WHERE instance = ?", (instance,)
+            ).fetchone()
+            if row is not None and not joining and row["incarnation"] != incarnation:
+                raise ReplacedError(instance)
             self.conn.execute(
-                "INSERT INTO gateway_member (instance, seen) VALUES (?, ?) "
-                "ON CONFLICT (instance) DO UPDATE SET seen = excluded.seen",
-                (instance, now),
+                "INSERT INTO gateway_member (instance, seen, incarnation) VALUES (?, ?, ?) "
+                "ON CONFLICT (instance) DO UPDATE SET seen = excluded.seen, "
+                "incarnation = excluded.incarnation",
+                (instance, now, incarnation),
             )
         rows = self.conn.execute(
             "SELECT instance FROM gateway_member WHERE seen >= ? ORDER BY instance",
@@ -378,8 +386,10 @@ class SqliteSagaStore:
         ).fetchall()
         return [str(r["instance"]) for r in rows]
 
-    async def beat(self, instance: str, within: float) -> list[str]:
-        return await self._on_thread(self._beat, instance, within)
+    async def beat(
+        self, instance: str, within: float, *, incarnation: str = "", joining: bool = True
+    ) -> list[str]:
+        return await self._on_thread(self._beat, instance, within, incarnation, joining)
 
     def _take(self, topic: str, partition: int, instance: str, within: float) -> bool:
         with transaction(self.conn):

@@ -161,6 +161,7 @@ def partitioned(
     metrics: GatewayMetrics | None = None,
     check: Callable[[Event], None] = lambda event: None,
     producer: Any = None,  # no poison unless `check` says so: nothing is produced
+    trusted: Callable[[], bool] = lambda: True,
 ) -> PartitionedConsumer:
     """The consumer under test, over the fake group consumer."""
     return PartitionedConsumer(
@@ -178,6 +179,7 @@ def partitioned(
         ),
         monotonic=monotonic,
         incarnations=incarnations,
+        trusted=trusted,
     )
 
 
@@ -300,6 +302,31 @@ async def test_a_stale_owner_drops_its_batch_without_committing(
     fake.deliver(P0, 0, 1)
     await until(lambda: consumer.workers[P0].task.done() if P0 in consumer.workers else False)
     assert handler.handled == [] and committed(fake, P0) is None
+
+
+async def test_a_batch_in_flight_stops_once_the_coordination_no_longer_vouches_for_it() -> None:
+    # Leased partitions: the process's beats went stale (its store stuck),
+    # and the round that would let go waits behind that store: the worker
+    # itself must stop before it publishes.
+    vouched = [True]
+    fake, handler = FakeGroupConsumer(), Recorder()
+    consumer = partitioned(fake, handler, trusted=lambda: vouched[0])
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await fake.assign(P0)
+        handler.hold = asyncio.Event()
+        fake.deliver(P0, 0)
+        await handler.started.wait()
+        vouched[0] = False
+        handler.hold.set()
+        await until(consumer.workers[P0].task.done)
+        assert handler.handled == []
+        assert committed(fake, P0) is None
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
 
 async def test_each_assignment_gives_a_new_epoch(

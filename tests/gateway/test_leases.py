@@ -16,7 +16,7 @@ import pytest
 from aiokafka import ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, KafkaError
 
-from gateway.leases import LeasedConsumer, Roster, share_of
+from gateway.leases import LeasedConsumer, ReplacedError, Roster, share_of
 from gateway.store import SagaStore, open_saga_store
 
 TOPIC = "lienthong.step-commands.health"
@@ -243,3 +243,21 @@ async def test_a_commit_for_a_lease_taken_meanwhile_is_refused(store: SagaStore)
     await store.close()
     with pytest.raises(KafkaError):  # the store away: pending, tried again
         await a.consumer.commit({TopicPartition(TOPIC, 0): 6})
+
+
+async def test_a_member_taken_over_by_a_twin_stops_working_and_fails(store: SagaStore) -> None:
+    a = Member(store, "gateway-a")
+    await a.start()
+    await a.round()
+    assert a.consumer.assignment() == tps(*range(6))
+    twin = Member(store, "gateway-a")  # a second process under the same id
+    await twin.start()
+    await twin.round()
+    await a.round()
+    assert a.roster.replaced
+    assert a.listener.revoked == [tps(*range(6))]
+    assert a.consumer.assignment() == set()
+    with pytest.raises(ReplacedError):
+        await a.roster.run()
+    await a.roster.leave()  # leaves the twin's row and leases alone
+    assert await store.held("gateway-a") == {(TOPIC, p) for p in range(6)}

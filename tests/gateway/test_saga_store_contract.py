@@ -28,6 +28,7 @@ import pytest
 from common.errors import InvalidArgument
 from gateway import saga
 from gateway.events import Event
+from gateway.leases import ReplacedError
 from gateway.procedures import BIRTH
 from gateway.store import (
     Announcement,
@@ -334,6 +335,19 @@ async def test_members_beat_and_see_each_other_until_one_leaves(backend: Backend
     assert await b.beat("gateway-b", SESSION) == ["gateway-a", "gateway-b"]
     await a.leave("gateway-a")
     assert await b.beat("gateway-b", SESSION) == ["gateway-b"]
+
+
+async def test_a_second_process_under_one_instance_id_takes_it_over(backend: Backend) -> None:
+    first, second = await backend.open(), await backend.open()
+    await first.beat("gateway-a", SESSION, incarnation="one", joining=True)
+    assert await first.beat("gateway-a", SESSION, incarnation="one", joining=False) == ["gateway-a"]
+    # Started under the same id (a restart, or a misconfigured twin): it joins.
+    await second.beat("gateway-a", SESSION, incarnation="two", joining=True)
+    with pytest.raises(ReplacedError):
+        await first.beat("gateway-a", SESSION, incarnation="one", joining=False)
+    assert await second.beat("gateway-a", SESSION, incarnation="two", joining=False) == [
+        "gateway-a"
+    ]
 
 
 async def test_a_lease_is_held_by_one_live_member_and_taken_back_by_its_own(
