@@ -37,6 +37,7 @@ from gateway.kafka import (
     Membership,
     PartitionedConsumer,
     StoredIncarnations,
+    always_trusted,
     ensure_topics,
     make_consumer,
     make_plain_consumer,
@@ -82,10 +83,6 @@ async def membership(config: GatewayConfig, probe_topic: str) -> Membership:
         rebalance_timeout_ms=round(config.rebalance_timeout_seconds * 1000),
         handover_grace_seconds=config.handover_grace_seconds,
     )
-
-
-def _always_trusted() -> bool:
-    return True
 
 
 # While the broker is down at start: 0.5 s, 1 s, then every 2 s (see Backoff).
@@ -242,7 +239,7 @@ async def _connect_and_run(
 
     # Leased: a worker stops before its next agency call or publication once
     # this process's beats are no longer recent (Lease.trusted).
-    trusted = kafka.roster.trusted if kafka.roster is not None else _always_trusted
+    trusted = kafka.roster.trusted if kafka.roster is not None else always_trusted
 
     def incarnations(group_id: str) -> Incarnations | None:
         """Under dynamic membership, with an instance id configured (stable

@@ -226,12 +226,11 @@ class LeasedConsumer:
         self.roster = roster
         self.store = roster.store
         self.name = name
-        # The topics read and their partition counts (gateway.kafka.ensure_topics).
+        # The topics read, with their partition counts (gateway.kafka.ensure_topics).
         self.topics = list(partitions)
-        self.partition_counts = dict(partitions)
+        self._all = {TopicPartition(t, p) for t, count in partitions.items() for p in range(count)}
         self.listener: ConsumerRebalanceListener | None = None
         self.held: set[TopicPartition] = set()
-        self._all: set[TopicPartition] = set()
         self._task: asyncio.Task[None] | None = None
         self._dealt_once = False
 
@@ -259,11 +258,6 @@ class LeasedConsumer:
         if set(topics) != set(self.topics):
             raise ValueError(f"{self.name} leases {self.topics}, not {topics}")
         self.listener = listener
-        self._all = {
-            TopicPartition(topic, p)
-            for topic in self.topics
-            for p in range(self.partition_counts[topic])
-        }
         # Every partition assigned, the ones not held paused: see the module.
         self.consumer.assign(sorted(self._all))
         self.consumer.pause(*self._all)
@@ -272,9 +266,6 @@ class LeasedConsumer:
     async def getmany(
         self, *partitions: TopicPartition, timeout_ms: int = 0, max_records: int | None = None
     ) -> Mapping[TopicPartition, list[ConsumerRecord[bytes, bytes]]]:
-        if not self._all:
-            await asyncio.sleep(timeout_ms / 1000)
-            return {}
         batches = await self.consumer.getmany(
             *partitions, timeout_ms=timeout_ms, max_records=max_records
         )
@@ -382,10 +373,8 @@ class LeasedConsumer:
 
     async def _take(self, partitions: list[TopicPartition]) -> None:
         assert self.listener is not None
-        saved = await self.store.offsets([(tp.topic, tp.partition) for tp in partitions])
         # Still paused: nothing is fetched for them before the listener's
         # claim has their epochs (it resumes them).
-        for tp in partitions:
-            self.consumer.seek(tp, saved.get((tp.topic, tp.partition), 0))
+        await self.seek_to_committed(*partitions)
         self.held |= set(partitions)
         await self.listener.on_partitions_assigned(set(partitions))

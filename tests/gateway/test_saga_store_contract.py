@@ -329,6 +329,14 @@ LEASED = "lienthong.step-commands.population"
 SESSION = 30.0  # seconds: long enough that no member goes stale by itself here
 
 
+async def two_live_gateways(backend: Backend) -> tuple[SagaStore, SagaStore]:
+    """gateway-a and gateway-b, each its own store over the database, both seen."""
+    a, b = await backend.open(), await backend.open()
+    await a.beat("gateway-a", SESSION)
+    await b.beat("gateway-b", SESSION)
+    return a, b
+
+
 async def test_members_beat_and_see_each_other_until_one_leaves(backend: Backend) -> None:
     a, b = await backend.open(), await backend.open()
     assert await a.beat("gateway-a", SESSION) == ["gateway-a"]
@@ -353,9 +361,7 @@ async def test_a_second_process_under_one_instance_id_takes_it_over(backend: Bac
 async def test_a_lease_is_held_by_one_live_member_and_taken_back_by_its_own(
     backend: Backend,
 ) -> None:
-    a, b = await backend.open(), await backend.open()
-    await a.beat("gateway-a", SESSION)
-    await b.beat("gateway-b", SESSION)
+    a, b = await two_live_gateways(backend)
     assert await a.take(LEASED, 0, "gateway-a", SESSION)
     assert not await b.take(LEASED, 0, "gateway-b", SESSION)  # a is alive
     restarted = await backend.open()  # gateway-a again, after a kill
@@ -365,9 +371,7 @@ async def test_a_lease_is_held_by_one_live_member_and_taken_back_by_its_own(
 
 
 async def test_a_lease_given_up_or_left_is_free_for_the_next(backend: Backend) -> None:
-    a, b = await backend.open(), await backend.open()
-    await a.beat("gateway-a", SESSION)
-    await b.beat("gateway-b", SESSION)
+    a, b = await two_live_gateways(backend)
     assert await a.take(LEASED, 0, "gateway-a", SESSION)
     assert await a.take(LEASED, 1, "gateway-a", SESSION)
     await b.give_up([(LEASED, 0)], "gateway-b")  # not b's: nothing happens
@@ -394,9 +398,7 @@ async def test_the_lease_of_a_member_not_seen_within_the_session_is_taken(
 
 
 async def test_offsets_are_saved_only_by_the_holder(backend: Backend) -> None:
-    a, b = await backend.open(), await backend.open()
-    await a.beat("gateway-a", SESSION)
-    await b.beat("gateway-b", SESSION)
+    a, b = await two_live_gateways(backend)
     assert await a.take(LEASED, 0, "gateway-a", SESSION)
     assert await b.take(LEASED, 1, "gateway-b", SESSION)
     assert await a.save_offsets("gateway-a", {(LEASED, 0): 42})
