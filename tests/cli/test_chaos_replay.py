@@ -13,7 +13,7 @@ import pytest
 
 from cli.errors import CliError
 from cli.main import main
-from cli.replay import check_broker, leave_out, load
+from cli.replay import broker_note, check_broker, leave_out, load
 from scenarios.executions import START_MARKER
 from tests.gateway.test_end_to_end import broker_kind
 
@@ -191,3 +191,15 @@ def test_a_database_restart_is_refused_without_a_postgresql_of_the_stacks_own(
         f"{scenario_file}: database_restart: needs --store postgres, a PostgreSQL server this "
         "command runs (got --store sqlite: SQLite files have no server to kill)"
     ) in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_long_replay_on_the_embedded_broker_is_told_its_latency_will_drift() -> None:
+    presets = Path(__file__).resolve().parents[2] / "scenarios"
+    chaos = load(presets / "chaos.yaml", rate=None, duration=None)  # 18,000 declarations
+    smoke = load(presets / "smoke.yaml", rate=None, duration=None)  # under a hundred
+    note = broker_note(chaos, "embedded")
+    assert note is not None
+    assert "18,000 declarations" in note and "--broker apache" in note
+    assert "brokers.fetch_cost" in note  # where to see why
+    assert broker_note(chaos, "apache") is None
+    assert broker_note(smoke, "embedded") is None
