@@ -7,7 +7,8 @@ one transaction: committed if the work returns, rolled back if it raises.
 
 - SQLite (a path, the default): one connection on one dedicated thread, WAL,
   BEGIN IMMEDIATE, so units of work run one at a time, as before.
-- PostgreSQL (a `postgresql://` URL, common.database_url): psycopg 3's
+- PostgreSQL (a `postgresql://` URL, common.database_url;
+  common/database_postgres.py, imported only then): psycopg 3's
   synchronous API with psycopg_pool's ConnectionPool, the units of work on a
   small thread pool. Sync and not psycopg's async API because the unit of
   work is synchronous rule code; the event loop only awaits its result. Any
@@ -29,26 +30,14 @@ from __future__ import annotations
 import asyncio
 import re
 import sqlite3
-import threading
-import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol, TypeVar
 
-import psycopg
-import structlog
-from psycopg import errors as pg_errors
-from psycopg.rows import RowMaker
-from psycopg_pool import ConnectionPool, PoolTimeout
-
-from common.database_url import is_postgres, redacted
-from common.errors import Unavailable
-
-log = structlog.get_logger("database")
+from common.database_url import is_postgres
 
 T = TypeVar("T")
 Dialect = Literal["sqlite", "postgres"]
@@ -57,14 +46,6 @@ Dialect = Literal["sqlite", "postgres"]
 # let through. A race lost twice in a row is rare; five is generous.
 DEFAULT_ATTEMPTS = 5
 
-# A replica frozen mid-transaction (stopped, partitioned) must not hold its
-# row locks for ever: PostgreSQL ends an idle transaction after this long. A
-# unit of work never idles (it runs to its end on one thread), so only a
-# stuck process hits it.
-IDLE_IN_TRANSACTION_TIMEOUT = "10s"
-# A lock not granted in this long fails the attempt (LockNotAvailable), which
-# is retried like any lost race, instead of queueing behind a stuck holder.
-LOCK_TIMEOUT = "5s"
 # Units of work a PostgreSQL-backed registry runs at once (threads and pooled
 # connections). A handful saturates 2 cores; more only queue on row locks.
 DEFAULT_POOL_SIZE = 8
@@ -138,6 +119,10 @@ class UniqueViolation(IntegrityError):
     """A unique or primary key already holds the value."""
 
 
+class DatabaseUnavailable(Exception):
+    """The database a setting names cannot be reached (said for a person)."""
+
+
 class LostRace(Exception):
     """Raised by a store inside a unit of work when a write found the row no
     longer as the rules read it (a guarded UPDATE changed nothing): a
@@ -180,6 +165,10 @@ def open_database(
     """The store a setting names (common.database_url), its schema created.
     DatabaseUnavailable if a PostgreSQL server does not answer in time."""
     if is_postgres(location):
+        # Imported here: psycopg and its pool take ~0.2 s to import, which
+        # every process on SQLite (the default) would pay at each start.
+        from common.database_postgres import PostgresDatabase  # noqa: PLC0415
+
         return PostgresDatabase(
             str(location), schema, pool_size=pool_size, connect_timeout=connect_timeout
         )
@@ -297,234 +286,3 @@ class SqliteDatabase:
         self._closed = True
         self._thread.submit(self._conn.raw.close).result()
         self._thread.shutdown()
-
-
-# --- PostgreSQL -------------------------------------------------------------
-
-
-class PgRow:
-    """A PostgreSQL row addressable by name and index, as sqlite3.Row is."""
-
-    __slots__ = ("_index", "_values")
-
-    def __init__(self, values: tuple[Any, ...], index: dict[str, int]) -> None:
-        self._values = values
-        self._index = index
-
-    def __getitem__(self, key: int | str, /) -> Any:
-        if isinstance(key, str):
-            return self._values[self._index[key]]
-        return self._values[key]
-
-    def __iter__(self) -> Iterator[Any]:
-        return iter(self._values)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, PgRow) and self._values == other._values
-
-    def __hash__(self) -> int:
-        return hash(self._values)
-
-    def __repr__(self) -> str:
-        return f"PgRow{self._values!r}"
-
-    def keys(self) -> list[str]:
-        return list(self._index)
-
-
-def _pg_row_factory(cursor: psycopg.Cursor[Any]) -> RowMaker[PgRow]:
-    index = {column.name: i for i, column in enumerate(cursor.description or ())}
-
-    def make(values: Sequence[Any]) -> PgRow:
-        return PgRow(tuple(values), index)
-
-    return make
-
-
-_PLACEHOLDER = re.compile(r"'[^']*'|\?|%")
-
-
-@lru_cache(maxsize=2048)
-def to_pyformat(sql: str) -> str:
-    """`?` placeholders as psycopg's `%s`, a literal `%` doubled (psycopg
-    reads `%` anywhere in a query with parameters); `?` in a string literal
-    is left alone."""
-
-    def replace(match: re.Match[str]) -> str:
-        text = match.group(0)
-        if text == "?":
-            return "%s"
-        return text.replace("%", "%%")
-
-    return _PLACEHOLDER.sub(replace, sql)
-
-
-class PgConnection:
-    dialect: Literal["postgres"] = "postgres"
-
-    def __init__(self, conn: psycopg.Connection[PgRow]) -> None:
-        self.raw = conn
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
-        # Always with a params tuple, even empty, so `%%` means `%` everywhere.
-        try:
-            return self.raw.execute(to_pyformat(sql), tuple(params))
-        except pg_errors.IntegrityError as error:
-            raise _pg_integrity(error) from error
-
-    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int:
-        # psycopg pipelines executemany (one round trip per batch, not per
-        # row) and sums rowcount over the rows.
-        try:
-            with self.raw.cursor() as cursor:
-                cursor.executemany(to_pyformat(sql), rows)
-                return cursor.rowcount
-        except pg_errors.IntegrityError as error:
-            raise _pg_integrity(error) from error
-
-    def copy_in(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-        try:
-            with (
-                self.raw.cursor() as cursor,
-                cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy,
-            ):
-                for row in rows:
-                    copy.write_row(row)
-        except pg_errors.IntegrityError as error:
-            raise _pg_integrity(error) from error
-
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        # Inside the unit of work's transaction, psycopg's transaction() is a savepoint.
-        with self.raw.transaction():
-            yield
-
-
-def _pg_integrity(error: pg_errors.IntegrityError) -> IntegrityError:
-    kind = UniqueViolation if isinstance(error, pg_errors.UniqueViolation) else IntegrityError
-    return kind(str(error).strip(), constraint=error.diag.constraint_name)
-
-
-# Lost races: run the whole unit of work again. A unique violation under READ
-# COMMITTED means a concurrent transaction committed a row this one's reads
-# did not see; deadlocks and lock timeouts abort one of the contenders.
-_LOST_RACE: tuple[type[BaseException], ...] = (
-    LostRace,
-    UniqueViolation,
-    pg_errors.SerializationFailure,
-    pg_errors.DeadlockDetected,
-    pg_errors.LockNotAvailable,
-)
-
-
-def _read_committed(conn: psycopg.Connection[PgRow]) -> None:
-    # PostgreSQL's default, said here because the retry above relies on it:
-    # each statement sees what committed before it, so a rerun sees the winner.
-    conn.isolation_level = psycopg.IsolationLevel.READ_COMMITTED
-
-
-# One advisory lock for creating any registry's schema: replicas creating the
-# same tables at once would otherwise race in PostgreSQL's catalog (CREATE
-# TABLE IF NOT EXISTS is not safe against a concurrent identical one). A
-# constant, not derived from the DDL, so replicas of two versions also wait.
-_SCHEMA_LOCK_KEY = zlib.crc32(b"lienthong registry schema")
-
-
-class DatabaseUnavailable(Exception):
-    """The database a setting names cannot be reached (said for a person)."""
-
-
-class PostgresDatabase:
-    dialect: Literal["postgres"] = "postgres"
-
-    def __init__(
-        self,
-        url: str,
-        schema: Schema,
-        *,
-        pool_size: int = DEFAULT_POOL_SIZE,
-        connect_timeout: float = CONNECT_TIMEOUT_SECONDS,
-    ) -> None:
-        self.location = redacted(url)
-        self._pool: ConnectionPool[psycopg.Connection[PgRow]] = ConnectionPool(
-            url,
-            min_size=1,
-            max_size=pool_size,
-            kwargs={
-                # Transactions are opened explicitly (conn.transaction()).
-                "autocommit": True,
-                "row_factory": _pg_row_factory,
-                "options": (
-                    f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_TIMEOUT} "
-                    f"-c lock_timeout={LOCK_TIMEOUT}"
-                ),
-            },
-            configure=_read_committed,
-            name=f"db-{self.location}",
-            open=False,
-        )
-        try:
-            self._pool.open(wait=True, timeout=connect_timeout)
-        except PoolTimeout:
-            self._pool.close()
-            raise DatabaseUnavailable(
-                f"cannot connect to {self.location} within {connect_timeout:g} s: "
-                "is the server running, and does the database exist?"
-            ) from None
-        self._threads = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix="postgres")
-        self._closed = threading.Event()
-
-        def create(conn: Connection) -> None:
-            conn.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK_KEY,))
-            assert isinstance(conn, PgConnection)
-            # No parameters: psycopg may send several statements at once.
-            conn.raw.execute(schema.postgres.encode())
-
-        self.run_sync(create, attempts=1)
-
-    def _transaction(self, work: Callable[[Connection], T], attempts: int) -> T:
-        attempt = 1
-        while True:
-            try:
-                with self._pool.connection() as raw, raw.transaction():
-                    return work(PgConnection(raw))
-            except _LOST_RACE as error:
-                if attempt >= attempts:
-                    if isinstance(error, IntegrityError):
-                        # The same key refused every time: not contention
-                        # but rules that did not check it (a bug: INTERNAL).
-                        raise
-                    raise self._unavailable(error) from error
-                log.debug("retrying after a lost race", attempt=attempt, error=str(error)[:200])
-                attempt += 1
-            except (psycopg.OperationalError, PoolTimeout) as error:
-                # The server went away, restarts, or every connection is
-                # busy: not the request's fault, and nothing was committed.
-                raise self._unavailable(error) from error
-
-    def _unavailable(self, error: BaseException) -> Unavailable:
-        """What the caller is told: UNAVAILABLE (retryable), not INTERNAL; the
-        cause goes to the log, not to the client."""
-        log.warning("database unavailable", database=self.location, error=str(error)[:300])
-        return Unavailable(
-            "the registry's database is unavailable or too contended just now; "
-            "nothing was changed, send the request again",
-            reason="DATABASE_UNAVAILABLE",
-        )
-
-    async def run(self, work: Callable[[Connection], T], *, attempts: int = DEFAULT_ATTEMPTS) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._threads, self._transaction, work, attempts)
-
-    def run_sync(self, work: Callable[[Connection], T], *, attempts: int = DEFAULT_ATTEMPTS) -> T:
-        return self._transaction(work, attempts)
-
-    def close(self) -> None:
-        if self._closed.is_set():
-            return
-        self._closed.set()
-        self._threads.shutdown()
-        self._pool.close()

@@ -29,7 +29,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import cast
 
-import psycopg
 import structlog
 from aiokafka import TopicPartition
 from prometheus_client import CollectorRegistry, Counter, Gauge
@@ -132,6 +131,10 @@ DOSSIERS_BY_STATE = "SELECT state, count(*) FROM dossiers GROUP BY state"
 OUTBOX_BACKLOG = "SELECT count(*), min(stored_at) FROM outbox WHERE published_at IS NULL"
 
 
+class StoreUnreadable(Exception):
+    """The saga store could not be read for a scrape (either engine's error)."""
+
+
 class StoreCollector(Collector):
     """Dossiers by state and the outbox's backlog, read from the saga store at
     each scrape. The scrape runs on the HTTP server's thread, not the event
@@ -142,8 +145,27 @@ class StoreCollector(Collector):
         self.database = database
 
     def _read(self) -> tuple[dict[int, int], int, float | None]:
+        """StoreUnreadable if the store cannot be read just now."""
         if is_postgres(self.database):
-            timeout_ms = round(STORE_READ_TIMEOUT_SECONDS * 1000)
+            return self._read_postgres()
+        try:
+            connection = sqlite3.connect(self.database, timeout=STORE_READ_TIMEOUT_SECONDS)
+            try:
+                counts = dict(connection.execute(DOSSIERS_BY_STATE))
+                waiting, stored_at = connection.execute(OUTBOX_BACKLOG).fetchone()
+            finally:
+                connection.close()
+        except sqlite3.Error as error:
+            raise StoreUnreadable(str(error)) from error
+        return counts, int(waiting), stored_at
+
+    def _read_postgres(self) -> tuple[dict[int, int], int, float | None]:
+        # Imported here: psycopg takes ~0.2 s to import, which a gateway on
+        # SQLite (the default) would pay at each start.
+        import psycopg  # noqa: PLC0415
+
+        timeout_ms = round(STORE_READ_TIMEOUT_SECONDS * 1000)
+        try:
             with psycopg.connect(
                 str(self.database),
                 connect_timeout=max(1, round(STORE_READ_TIMEOUT_SECONDS)),
@@ -152,15 +174,10 @@ class StoreCollector(Collector):
             ) as conn:
                 counts = {int(s): int(n) for s, n in conn.execute(DOSSIERS_BY_STATE).fetchall()}
                 row = conn.execute(OUTBOX_BACKLOG).fetchone()
-                assert row is not None
-                return counts, int(row[0]), row[1]
-        connection = sqlite3.connect(self.database, timeout=STORE_READ_TIMEOUT_SECONDS)
-        try:
-            counts = dict(connection.execute(DOSSIERS_BY_STATE))
-            waiting, stored_at = connection.execute(OUTBOX_BACKLOG).fetchone()
-        finally:
-            connection.close()
-        return counts, int(waiting), stored_at
+        except psycopg.Error as error:
+            raise StoreUnreadable(str(error)) from error
+        assert row is not None
+        return counts, int(row[0]), row[1]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         dossiers = GaugeMetricFamily(
@@ -180,7 +197,7 @@ class StoreCollector(Collector):
         )
         try:
             counts, waiting, stored_at = self._read()
-        except (sqlite3.Error, psycopg.Error) as error:
+        except StoreUnreadable as error:
             # The rest of the scrape still counts: these series are missing
             # from this one (Prometheus shows the gap), and the log says why.
             log.warning("saga store not read for metrics", error=str(error))

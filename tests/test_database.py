@@ -5,6 +5,8 @@ replicas over one PostgreSQL database is run again, not reported."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -287,3 +289,19 @@ def test_a_server_gone_mid_work_is_unavailable_not_internal(postgres_url: str) -
         assert db.run_sync(count) == 0
     finally:
         db.close()
+
+
+def test_a_process_on_sqlite_never_imports_the_postgresql_driver() -> None:
+    # psycopg and its pool take ~0.2 s to import: every gateway and registry
+    # start (a chaos replay restarts a gateway every 10 s) would pay it for
+    # nothing. common.database imports its PostgreSQL half only for a URL.
+    script = (
+        "import sys\n"
+        "import gateway.app, services.population.app, services.health.app, "
+        "services.insurance.app\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('psycopg', 'psycopg_pool')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]"
