@@ -408,6 +408,17 @@ MAX_BATCH = 500
 COMMIT_INTERVAL_SECONDS = 0.5
 
 
+def _fail_all(waiting: list[tuple[Event, asyncio.Future[None]]], tp: TopicPartition) -> None:
+    for _, done in waiting:
+        if not done.done():
+            done.set_exception(
+                PartitionRevokedError(
+                    f"{tp.topic}/{tp.partition} let go before the event was handled"
+                )
+            )
+    waiting.clear()
+
+
 class _PartitionWorker:
     """Handles one partition's records in order, a batch at a time."""
 
@@ -416,12 +427,19 @@ class _PartitionWorker:
         lease: Lease,
         process: Callable[[Lease, list[ConsumerRecord[bytes, bytes]]], Awaitable[None]],
         on_done: Callable[[_PartitionWorker], None],
+        process_local: Callable[[Lease, list[Event]], Awaitable[None]] | None = None,
     ) -> None:
         self.tp = lease.tp
         self.lease = lease
         self.process = process
+        self.process_local = process_local
         self.on_done = on_done
         self.backlog: list[ConsumerRecord[bytes, bytes]] = []
+        # Events handed over in this process instead of through the broker
+        # (PartitionedConsumer.deliver_locally), each with the future its
+        # sender awaits: done once the event's effects are durable, failed
+        # if the partition is let go first.
+        self.local: list[tuple[Event, asyncio.Future[None]]] = []
         self.arrived = asyncio.Event()
         self.idle = asyncio.Event()
         self.idle.set()
@@ -439,24 +457,65 @@ class _PartitionWorker:
         self.backlog.extend(records)
         self.arrived.set()
 
+    def add_local(self, event: Event) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.local.append((event, done))
+        self.arrived.set()
+        return done
+
     async def _run(self) -> None:
-        while True:
-            await self.arrived.wait()
-            self.arrived.clear()
-            while self.backlog:
-                batch, self.backlog = self.backlog[:MAX_BATCH], self.backlog[MAX_BATCH:]
-                self.idle.clear()
-                try:
-                    await self.process(self.lease, batch)
-                except PartitionRevokedError:
-                    # Not this process's any more: nothing is committed, the
-                    # owner reads the batch again from the committed offset.
-                    self.backlog.clear()
-                    return
-                finally:
-                    self.idle.set()
-                self.done_offset = self.next_offset = batch[-1].offset + 1
-                self.on_done(self)
+        try:
+            while True:
+                await self.arrived.wait()
+                self.arrived.clear()
+                while self.backlog or self.local:
+                    # Records and events handed over take turns, a batch each.
+                    if self.backlog and not await self._records():
+                        return
+                    if self.local and not await self._local():
+                        return
+        finally:
+            # Let go (stopped, cancelled, revoked): whoever handed an event
+            # over learns it was not handled, and sends it again.
+            _fail_all(self.local, self.tp)
+
+    async def _records(self) -> bool:
+        """One batch of records; False once the partition is not ours."""
+        batch, self.backlog = self.backlog[:MAX_BATCH], self.backlog[MAX_BATCH:]
+        self.idle.clear()
+        try:
+            await self.process(self.lease, batch)
+        except PartitionRevokedError:
+            # Not this process's any more: nothing is committed, the
+            # owner reads the batch again from the committed offset.
+            self.backlog.clear()
+            return False
+        finally:
+            self.idle.set()
+        self.done_offset = self.next_offset = batch[-1].offset + 1
+        self.on_done(self)
+        return True
+
+    async def _local(self) -> bool:
+        """One batch of events handed over; no offset moves for them."""
+        assert self.process_local is not None  # add_local is offered only with it
+        batch, self.local = self.local[:MAX_BATCH], self.local[MAX_BATCH:]
+        self.idle.clear()
+        try:
+            await self.process_local(self.lease, [event for event, _ in batch])
+        except PartitionRevokedError:
+            _fail_all(batch, self.tp)
+            self.backlog.clear()
+            return False
+        except BaseException:
+            _fail_all(batch, self.tp)
+            raise
+        finally:
+            self.idle.set()
+        for _, done in batch:
+            if not done.done():
+                done.set_result(None)
+        return True
 
     async def stop(self, grace: float) -> bool:
         """Drop what has not started (the next owner reads it again from the
@@ -464,6 +523,7 @@ class _PartitionWorker:
         seconds, else cancel it. Then nothing more is done for the partition.
         Returns whether a batch was cut short."""
         self.backlog.clear()
+        _fail_all(self.local, self.tp)
         cut_short = False
         if self.lease.valid and not self.task.done():
             try:
@@ -655,11 +715,7 @@ class PartitionedConsumer:
                 for tp, records in batches.items():
                     if tp not in assigned or tp not in self.epochs:
                         continue  # revoked since the fetch: the next owner reads it
-                    worker = self.workers.get(tp)
-                    if worker is None:
-                        lease = Lease(tp, self.epochs[tp], self.watch, self.trusted)
-                        worker = _PartitionWorker(lease, self._process, self._batch_done)
-                        self.workers[tp] = worker
+                    worker = self._worker(tp)
                     worker.add(records)
                     if len(worker.backlog) > PAUSE_BACKLOG:
                         self.consumer.pause(tp)
@@ -770,9 +826,38 @@ class PartitionedConsumer:
             )
         await self._commit(leaving)
 
+    def deliver_locally(self, tp: TopicPartition, event: Event) -> asyncio.Future[None] | None:
+        """Hand an event to this consumer's worker of `tp`, as if read from it,
+        when this process holds `tp` now: the future is done once the
+        handler made its effects durable (under the partition's epoch, as a
+        record's), and fails if the partition is let go first. None when
+        `tp` is not held here (or its lease lapsed): send it through the
+        broker instead. The event is checked first; a poison event is None."""
+        if tp not in self.epochs or tp in self._reread or tp not in self.consumer.assignment():
+            return None
+        try:
+            self.check(event)
+        except PoisonEventError:
+            return None
+        worker = self._worker(tp)
+        if not worker.lease.valid:
+            return None
+        return worker.add_local(event)
+
+    def _worker(self, tp: TopicPartition) -> _PartitionWorker:
+        worker = self.workers.get(tp)
+        if worker is None:
+            lease = Lease(tp, self.epochs[tp], self.watch, self.trusted)
+            worker = _PartitionWorker(lease, self._process, self._batch_done, self._handle_local)
+            self.workers[tp] = worker
+        return worker
+
+    async def _handle_local(self, lease: Lease, events: list[Event]) -> None:
+        await self._handle(lease, events, [], offset=None)
+
     async def _process(self, lease: Lease, records: list[ConsumerRecord[bytes, bytes]]) -> None:
-        """Handle one batch until it succeeds: the poison to the dead-letter
-        topic, the rest to the handler, retried with backoff on any failure."""
+        """Decode one batch of records: the poison to the dead-letter topic,
+        the rest to the handler."""
         events: list[Event] = []
         poison: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
         for record in records:
@@ -782,6 +867,20 @@ class PartitionedConsumer:
                 events.append(event)
             except PoisonEventError as error:
                 poison.append((record, str(error)))
+        await self._handle(lease, events, poison, offset=records[0].offset)
+
+    async def _handle(
+        self,
+        lease: Lease,
+        events: list[Event],
+        poison: list[tuple[ConsumerRecord[bytes, bytes], str]],
+        *,
+        offset: int | None,
+    ) -> None:
+        """Until it succeeds: the poison to the dead-letter topic, the events
+        to the handler, retried with backoff on any failure. `offset`: the
+        batch's first, for the log (None: events handed over in-process)."""
+        records = len(events) + len(poison)
         failures = 0
         while True:
             try:
@@ -801,8 +900,8 @@ class PartitionedConsumer:
                     topic=lease.tp.topic,
                     partition=lease.tp.partition,
                     epoch=lease.epoch,
-                    offset=records[0].offset,
-                    records=len(records),
+                    offset=offset,
+                    records=records,
                     why=str(revoked),
                 )
                 raise
@@ -815,8 +914,8 @@ class PartitionedConsumer:
                     consumer=self.name,
                     topic=lease.tp.topic,
                     partition=lease.tp.partition,
-                    offset=records[0].offset,
-                    records=len(records),
+                    offset=offset,
+                    records=records,
                     error=repr(error),
                     pause_s=round(pause, 3),
                 )

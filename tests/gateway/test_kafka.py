@@ -552,3 +552,89 @@ async def test_dead_letters_and_batches_retried_are_counted() -> None:
     labels = {"consumer": "steps", "topic": TOPIC}
     assert sample(registry, "lienthong_dead_letters_total", **labels) == 1
     assert sample(registry, "lienthong_batch_retries_total", **labels) == 1
+
+
+# --- events handed over in-process (gateway/local_outcomes.py) --------------------------
+
+
+def outcome(n: int) -> Event:
+    message = ev.StepOutcome(dossier_id=f"birth-{n}", step="register_birth")
+    return Event(
+        f"birth-{n}/register_birth/outcome", f"birth-{n}", message, dt.datetime.now(dt.UTC)
+    )
+
+
+async def test_an_event_handed_over_is_handled_under_the_partitions_lease_in_turn_with_its_records(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+) -> None:
+    consumer, fake, handler = running
+    await fake.assign(P0)
+    handler.hold = asyncio.Event()
+    fake.deliver(P0, 0)
+    await handler.started.wait()  # the record's batch is in flight
+    handed = consumer.deliver_locally(P0, outcome(7))
+    assert handed is not None
+    await asyncio.sleep(0.05)
+    assert not handed.done()  # waits for the batch before it: a partition's work is in order
+    handler.hold.set()
+    await asyncio.wait_for(handed, 5)
+    epoch = consumer.epochs[P0]
+    assert handler.handled == [
+        (epoch, "birth-0/register_birth"),
+        (epoch, "birth-7/register_birth/outcome"),
+    ]
+    await until(lambda: committed(fake, P0) == 1)
+    await asyncio.sleep(0.05)
+    # No offset is the handed-over event's: only the record's is committed.
+    assert {c[P0] for c in fake.commits if P0 in c} == {1}
+
+
+async def test_an_event_for_a_partition_not_held_here_is_left_to_the_broker(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+) -> None:
+    consumer, fake, handler = running
+    await fake.assign(P0)
+    assert consumer.deliver_locally(P1, outcome(1)) is None
+    await fake.revoke()
+    assert consumer.deliver_locally(P0, outcome(2)) is None
+    assert handler.handled == []
+
+
+async def test_an_event_handed_over_fails_if_its_partition_is_let_go_first(
+    running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
+) -> None:
+    consumer, fake, handler = running
+    await fake.assign(P0)
+    handler.hold = asyncio.Event()  # never set: the batch outlives the grace
+    fake.deliver(P0, 0)
+    await handler.started.wait()
+    handed = consumer.deliver_locally(P0, outcome(3))
+    assert handed is not None
+    await fake.revoke()
+    with pytest.raises(PartitionRevokedError):
+        await asyncio.wait_for(handed, 5)
+    assert handler.handled == []  # its sender sends it again; nothing was done here
+
+
+async def test_an_event_handed_over_is_not_handled_once_the_lease_lapses(now: list[float]) -> None:
+    fake, handler, vouched = FakeGroupConsumer(), Recorder(), [True]
+    consumer = partitioned(fake, handler, monotonic=lambda: now[0], trusted=lambda: vouched[0])
+    await consumer.start()
+    task = asyncio.create_task(consumer.run())
+    try:
+        await fake.assign(P0)
+        handler.hold = asyncio.Event()
+        fake.deliver(P0, 0)
+        await handler.started.wait()
+        handed = consumer.deliver_locally(P0, outcome(4))
+        assert handed is not None
+        vouched[0] = False
+        handler.hold.set()
+        with pytest.raises(PartitionRevokedError):
+            await asyncio.wait_for(handed, 5)
+        assert handler.handled == []
+        assert consumer.deliver_locally(P0, outcome(5)) is None
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
