@@ -47,6 +47,7 @@ from gateway.kafka import (
     static_membership_honoured,
 )
 from gateway.leases import LeasedConsumer, Roster
+from gateway.local_outcomes import LocalOutcomes
 from gateway.metrics import GatewayMetrics, register_gateway_collectors
 from gateway.outbox import Outbox
 from gateway.store import SagaStore, open_saga_store
@@ -207,15 +208,6 @@ async def _connect_and_run(
     kafka.producer = producer
     outbox.connect(lambda topic, event: send_alone(producer, topic, event))
     worker = SagaWorker(store, producer, topics, clock, changed)
-    executor = StepExecutor(
-        agencies,
-        producer,
-        topics,
-        clock,
-        retry_base_seconds=config.retry_base_seconds,
-        retry_cap_seconds=config.retry_cap_seconds,
-        metrics=metrics,
-    )
     leased = config.coordination == "store"
     joining = (
         Membership(
@@ -298,25 +290,40 @@ async def _connect_and_run(
     make_saga = group_consumer(
         topics.saga_group, saga_topics, SAGA_MAX_POLL_INTERVAL_MS, config.fetch_max_wait_ms
     )
+    saga = PartitionedConsumer(
+        name="saga",
+        consumer=make_saga(),
+        remake=make_saga,
+        topics=saga_topics,
+        handle=worker.handle_batch,
+        check=worker.check,
+        producer=producer,
+        deadletter_topic=topics.deadletter,
+        membership=joining,
+        owners=store,
+        owner_name=owner,
+        incarnations=incarnations(topics.saga_group),
+        group_id=topics.saga_group,
+        metrics=metrics,
+        trusted=trusted,
+    )
+    executor = StepExecutor(
+        agencies,
+        producer,
+        topics,
+        clock,
+        retry_base_seconds=config.retry_base_seconds,
+        retry_cap_seconds=config.retry_cap_seconds,
+        metrics=metrics,
+        deliver=(
+            LocalOutcomes(saga, producer, partition_counts).deliver
+            if config.local_outcomes
+            else None
+        ),
+    )
 
     consumers = [
-        PartitionedConsumer(
-            name="saga",
-            consumer=make_saga(),
-            remake=make_saga,
-            topics=saga_topics,
-            handle=worker.handle_batch,
-            check=worker.check,
-            producer=producer,
-            deadletter_topic=topics.deadletter,
-            membership=joining,
-            owners=store,
-            owner_name=owner,
-            incarnations=incarnations(topics.saga_group),
-            group_id=topics.saga_group,
-            metrics=metrics,
-            trusted=trusted,
-        ),
+        saga,
         # A consumer (a group) per agency lane: a batch waiting out one
         # agency's outage holds up only that agency's partitions, and each
         # lane commits its own offsets.

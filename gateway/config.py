@@ -113,6 +113,10 @@ class GatewayConfig:
     handover_grace_seconds: float
     # For a PostgreSQL saga store (see SessionTimeouts).
     db_timeouts: SessionTimeouts = SessionTimeouts()
+    # A step's outcome goes straight to this process's saga worker when it
+    # holds the outcome's partition, not through the broker
+    # (gateway/local_outcomes.py).
+    local_outcomes: bool = True
 
     @classmethod
     def from_env(cls) -> GatewayConfig:
@@ -151,6 +155,7 @@ class GatewayConfig:
             fetch_max_wait_ms=env_int("LIENTHONG_KAFKA_FETCH_MAX_WAIT_MS", 500),
             db_timeouts=SessionTimeouts.from_env(),
             linger_ms=env_int("LIENTHONG_KAFKA_LINGER_MS", 5),
+            local_outcomes=env_str("LIENTHONG_LOCAL_OUTCOMES", "1") not in ("0", "false", "no"),
         )
 
 

@@ -124,6 +124,12 @@ class PoisonEventError(Exception):
     """A record that can never be processed: it goes to the dead-letter topic."""
 
 
+def event_key(event: Event) -> bytes:
+    """The record key: the dossier, so that a dossier's events share a
+    partition in each topic, and keep their order there."""
+    return event.dossier_id.encode()
+
+
 def encode(event: Event) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     headers = [
         ("ce_id", event.event_id.encode()),
@@ -134,7 +140,7 @@ def encode(event: Event) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
         ("ce_subject", event.dossier_id.encode()),
         ("content-type", CONTENT_TYPE.encode()),
     ]
-    return event.dossier_id.encode(), event.message.SerializeToString(), headers
+    return event_key(event), event.message.SerializeToString(), headers
 
 
 def decode(key: bytes | None, value: bytes | None, headers: tuple[tuple[str, bytes], ...]) -> Event:

@@ -9,6 +9,7 @@ import asyncio
 import datetime as dt
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -66,6 +67,11 @@ def step_outcome(
     return outcome
 
 
+# Where a step's outcome goes: returns the future of its durability (the
+# broker's acknowledgement, or the saga's store transaction in this process).
+Deliver = Callable[[str, Event], Awaitable["asyncio.Future[Any]"]]
+
+
 class StepExecutor:
     def __init__(
         self,
@@ -77,9 +83,12 @@ class StepExecutor:
         retry_base_seconds: float,
         retry_cap_seconds: float,
         metrics: GatewayMetrics | None = None,
+        deliver: Deliver | None = None,
     ) -> None:
         self.agencies = agencies
         self.metrics = GatewayMetrics() if metrics is None else metrics
+        # Through the broker unless told otherwise (gateway/local_outcomes.py).
+        self.deliver: Deliver = deliver or (lambda topic, event: send(producer, topic, event))
         self.producer = producer
         self.topics = topics
         self.clock = clock
@@ -177,8 +186,7 @@ class StepExecutor:
             finished=finished,
         )
         lease.check()
-        acknowledged = await send(
-            self.producer,
+        acknowledged = await self.deliver(
             self.topics.step_outcomes,
             Event(
                 f"{command.dossier_id}/{command.step}/outcome",

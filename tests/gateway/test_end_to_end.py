@@ -227,6 +227,54 @@ async def test_birth_and_death_complete_with_every_result(
     assert death.HasField("due_at") and not death.deadline_breached
 
 
+async def test_a_steps_outcome_is_handled_in_the_gateways_own_process(
+    stack: Stack, channels: dict[str, grpc.aio.Channel]
+) -> None:
+    # One gateway holds every partition here: each outcome goes straight to
+    # its saga worker (gateway/local_outcomes.py), none through the broker,
+    # while the commands still do. The broker's topics are the oracle.
+    family = new_family(12)
+    await seed_families(channels, [family], born=BORN, died=DIED)
+    stub = gateway(channels)
+    birth_id = await submit_birth(stub, "e2e-local-outcomes", birth_form(family, BORN))
+    assert (await finished(stub, birth_id)).state == g.DOSSIER_STATE_COMPLETED
+    topics = Topics.with_prefix(stack.topic_prefix)
+    commands = [
+        r
+        for lane in topics.step_lanes.values()
+        for r in await _read_all(stack, lane, until=1)
+        if r.key == birth_id.encode()  # type: ignore[attr-defined]
+    ]
+    assert len(commands) == 4  # health, population twice, insurance
+    # A marker after the dossier completed, keyed like its outcomes (so in
+    # their partition, after any of them): read up to it, nothing else of
+    # this dossier is there. The marker repeats the first outcome's event id,
+    # which the saga already handled: it is dropped as a redelivery.
+    marker = Event(
+        f"{birth_id}/verify_birth_certificate/outcome",
+        birth_id,
+        ev.StepOutcome(dossier_id=birth_id, step="verify_birth_certificate"),
+        dt.datetime.now(dt.UTC),
+    )
+    key, value, headers = encode(marker)
+    producer = AIOKafkaProducer(bootstrap_servers=stack.bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topics.step_outcomes, key=key, value=value, headers=headers)
+    finally:
+        await producer.stop()
+    ours: list[object] = []
+    deadline = time.monotonic() + 60
+    while not ours and time.monotonic() < deadline:
+        ours = [
+            r
+            for r in await _read_all(stack, topics.step_outcomes, until=1)
+            if r.key == key  # type: ignore[attr-defined]
+        ]
+    assert [r.value for r in ours] == [value]  # type: ignore[attr-defined]
+    assert (await finished(stub, birth_id)).state == g.DOSSIER_STATE_COMPLETED
+
+
 async def test_not_eligible_for_the_allowance_still_completes(
     stack: Stack, channels: dict[str, grpc.aio.Channel]
 ) -> None:
