@@ -6,7 +6,10 @@ gateway's consumers, and from the beginning, so a console started beside a
 running stack shows its counters whole. The topics (proto/asyncapi.yaml):
 `dossiers` (submitted), `step-commands.<agency>` (a step started: the topic
 names the agency), `step-outcomes` (a step ended), `dossier-settled` (an
-end, with the final state).
+end, with the final state). An outcome the gateway handled in its own process
+(gateway/local_outcomes.py) is not in `step-outcomes`: its step's end is read
+from the dossier's timeline, which the next command and the settled
+announcement carry.
 """
 
 from __future__ import annotations
@@ -34,6 +37,12 @@ OUTCOMES = {
     ev.STEP_OUTCOME_KIND_REJECTED: "refused",
     # Nothing to do is the step done (e.g. no death notice to close).
     ev.STEP_OUTCOME_KIND_SKIPPED: "done",
+}
+# The same words for a step the dossier's timeline says ended.
+ENDED_STEPS = {
+    gw.STEP_STATE_SUCCEEDED: "done",
+    gw.STEP_STATE_REJECTED: "refused",
+    gw.STEP_STATE_SKIPPED: "done",
 }
 RETRY_SECONDS = 1.0
 
@@ -81,7 +90,7 @@ class Feed:
             agency = self._lanes.get(record.topic)
             if agency is None:
                 return []
-            return self.live.step_started(
+            return self._ended_steps(message.dossier) + self.live.step_started(
                 message.dossier_id or event.dossier_id,
                 message.step,
                 agency,
@@ -105,7 +114,7 @@ class Feed:
             )
         if isinstance(message, ev.DossierSettled):
             dossier = message.dossier
-            return self.live.settled(
+            return self._ended_steps(dossier) + self.live.settled(
                 dossier.dossier_id or event.dossier_id,
                 dossier_state(dossier.state),
                 event.time,
@@ -113,6 +122,24 @@ class Feed:
                 submitted_at=_stamp(dossier),
             )
         return []
+
+    def _ended_steps(self, dossier: gw.Dossier) -> list[Change]:
+        """The ends of steps seen started that the dossier's timeline says
+        are over (each once: the live state skips those it already ended)."""
+        changes: list[Change] = []
+        for step in dossier.timeline:
+            outcome = ENDED_STEPS.get(step.state)
+            if outcome is None or step.agency not in self._lanes.values():
+                continue  # still running, or the gateway's own step (never commanded)
+            changes += self.live.step_ended(
+                dossier.dossier_id,
+                step.name,
+                step.agency,
+                outcome,
+                step.finished_at.ToDatetime(tzinfo=dt.UTC),
+                if_running=True,
+            )
+        return changes
 
     async def run(self) -> None:
         """Until cancelled; a broker that is away (restarted by a scenario) is

@@ -180,14 +180,19 @@ class LiveState:
         at: dt.datetime,
         *,
         took_ms: float | None = None,
+        if_running: bool = False,
     ) -> list[Change]:
         """A step's outcome was published; `took_ms` (the agency call's own
-        time) stands in when its command was not seen."""
+        time) stands in when its command was not seen. `if_running`: only if
+        its start was seen and its end not yet (an end read from a
+        dossier's timeline, which names every step ended so far)."""
         with self._lock:
+            flight = self._in_flight.get(dossier_id)
+            if if_running and (flight is None or step not in flight.steps):
+                return []
             changes: list[Change] = [
                 ("step", _step(dossier_id, step, agency, phase="ended", outcome=outcome, at=at))
             ]
-            flight = self._in_flight.get(dossier_id)
             started = flight.steps.pop(step, None) if flight is not None else None
             if started is not None:
                 self._active[started[0]] = max(0, self._active.get(started[0], 0) - 1)
