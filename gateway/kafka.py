@@ -408,6 +408,11 @@ MAX_BATCH = 500
 COMMIT_INTERVAL_SECONDS = 0.5
 
 
+def _retrieved(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()
+
+
 def _fail_all(waiting: list[tuple[Event, asyncio.Future[None]]], tp: TopicPartition) -> None:
     for _, done in waiting:
         if not done.done():
@@ -459,6 +464,10 @@ class _PartitionWorker:
 
     def add_local(self, event: Event) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        # Its sender may be gone by the time it fails (its own batch cut short
+        # at a handover): read the failure here, so asyncio does not report
+        # it as never retrieved.
+        done.add_done_callback(_retrieved)
         self.local.append((event, done))
         self.arrived.set()
         return done
