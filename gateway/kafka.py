@@ -54,6 +54,13 @@ class PartitionRevokedError(Exception):
     """This process no longer owns the partition: its batch stops, unfinished."""
 
 
+class HandOverLostError(Exception):
+    """An event handed over in-process (PartitionedConsumer.deliver_locally)
+    was not handled: the partition it was handed to was let go first. Not a
+    PartitionRevokedError: the sender's own partition is still its own, and
+    its batch is retried (the event then goes wherever it goes next)."""
+
+
 class PartitionOwners(Protocol):
     """Who owns which partition, kept where the work's effects are (the saga
     store): a claim gives a larger epoch than any before it."""
@@ -417,9 +424,7 @@ def _fail_all(waiting: list[tuple[Event, asyncio.Future[None]]], tp: TopicPartit
     for _, done in waiting:
         if not done.done():
             done.set_exception(
-                PartitionRevokedError(
-                    f"{tp.topic}/{tp.partition} let go before the event was handled"
-                )
+                HandOverLostError(f"{tp.topic}/{tp.partition} let go before the event was handled")
             )
     waiting.clear()
 

@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry
 from gateway import kafka
 from gateway.events import Event, PoisonEventError, encode
 from gateway.kafka import (
+    HandOverLostError,
     Lease,
     Membership,
     PartitionedConsumer,
@@ -611,7 +612,7 @@ async def test_an_event_handed_over_fails_if_its_partition_is_let_go_first(
     handed = consumer.deliver_locally(P0, outcome(3))
     assert handed is not None
     await fake.revoke()
-    with pytest.raises(PartitionRevokedError):
+    with pytest.raises(HandOverLostError):
         await asyncio.wait_for(handed, 5)
     assert handler.handled == []  # its sender sends it again; nothing was done here
 
@@ -630,7 +631,7 @@ async def test_an_event_handed_over_is_not_handled_once_the_lease_lapses(now: li
         assert handed is not None
         vouched[0] = False
         handler.hold.set()
-        with pytest.raises(PartitionRevokedError):
+        with pytest.raises(HandOverLostError):
             await asyncio.wait_for(handed, 5)
         assert handler.handled == []
         assert consumer.deliver_locally(P0, outcome(5)) is None
@@ -638,3 +639,40 @@ async def test_an_event_handed_over_is_not_handled_once_the_lease_lapses(now: li
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_a_lost_hand_over_retries_the_senders_batch_and_its_partition_works_on() -> None:
+    # The executor hands an outcome to the saga's partition, which is let go
+    # before handling it: the executor's own partition is still its own, so
+    # its batch is run again (the outcome then goes elsewhere) and committed.
+    saga_fake, saga_handler = FakeGroupConsumer(), Recorder()
+    saga = partitioned(saga_fake, saga_handler)
+    saga_tp = TopicPartition(TOPIC, 1)
+    tries: list[bool] = []
+
+    async def hand_over(events: list[Event], lease: Lease) -> None:
+        handed = saga.deliver_locally(saga_tp, outcome(len(tries)))
+        tries.append(handed is not None)
+        if handed is not None:
+            await handed
+
+    lane_fake = FakeGroupConsumer()
+    lane = partitioned(lane_fake, hand_over)  # type: ignore[arg-type]
+    await saga.start()
+    await lane.start()
+    tasks = [asyncio.create_task(saga.run()), asyncio.create_task(lane.run())]
+    try:
+        await saga_fake.assign(saga_tp)
+        saga_handler.hold = asyncio.Event()  # never set: the saga's batch outlives the grace
+        saga_fake.deliver(saga_tp, 0)
+        await saga_handler.started.wait()
+        await lane_fake.assign(P0)
+        lane_fake.deliver(P0, 0)
+        await until(lambda: tries == [True])
+        await saga_fake.revoke()
+        await until(lambda: committed(lane_fake, P0) == 1)
+        assert tries[0] and not tries[-1]  # handed over, lost, then sent elsewhere
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
