@@ -6,6 +6,7 @@ No broker: assignments and revocations are the test's to make."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -209,6 +210,34 @@ def committed(fake: FakeGroupConsumer, tp: TopicPartition) -> int | None:
     return offsets[-1] if offsets else None
 
 
+async def a_batch_in_flight(
+    fake: FakeGroupConsumer, handler: Recorder, tp: TopicPartition = P0
+) -> asyncio.Event:
+    """`tp` assigned and its first record's batch held in the handler until
+    the event returned is set."""
+    await fake.assign(tp)
+    hold = handler.hold = asyncio.Event()
+    fake.deliver(tp, 0)
+    await handler.started.wait()
+    return hold
+
+
+@contextlib.asynccontextmanager
+async def consuming(*consumers: PartitionedConsumer) -> AsyncIterator[None]:
+    """The consumers started and running until the block ends; each then
+    ends by its cancellation, not by an error of its own."""
+    for consumer in consumers:
+        await consumer.start()
+    tasks = [asyncio.create_task(consumer.run()) for consumer in consumers]
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        ended = await asyncio.gather(*tasks, return_exceptions=True)
+        assert all(isinstance(e, asyncio.CancelledError) for e in ended), ended
+
+
 async def test_batches_are_handled_in_order_and_committed_after_them(
     running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
 ) -> None:
@@ -312,22 +341,13 @@ async def test_a_batch_in_flight_stops_once_the_coordination_no_longer_vouches_f
     vouched = [True]
     fake, handler = FakeGroupConsumer(), Recorder()
     consumer = partitioned(fake, handler, trusted=lambda: vouched[0])
-    await consumer.start()
-    task = asyncio.create_task(consumer.run())
-    try:
-        await fake.assign(P0)
-        handler.hold = asyncio.Event()
-        fake.deliver(P0, 0)
-        await handler.started.wait()
+    async with consuming(consumer):
+        hold = await a_batch_in_flight(fake, handler)
         vouched[0] = False
-        handler.hold.set()
+        hold.set()
         await until(consumer.workers[P0].task.done)
         assert handler.handled == []
         assert committed(fake, P0) is None
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 async def test_each_assignment_gives_a_new_epoch(
@@ -347,13 +367,10 @@ async def test_each_assignment_gives_a_new_epoch(
 async def frozen_with_a_batch_in_flight(
     consumer: PartitionedConsumer, fake: FakeGroupConsumer, handler: Recorder
 ) -> None:
-    await fake.assign(P0)
-    handler.hold = asyncio.Event()
-    fake.deliver(P0, 0)
-    await handler.started.wait()
+    hold = await a_batch_in_flight(fake, handler)
     # As after SIGSTOP: the loop was not seen alive for longer than the limit.
     consumer.watch.last_tick -= 10
-    handler.hold.set()
+    hold.set()
     await until(lambda: P0 in fake.paused())
 
 
@@ -569,15 +586,13 @@ async def test_an_event_handed_over_is_handled_under_the_partitions_lease_in_tur
     running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
 ) -> None:
     consumer, fake, handler = running
-    await fake.assign(P0)
-    handler.hold = asyncio.Event()
-    fake.deliver(P0, 0)
-    await handler.started.wait()  # the record's batch is in flight
+    hold = await a_batch_in_flight(fake, handler)
     handed = consumer.deliver_locally(P0, outcome(7))
     assert handed is not None
-    await asyncio.sleep(0.05)
+    fake.getmany_calls = 0
+    await until(lambda: fake.getmany_calls >= 3)  # the loop went round meanwhile
     assert not handed.done()  # waits for the batch before it: a partition's work is in order
-    handler.hold.set()
+    hold.set()
     await asyncio.wait_for(handed, 5)
     epoch = consumer.epochs[P0]
     assert handler.handled == [
@@ -585,7 +600,6 @@ async def test_an_event_handed_over_is_handled_under_the_partitions_lease_in_tur
         (epoch, "birth-7/register_birth/outcome"),
     ]
     await until(lambda: committed(fake, P0) == 1)
-    await asyncio.sleep(0.05)
     # No offset is the handed-over event's: only the record's is committed.
     assert {c[P0] for c in fake.commits if P0 in c} == {1}
 
@@ -605,10 +619,7 @@ async def test_an_event_handed_over_fails_if_its_partition_is_let_go_first(
     running: tuple[PartitionedConsumer, FakeGroupConsumer, Recorder],
 ) -> None:
     consumer, fake, handler = running
-    await fake.assign(P0)
-    handler.hold = asyncio.Event()  # never set: the batch outlives the grace
-    fake.deliver(P0, 0)
-    await handler.started.wait()
+    await a_batch_in_flight(fake, handler)  # never let go: it outlives the grace
     handed = consumer.deliver_locally(P0, outcome(3))
     assert handed is not None
     await fake.revoke()
@@ -620,25 +631,16 @@ async def test_an_event_handed_over_fails_if_its_partition_is_let_go_first(
 async def test_an_event_handed_over_is_not_handled_once_the_lease_lapses(now: list[float]) -> None:
     fake, handler, vouched = FakeGroupConsumer(), Recorder(), [True]
     consumer = partitioned(fake, handler, monotonic=lambda: now[0], trusted=lambda: vouched[0])
-    await consumer.start()
-    task = asyncio.create_task(consumer.run())
-    try:
-        await fake.assign(P0)
-        handler.hold = asyncio.Event()
-        fake.deliver(P0, 0)
-        await handler.started.wait()
+    async with consuming(consumer):
+        hold = await a_batch_in_flight(fake, handler)
         handed = consumer.deliver_locally(P0, outcome(4))
         assert handed is not None
         vouched[0] = False
-        handler.hold.set()
+        hold.set()
         with pytest.raises(HandOverLostError):
             await asyncio.wait_for(handed, 5)
         assert handler.handled == []
         assert consumer.deliver_locally(P0, outcome(5)) is None
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 async def test_a_lost_hand_over_retries_the_senders_batch_and_its_partition_works_on() -> None:
@@ -658,21 +660,12 @@ async def test_a_lost_hand_over_retries_the_senders_batch_and_its_partition_work
 
     lane_fake = FakeGroupConsumer()
     lane = partitioned(lane_fake, hand_over)  # type: ignore[arg-type]
-    await saga.start()
-    await lane.start()
-    tasks = [asyncio.create_task(saga.run()), asyncio.create_task(lane.run())]
-    try:
-        await saga_fake.assign(saga_tp)
-        saga_handler.hold = asyncio.Event()  # never set: the saga's batch outlives the grace
-        saga_fake.deliver(saga_tp, 0)
-        await saga_handler.started.wait()
+    async with consuming(saga, lane):
+        # Never let go: the saga's batch outlives the grace.
+        await a_batch_in_flight(saga_fake, saga_handler, saga_tp)
         await lane_fake.assign(P0)
         lane_fake.deliver(P0, 0)
         await until(lambda: tries == [True])
         await saga_fake.revoke()
         await until(lambda: committed(lane_fake, P0) == 1)
         assert tries[0] and not tries[-1]  # handed over, lost, then sent elsewhere
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
