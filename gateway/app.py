@@ -264,17 +264,24 @@ async def _connect_and_run(
 
         return make
 
-    def steps_consumer(
-        name: str, group_id: str, topic: str, fetch_max_wait_ms: int = config.fetch_max_wait_ms
+    def partitioned(
+        name: str,
+        group_id: str,
+        topics_read: list[str],
+        handler: SagaWorker | StepExecutor,
+        *,
+        max_poll_interval_ms: int,
+        fetch_max_wait_ms: int = config.fetch_max_wait_ms,
     ) -> PartitionedConsumer:
-        make = group_consumer(group_id, [topic], STEP_MAX_POLL_INTERVAL_MS, fetch_max_wait_ms)
+        """A group's consumer, its records handed to the handler's batches."""
+        make = group_consumer(group_id, topics_read, max_poll_interval_ms, fetch_max_wait_ms)
         return PartitionedConsumer(
             name=name,
             consumer=make(),
             remake=make,
-            topics=[topic],
-            handle=executor.handle_batch,
-            check=executor.check,
+            topics=topics_read,
+            handle=handler.handle_batch,
+            check=handler.check,
             producer=producer,
             deadletter_topic=topics.deadletter,
             membership=joining,
@@ -286,26 +293,12 @@ async def _connect_and_run(
             trusted=trusted,
         )
 
-    saga_topics = [topics.dossiers, topics.step_outcomes]
-    make_saga = group_consumer(
-        topics.saga_group, saga_topics, SAGA_MAX_POLL_INTERVAL_MS, config.fetch_max_wait_ms
-    )
-    saga = PartitionedConsumer(
-        name="saga",
-        consumer=make_saga(),
-        remake=make_saga,
-        topics=saga_topics,
-        handle=worker.handle_batch,
-        check=worker.check,
-        producer=producer,
-        deadletter_topic=topics.deadletter,
-        membership=joining,
-        owners=store,
-        owner_name=owner,
-        incarnations=incarnations(topics.saga_group),
-        group_id=topics.saga_group,
-        metrics=metrics,
-        trusted=trusted,
+    saga = partitioned(
+        "saga",
+        topics.saga_group,
+        [topics.dossiers, topics.step_outcomes],
+        worker,
+        max_poll_interval_ms=SAGA_MAX_POLL_INTERVAL_MS,
     )
     executor = StepExecutor(
         agencies,
@@ -328,7 +321,13 @@ async def _connect_and_run(
         # agency's outage holds up only that agency's partitions, and each
         # lane commits its own offsets.
         *(
-            steps_consumer(f"steps-{agency}", topics.lane_group(agency), topic)
+            partitioned(
+                f"steps-{agency}",
+                topics.lane_group(agency),
+                [topic],
+                executor,
+                max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
+            )
             for agency, topic in topics.step_lanes.items()
         ),
         # The topic before the lanes: an older gateway in the same deployment
@@ -336,8 +335,13 @@ async def _connect_and_run(
         # offsets committed before an upgrade still count.
         # Its commands are leftovers, not worth a short fetch window's idle
         # fetches: the client's default.
-        steps_consumer(
-            "steps", topics.legacy_steps_group, topics.step_commands, fetch_max_wait_ms=500
+        partitioned(
+            "steps",
+            topics.legacy_steps_group,
+            [topics.step_commands],
+            executor,
+            max_poll_interval_ms=STEP_MAX_POLL_INTERVAL_MS,
+            fetch_max_wait_ms=500,
         ),
     ]
     for consumer in consumers:
