@@ -31,12 +31,12 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from brokers import BrokerKind, RunningBroker, start_broker
+from common.processes import proc_stat
 
 TOPIC = "fetch-cost"
 PAYLOAD = b"x" * 300  # about a step outcome's size with its headers
@@ -53,8 +53,8 @@ class Figure:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    """User plus system CPU of a process, from /proc (Linux)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User plus system CPU of a process, from /proc (Linux): utime and stime."""
+    fields = proc_stat(pid)
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 

@@ -204,10 +204,17 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:
         return True
     with contextlib.suppress(OSError):
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = proc_stat(pid)
         if fields and fields[0] == "Z":
             return False
     return True
+
+
+def proc_stat(pid: int) -> list[str]:
+    """A process's /proc/<pid>/stat fields after its command name (Linux),
+    from the state on: the name, in parentheses, may hold spaces. OSError if
+    there is no such process."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def port_in_use(port: int, host: str = LOOPBACK) -> bool:
