@@ -22,7 +22,7 @@ from gateway.kafka import Lease, send, send_now
 from gateway.metrics import GatewayMetrics
 from gateway.procedures import PROCEDURES, StepPlan, UnknownProcedureError
 from gateway.saga import delivery_note
-from gateway.steps import StepDone, StepInput, succeeded
+from gateway.steps import Handler, StepDone, StepInput, succeeded
 from lienthong.events.v1 import events_pb2 as ev
 
 log = structlog.get_logger("steps")
@@ -138,27 +138,22 @@ class StepExecutor:
         with structlog.contextvars.bound_contextvars(dossier_id=commands[0].dossier_id):
             return [await self._run(command, lease) for command in commands]
 
-    async def _run(self, command: ev.StepCommand, lease: Lease) -> asyncio.Future[Any]:
-        """Run one step; returns the future of its outcome's acknowledgement."""
-        plan = plan_of(command)  # check() let it through
-        agency, handler = plan.agency, plan.handler
-        started = self.clock.now()
-        began = time.perf_counter()
+    async def _attempts(
+        self, command: ev.StepCommand, agency: str, handler: Handler, lease: Lease
+    ) -> tuple[int, str, StepDone]:
+        """Call the step's handler until it has an answer: (attempts, the
+        agency that answered, what it said). Transient failures are retried:
+        after the caller's own backoff while the agency's breaker is closed,
+        else when the breaker says (gateway/breaker.py). One wait per attempt."""
+        # While the agency is down, one step probes it and the rest wait.
+        await self.agencies.breaker(agency).admit()
         attempts = 0
         while True:
-            if handler is None:
-                # The gateway's own step (delivering the result), which the
-                # saga now does itself; a command for it sent by an older
-                # gateway, still in the topic, is run rather than dead-lettered.
-                attempts, done = 1, succeeded(delivery_note(command.dossier))
-                break
             attempts += 1
-            # While the agency is down, one step probes it and the rest wait.
-            await self.agencies.breaker(agency).admit()
             lease.check()
             try:
                 done = await handler(self.agencies, StepInput(command.dossier, command.step))
-                break
+                return attempts, agency, done
             except TransientAgencyError as error:
                 self.metrics.step_retried(error.agency, command.step)
                 pause = self.backoff(attempts)
@@ -173,9 +168,22 @@ class StepExecutor:
                     )
                 await breaker.before_retry(pause)
             except AgencyRefusalError as refusal:
-                agency = refusal.agency
                 done = StepDone(ev.STEP_OUTCOME_KIND_REJECTED, refusal.message, refusal.reason)
-                break
+                return attempts, refusal.agency, done
+
+    async def _run(self, command: ev.StepCommand, lease: Lease) -> asyncio.Future[Any]:
+        """Run one step; returns the future of its outcome's acknowledgement."""
+        plan = plan_of(command)  # check() let it through
+        agency, handler = plan.agency, plan.handler
+        started = self.clock.now()
+        began = time.perf_counter()
+        if handler is None:
+            # The gateway's own step (delivering the result), which the saga
+            # now does itself; a command for it sent by an older gateway,
+            # still in the topic, is run rather than dead-lettered.
+            attempts, done = 1, succeeded(delivery_note(command.dossier))
+        else:
+            attempts, agency, done = await self._attempts(command, agency, handler, lease)
         finished = self.clock.now()
         outcome = step_outcome(
             command,
