@@ -13,7 +13,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import grpc
@@ -110,28 +110,76 @@ async def until(condition: Callable[[], object], what: str, within: float) -> fl
 
 
 def concurrent_step_runs(stack: Stack, names: list[str]) -> int:
-    """How many times two gateways worked the same step of the same dossier
-    at once: each gateway's span of a step runs from its first attempt (the
-    step line's start, or its first retry) to its last sign of work."""
-    spans: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
-    for name in names:
-        seen: dict[tuple[str, str], list[float]] = {}
-        for line in log_lines(stack, name):
+    """How many steps (dossier, step) two gateways worked at once."""
+    return overlapping_runs({name: log_lines(stack, name) for name in names})
+
+
+def overlapping_runs(lines_by_gateway: Mapping[str, Iterable[dict[str, object]]]) -> int:
+    """Steps that two gateways worked at once, from their step log lines.
+    Each step line is one run, from its start (the line's time less its
+    duration) to the line. A retry line outside the same gateway's runs is a
+    moment of a run that never finished (cut short, or a zombie's): it counts
+    if another gateway was running the step then. Runs are kept apart, as the
+    replay's audit keeps them (scenarios/executions.py): one span from a
+    gateway's first line to its last merged two runs of one step into one,
+    and counted another gateway's run between them as an overlap."""
+    runs: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
+    for name, lines in lines_by_gateway.items():
+        moments: list[tuple[tuple[str, str], float]] = []
+        for line in lines:
             if line.get("logger") != "steps" or "step" not in line or "dossier_id" not in line:
                 continue
             key = (str(line["dossier_id"]), str(line["step"]))
             end = at(line)
-            start = end - float(str(line.get("duration_ms", 0))) / 1000
-            seen.setdefault(key, []).extend([start, end])
-        for key, times in seen.items():
-            spans.setdefault(key, []).append((min(times), max(times), name))
-    overlaps = 0
-    for runs in spans.values():
-        runs.sort()
-        for (_, end, one), (start, _, other) in itertools.pairwise(runs):
-            if one != other and start < end:
-                overlaps += 1
-    return overlaps
+            if line.get("event") == "step":
+                start = end - float(str(line.get("duration_ms", 0))) / 1000
+                runs.setdefault(key, []).append((start, end, name))
+            else:
+                moments.append((key, end))
+        for key, moment in moments:
+            own = [(s, e) for s, e, n in runs.get(key, []) if n == name]
+            if not any(s <= moment <= e for s, e in own):
+                runs.setdefault(key, []).append((moment, moment, name))
+    return sum(
+        any(
+            a[2] != b[2] and a[0] < b[1] and b[0] < a[1]
+            for a, b in itertools.combinations(step_runs, 2)
+        )
+        for step_runs in runs.values()
+    )
+
+
+def _line(event: str, at_s: float, duration_ms: float = 0.0) -> dict[str, object]:
+    return {
+        "logger": "steps",
+        "event": event,
+        "step": "issue_health_insurance_card",
+        "dossier_id": "d-1",
+        "duration_ms": duration_ms,
+        "timestamp": dt.datetime.fromtimestamp(1_800_000_000 + at_s, dt.UTC).isoformat(),
+    }
+
+
+RETRY = "agency unavailable; retrying"
+
+
+def test_two_gateways_working_a_step_at_once_are_counted() -> None:
+    # B retried the step while A was running it; A ran it while B did.
+    assert overlapping_runs({"a": [_line("step", 10, 10_000)], "b": [_line(RETRY, 5)]}) == 1
+    assert (
+        overlapping_runs({"a": [_line("step", 10, 10_000)], "b": [_line("step", 12, 4_000)]}) == 1
+    )
+
+
+def test_one_gateways_two_runs_around_anothers_are_not_an_overlap() -> None:
+    # A ran the step (cut short: a retry, no step line), then B, then A
+    # again: three runs one after another. One span from A's first line to
+    # its last counted B's run inside it.
+    a = [_line(RETRY, 2), _line("step", 21, 1_000)]
+    b = [_line("step", 15, 10_000)]
+    assert overlapping_runs({"a": a, "b": b}) == 0
+    # A's retry during its own second run is part of that run.
+    assert overlapping_runs({"a": [*a, _line(RETRY, 20.5)], "b": b}) == 0
 
 
 async def start_with_channels_closed(
