@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import itertools
 import json
 import os
 import signal
@@ -23,6 +22,7 @@ import pytest
 from cli.stack import Stack
 from databases.postgres import PostgresServer
 from lienthong.gateway.v1 import gateway_pb2 as g
+from scenarios.executions import Execution, count_executions
 from tests.gateway.test_end_to_end import (
     BORN,
     DIED,
@@ -119,12 +119,14 @@ def overlapping_runs(lines_by_gateway: Mapping[str, Iterable[dict[str, object]]]
     Each step line is one run, from its start (the line's time less its
     duration) to the line. A retry line outside the same gateway's runs is a
     moment of a run that never finished (cut short, or a zombie's): it counts
-    if another gateway was running the step then. Runs are kept apart, as the
-    replay's audit keeps them (scenarios/executions.py): one span from a
-    gateway's first line to its last merged two runs of one step into one,
-    and counted another gateway's run between them as an overlap."""
-    runs: dict[tuple[str, str], list[tuple[float, float, str]]] = {}
+    if another gateway was running the step then. Runs are kept apart and
+    compared as the replay's audit compares them (scenarios/executions.py):
+    one span from a gateway's first line to its last merged two runs of one
+    step into one, and counted another gateway's run between them as an
+    overlap."""
+    runs: list[Execution] = []
     for name, lines in lines_by_gateway.items():
+        finished: dict[tuple[str, str], list[Execution]] = {}
         moments: list[tuple[tuple[str, str], float]] = []
         for line in lines:
             if line.get("logger") != "steps" or "step" not in line or "dossier_id" not in line:
@@ -133,20 +135,16 @@ def overlapping_runs(lines_by_gateway: Mapping[str, Iterable[dict[str, object]]]
             end = at(line)
             if line.get("event") == "step":
                 start = end - float(str(line.get("duration_ms", 0))) / 1000
-                runs.setdefault(key, []).append((start, end, name))
+                finished.setdefault(key, []).append(Execution(*key, name, start, end))
             else:
                 moments.append((key, end))
-        for key, moment in moments:
-            own = [(s, e) for s, e, n in runs.get(key, []) if n == name]
-            if not any(s <= moment <= e for s, e in own):
-                runs.setdefault(key, []).append((moment, moment, name))
-    return sum(
-        any(
-            a[2] != b[2] and a[0] < b[1] and b[0] < a[1]
-            for a, b in itertools.combinations(step_runs, 2)
+        runs.extend(run for own in finished.values() for run in own)
+        runs.extend(
+            Execution(*key, name, moment, moment)
+            for key, moment in moments
+            if not any(r.started_s <= moment <= r.finished_s for r in finished.get(key, []))
         )
-        for step_runs in runs.values()
-    )
+    return count_executions(runs).concurrent_step_executions
 
 
 def _line(event: str, at_s: float, duration_ms: float = 0.0) -> dict[str, object]:
