@@ -9,7 +9,6 @@ with every log, after one that lost or duplicated something.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -30,7 +29,7 @@ from cli.stack import Stack
 from cli.store import GATEWAY_KIND, POSTGRES, SQLITE
 from cli.web.launch import WebConsole, print_address, start_console
 from cli.web.replay_stats import final_of, replay_stats
-from common import channels
+from common import channels, event_loop
 from common.clock import SystemClock, vietnam_today
 from common.database_url import redacted
 from gateway.events import Topics
@@ -278,7 +277,7 @@ def _run_scenario(
             )
         )
     with console.status(f"Seeding the registries ({scenario.population:,} citizens)…"):
-        seeded = asyncio.run(engine.seed(target, prepared))
+        seeded = event_loop.run(engine.seed(target, prepared))
     if show_progress:
         console.print(
             f"Seeded {seeded[0]:,} records in {seeded[1]:.1f} s; replaying {planned:,} "
@@ -314,7 +313,7 @@ def _run_scenario(
             )
 
     with bar if show_progress else _nothing(), MemorySampler(lambda: _pids(stack)) as memory:
-        result = asyncio.run(
+        result = event_loop.run(
             engine.replay(
                 scenario,
                 prepared,

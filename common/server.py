@@ -15,6 +15,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from common import event_loop
 from common.access import AccessPolicy, PolicyError
 from common.channels import TlsSettings, server_tls
 from common.observers import observers_for
@@ -139,6 +140,7 @@ async def run_registry(
         address=f"{host}:{running.port}",
         services=list(running.service_names),
         tls="mutual" if tls is not None else "NONE (insecure)",
+        event_loop=event_loop.running(),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

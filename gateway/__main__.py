@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-
+from common import event_loop
 from common.logging import configure_logging
 from common.switch_interval import hand_over_often
 from gateway.app import run_gateway
@@ -14,7 +13,7 @@ def main() -> None:
     hand_over_often()  # its saga store runs on a thread beside the loop
     config = GatewayConfig.from_env()
     configure_logging(service="gateway", verbose=config.verbose)
-    asyncio.run(run_gateway(config))
+    event_loop.run(run_gateway(config))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import structlog
 from aiokafka import AIOKafkaProducer
 
+from common import event_loop
 from common.channels import server_tls
 from common.clock import Clock, clock_from_env
 from common.database_url import redacted
@@ -417,6 +418,7 @@ async def run_gateway(config: GatewayConfig, clock: Clock | None = None) -> None
         address=f"{config.host}:{running.port}",
         kafka=config.bootstrap_servers,
         saga_store=redacted(config.database),
+        event_loop=event_loop.running(),
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

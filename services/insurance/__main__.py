@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import structlog
 
+from common import event_loop
 from common.database import DatabaseUnavailable
 from common.database_url import redacted
 from common.logging import configure_logging
@@ -31,7 +30,7 @@ def main() -> None:
         )
     except DatabaseUnavailable as error:
         raise SystemExit(f"cannot start: {error}") from None
-    asyncio.run(
+    event_loop.run(
         run_registry(
             bindings,
             process=config.name,
