@@ -151,6 +151,14 @@ def births_recorded(stack: Stack, families: list[Family]) -> tuple[int, int, int
     return citizens, residences, cards
 
 
+def test_every_process_of_the_stack_runs_on_uvloop(stack: Stack) -> None:
+    # Each says so in its start line; the loop is what the process's own
+    # coroutine found running, not the setting (common/event_loop.py).
+    for name in ("gateway", "population", "health", "insurance"):
+        listening = [line for line in read_log(stack, name).splitlines() if '"listening"' in line]
+        assert listening and all('"event_loop": "uvloop"' in line for line in listening), name
+
+
 async def test_the_card_carries_the_province_of_the_residence_not_of_the_registration(
     stack: Stack, channels: dict[str, grpc.aio.Channel]
 ) -> None:
