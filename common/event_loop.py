@@ -13,11 +13,12 @@ compare the two, or to debug with asyncio's own debug mode.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import uvloop
+
+from common.config import env_choice
 
 ENV = "LIENTHONG_EVENT_LOOP"
 CHOICES = ("uvloop", "asyncio")
@@ -26,27 +27,23 @@ DEFAULT = "uvloop"
 T = TypeVar("T")
 
 
-class EventLoopChoiceError(ValueError):
-    """LIENTHONG_EVENT_LOOP names no loop this module knows."""
-
-
-def loop_factory(choice: str | None = None) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The factory for `choice` (default: the environment's, else uvloop);
-    None means the standard library's own loop."""
-    name = (choice if choice is not None else os.environ.get(ENV, "")).strip() or DEFAULT
-    if name not in CHOICES:
-        raise EventLoopChoiceError(
-            f"{ENV}={name[:40]!r} is not an event loop lienthong knows: "
-            f"use one of {', '.join(CHOICES)}"
-        )
-    if name == "asyncio":
+def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The factory for the environment's choice (default uvloop); None means
+    the standard library's own loop. Any other name stops the process with a
+    message naming the choices (`env_choice`)."""
+    if env_choice(ENV, CHOICES, DEFAULT) == "asyncio":
         return None
     return uvloop.new_event_loop
 
 
-def run(main: Coroutine[Any, Any, T], *, choice: str | None = None) -> T:
+def run(main: Coroutine[Any, Any, T]) -> T:
     """asyncio.run on the chosen loop."""
-    with asyncio.Runner(loop_factory=loop_factory(choice)) as runner:
+    try:
+        factory = loop_factory()
+    except SystemExit:
+        main.close()  # never started: no "coroutine was never awaited" on the way out
+        raise
+    with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
 
 
