@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import uuid
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
 from typing import Any, TextIO
@@ -25,6 +26,26 @@ def mask_id_number(value: str) -> str:
     """Keep the province and century/sex digits and the last two: enough to
     tell records apart in a log, not enough to identify a person."""
     return _ID_NUMBER.sub(r"\1******\2", value)
+
+
+# A run of twelve digits or more: a random token holding one could be masked.
+_DIGIT_RUN = re.compile(r"[0-9]{12}")
+
+
+def loggable_token(length: int, *, draw: Callable[[], str] | None = None) -> str:
+    """A random hex token of `length` (at most 32) characters that the masking
+    leaves alone: no run of twelve decimal digits. A drawn token has one now
+    and then (a 16-character one about 1 time in 80, a 32-character one 1 in
+    30), and the lines naming a dossier or correlation id so masked would not
+    be found by searching the logs for it; such a draw is drawn again."""
+    while True:
+        token = (draw or _uuid_hex)()[:length]
+        if not _DIGIT_RUN.search(token):
+            return token
+
+
+def _uuid_hex() -> str:
+    return uuid.uuid4().hex
 
 
 def _masking(render: Callable[..., Any]) -> Callable[..., str]:

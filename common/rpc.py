@@ -18,7 +18,6 @@ import asyncio
 import datetime as dt
 import functools
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol, TypeAlias, cast
@@ -41,6 +40,7 @@ from common.errors import (
     Unavailable,
 )
 from common.injected_latency import InjectedLatency
+from common.logging import loggable_token
 from common.quoting import cap, quote
 
 log = structlog.get_logger("rpc")
@@ -159,7 +159,7 @@ def _header(context: grpc.aio.ServicerContext[Any, Any], name: str) -> str:
 
 
 def _correlation_id(context: grpc.aio.ServicerContext[Any, Any]) -> str:
-    return _header(context, CORRELATION_HEADER) or uuid.uuid4().hex
+    return _header(context, CORRELATION_HEADER) or loggable_token(32)
 
 
 def caller_of(context: grpc.aio.ServicerContext[Any, Any]) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -32,6 +31,7 @@ from google.protobuf.message import Message
 from common.clock import Clock, latest_past_day
 from common.config import DEFAULT_CLOCK_TOLERANCE_SECONDS
 from common.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from common.logging import loggable_token
 from common.quoting import quote
 from gateway import saga
 from gateway.events import Event, Topics
@@ -118,7 +118,7 @@ class GatewayServicer(pb_grpc.GatewayServiceServicer):
     def _new_dossier(self, group: ProcedureGroup[Any]) -> pb.Dossier:
         now = saga.timestamp(self.clock.now())
         return pb.Dossier(
-            dossier_id=f"{group.name}-{uuid.uuid4().hex[:16]}",
+            dossier_id=f"{group.name}-{loggable_token(16)}",
             kind=group.kind,
             state=pb.DOSSIER_STATE_RECEIVED,
             submitted_at=now,

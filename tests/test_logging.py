@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from common.logging import configure_logging
+from common.logging import configure_logging, loggable_token
 
 ID_NUMBER = "001099012345"
 MASKED = "0010******45"
@@ -80,3 +80,17 @@ def test_other_numbers_are_left_alone(output: io.StringIO) -> None:
     [line] = lines(output)
     fields = json.loads(line)
     assert (fields["short"], fields["unix_ms"]) == ("12345678901", 1764558716000)
+
+
+def test_a_drawn_token_with_twelve_digits_in_a_row_is_drawn_again() -> None:
+    draws = iter(["1234567890123abc" + "0" * 16, "ab12cd34ef56ab78" + "0" * 16])
+    assert loggable_token(16, draw=lambda: next(draws)) == "ab12cd34ef56ab78"
+
+
+def test_tokens_are_hex_of_the_length_asked_and_never_masked() -> None:
+    tokens = [loggable_token(16) for _ in range(5_000)] + [loggable_token(32) for _ in range(5_000)]
+    assert {len(t) for t in tokens} == {16, 32}
+    assert all(re.fullmatch(r"[0-9a-f]+", t) for t in tokens)
+    # Drawn plainly, about 1 in 80 of the short and 1 in 30 of the long ones
+    # would hold such a run: ~230 of these 10,000.
+    assert not any(re.search(r"[0-9]{12}", t) for t in tokens)
