@@ -32,20 +32,20 @@ def mask_id_number(value: str) -> str:
 _DIGIT_RUN = re.compile(r"[0-9]{12}")
 
 
-def loggable_token(length: int, *, draw: Callable[[], str] | None = None) -> str:
+def _uuid_hex() -> str:
+    return uuid.uuid4().hex
+
+
+def loggable_token(length: int, *, draw: Callable[[], str] = _uuid_hex) -> str:
     """A random hex token of `length` (at most 32) characters that the masking
     leaves alone: no run of twelve decimal digits. A drawn token has one now
     and then (a 16-character one about 1 time in 80, a 32-character one 1 in
     30), and the lines naming a dossier or correlation id so masked would not
     be found by searching the logs for it; such a draw is drawn again."""
     while True:
-        token = (draw or _uuid_hex)()[:length]
+        token = draw()[:length]
         if not _DIGIT_RUN.search(token):
             return token
-
-
-def _uuid_hex() -> str:
-    return uuid.uuid4().hex
 
 
 def _masking(render: Callable[..., Any]) -> Callable[..., str]:

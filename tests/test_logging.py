@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 import structlog
 
-from common.logging import configure_logging, loggable_token
+from common.logging import loggable_token, logging_configured
 
 ID_NUMBER = "001099012345"
 MASKED = "0010******45"
@@ -25,18 +25,11 @@ TWELVE_DIGITS = re.compile(r"(?<![0-9])[0-9]{12}(?![0-9])")
 @pytest.fixture
 def output(monkeypatch: pytest.MonkeyPatch) -> Iterator[io.StringIO]:
     """The process's logging configured as a server's, writing JSON to a
-    buffer; structlog's and the root logger's configuration restored after."""
-    saved = structlog.get_config()
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
+    buffer (not a terminal); the process's logging as it was restored after."""
     buffer = io.StringIO()
     monkeypatch.setattr(sys, "stdout", buffer)
-    configure_logging(service="test", json=True, cache_loggers=False)
-    yield buffer
-    structlog.configure(**saved)
-    structlog.contextvars.clear_contextvars()
-    root.handlers[:] = handlers
-    root.setLevel(level)
+    with logging_configured(service="test", verbose=True):
+        yield buffer
 
 
 def lines(buffer: io.StringIO) -> list[str]:
