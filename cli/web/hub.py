@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from cli.web.live import Change
@@ -55,6 +55,19 @@ class Hub:
             return
         with contextlib.suppress(RuntimeError):
             loop.call_soon_threadsafe(self.publish, changes)
+
+    def after_published(self, callback: Callable[[], None]) -> None:
+        """Run `callback` on the loop once every change published from other
+        threads so far is in the streams' queues (the loop runs its callbacks
+        in the order they came); at once if the loop is gone."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(callback)
+                return
+            except RuntimeError:
+                pass  # closed meanwhile
+        callback()
 
 
 def sse(event: str, data: Any) -> str:

@@ -87,8 +87,15 @@ class ConsoleServer:
         if server is None or thread is None:
             return
         stopping = getattr(self.app.state, "stopping", None)
-        if stopping is not None:
-            stopping.set()  # the event streams end on their next turn
+        hub = getattr(self.app.state, "hub", None)
+        if stopping is not None and hub is not None:
+            # The event streams end on their next turn, after what was
+            # published just before (a replay's final stats): set from this
+            # thread, a stream could see it set and end before the loop had
+            # queued that change for it (a CI run lost the final stats so).
+            hub.after_published(stopping.set)
+        elif stopping is not None:
+            stopping.set()
         server.should_exit = True
         thread.join(STOP_GRACE_SECONDS + 1)
         if thread.is_alive():
